@@ -1,0 +1,75 @@
+// Package access holds the value types shared by the request pipeline, the
+// policy engine, the grant store and the audit stream: who makes a request
+// (Caller), what the request does (Action) and what a grant allows
+// (Permission). It imports nothing of the project's, so every package may
+// import it.
+package access
+
+// Target kinds. An Action's Kind is one of these.
+const (
+	KindKubernetes = "kubernetes"
+)
+
+// Caller identifies who makes a proxied request: an agent session, acting on
+// behalf of a user. A Caller is built only after the session credential was
+// verified, so its fields can be trusted.
+type Caller struct {
+	// Session is the ID of the agent session.
+	Session string `json:"session"`
+	// Agent names the agent that runs in the session (for example "claude-code").
+	Agent string `json:"agent"`
+	// User is the human the agent acts for; grants are held by users.
+	User string `json:"user"`
+	// Groups are the user's groups, as asserted by the runner that created the session.
+	Groups []string `json:"groups,omitempty"`
+	// AuthMethod says how the caller authenticated to the proxy ("proxy-basic").
+	AuthMethod string `json:"auth_method,omitempty"`
+	// SourceAddr is the network address the request came from.
+	SourceAddr string `json:"source_address,omitempty"`
+}
+
+// Action is what one request does, as classified by its target's protocol.
+// Fields that do not apply to a request are empty. For Kubernetes the fields
+// follow kube-apiserver's RequestInfo.
+type Action struct {
+	// Kind is the target kind, for example KindKubernetes.
+	Kind string `json:"kind"`
+	// Target is the configured name of the target (a cluster, an account).
+	Target string `json:"target"`
+	// Verb is the Kubernetes verb (get, list, watch, create, update, patch,
+	// delete, deletecollection) or, for non-resource requests, the lower-case
+	// HTTP method.
+	Verb string `json:"verb"`
+	// ResourceRequest is false for Kubernetes non-resource URLs such as /version.
+	ResourceRequest bool `json:"resource_request"`
+	// APIGroup is the Kubernetes API group; "" is the core group.
+	APIGroup string `json:"api_group,omitempty"`
+	// APIVersion is the version of the API group.
+	APIVersion string `json:"api_version,omitempty"`
+	// Resource is the resource type, for example "pods".
+	Resource string `json:"resource,omitempty"`
+	// Subresource is for example "log", "exec" or "status".
+	Subresource string `json:"subresource,omitempty"`
+	// Namespace is empty for cluster-scoped requests.
+	Namespace string `json:"namespace,omitempty"`
+	// Name is the object name; empty for list, watch of a collection and create.
+	Name string `json:"name,omitempty"`
+	// Method is the HTTP method of the request.
+	Method string `json:"method"`
+	// Path is the URL path of the request, without the query.
+	Path string `json:"path"`
+}
+
+// Permission is one rule of what a grant allows, in the shape of a
+// Kubernetes RBAC PolicyRule. A Permission matches a resource request when
+// its Verbs, APIGroups and Resources (and ResourceNames, if any) match, and a
+// non-resource request when its Verbs and NonResourceURLs match. "*" matches
+// anything in the list it is in; a NonResourceURLs entry ending in "*" matches
+// by prefix.
+type Permission struct {
+	Verbs           []string `json:"verbs" yaml:"verbs"`
+	APIGroups       []string `json:"apiGroups,omitempty" yaml:"apiGroups"`
+	Resources       []string `json:"resources,omitempty" yaml:"resources"`
+	ResourceNames   []string `json:"resourceNames,omitempty" yaml:"resourceNames"`
+	NonResourceURLs []string `json:"nonResourceURLs,omitempty" yaml:"nonResourceURLs"`
+}

@@ -1,0 +1,121 @@
+// Package audit defines jitproxy's audit events and writes them to sinks.
+//
+// Audit is not logging: every request decision, grant state change, session
+// change and credential event becomes exactly one Event, with a versioned
+// schema that a SIEM can rely on. An Event never carries a secret: secrets are
+// secret.Value fields elsewhere and no Event field can hold one.
+package audit
+
+import (
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+)
+
+// SchemaVersion is the value of Event.Version for this schema. It changes
+// only when a field changes meaning or is removed; new fields keep it.
+const SchemaVersion = "jitproxy.audit/v1"
+
+// Event types.
+const (
+	TypeRequest            = "request"
+	TypeSessionCreated     = "session.created"
+	TypeSessionEnded       = "session.ended"
+	TypeGrantRequested     = "grant.requested"
+	TypeGrantApproved      = "grant.approved"
+	TypeGrantActivated     = "grant.activated"
+	TypeGrantDenied        = "grant.denied"
+	TypeGrantRevoked       = "grant.revoked"
+	TypeGrantExpired       = "grant.expired"
+	TypeCredentialMinted   = "credential.minted"
+	TypeCredentialReleased = "credential.released"
+)
+
+// Event is one audit record. Version, ID and Time are filled in by
+// Recorder.Record when left zero.
+type Event struct {
+	Version string    `json:"version"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+
+	// RequestID ties a request event to the log lines of the same request.
+	RequestID string `json:"request_id,omitempty"`
+	// Caller is the agent session of a proxied request.
+	Caller *access.Caller `json:"caller,omitempty"`
+	// Actor is who caused a control-plane event (a runner, a requester, an
+	// approver, or "jitproxy" for expiry).
+	Actor *Actor `json:"actor,omitempty"`
+	// Action is what a proxied request did.
+	Action *access.Action `json:"action,omitempty"`
+	// Decision is the policy decision for a proxied request.
+	Decision *Decision `json:"decision,omitempty"`
+	// Grant is the grant an event is about, or the grant that allowed a request.
+	Grant *Grant `json:"grant,omitempty"`
+	// Session is the session a session event is about.
+	Session *Session `json:"session,omitempty"`
+	// Credential describes a minted or released credential, never its value.
+	Credential *Credential `json:"credential,omitempty"`
+	// Outcome is what came of the event: the HTTP status returned to the agent.
+	Outcome *Outcome `json:"outcome,omitempty"`
+	// DurationMS is how long the request took, from receipt to the end of the
+	// response body (for watches: to the end of the stream).
+	DurationMS float64 `json:"duration_ms,omitempty"`
+}
+
+// Actor is the principal behind a control-plane event.
+type Actor struct {
+	Name    string   `json:"name"`
+	Groups  []string `json:"groups,omitempty"`
+	Session string   `json:"session,omitempty"`
+	Agent   string   `json:"agent,omitempty"`
+}
+
+// Decision is a policy decision. A deny is Allowed false with Reasons.
+type Decision struct {
+	Allowed bool     `json:"allowed"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Policies lists, for a deny, the access policies the caller could
+	// request a grant under to be allowed.
+	Policies []string `json:"policies,omitempty"`
+}
+
+// Grant is the audit view of a grant.
+type Grant struct {
+	ID        string    `json:"id"`
+	Policy    string    `json:"policy,omitempty"`
+	Version   string    `json:"policy_version,omitempty"`
+	State     string    `json:"state,omitempty"`
+	User      string    `json:"user,omitempty"`
+	Session   string    `json:"session,omitempty"`
+	Target    string    `json:"target,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Session is the audit view of an agent session.
+type Session struct {
+	ID        string    `json:"id"`
+	Agent     string    `json:"agent"`
+	User      string    `json:"user"`
+	Groups    []string  `json:"groups,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Credential describes a credential without its value.
+type Credential struct {
+	Provider  string    `json:"provider"`
+	Target    string    `json:"target,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Cached is true when the credential came from the cache, not a mint.
+	Cached bool `json:"cached,omitempty"`
+}
+
+// Outcome is the result of a request.
+type Outcome struct {
+	Status int `json:"status"`
+	// Error is a short, safe description of what failed, never internal detail.
+	Error string `json:"error,omitempty"`
+}

@@ -1,0 +1,164 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+)
+
+// ReasonNoGrant is the reason of a default deny.
+const ReasonNoGrant = "no active grant permits this request"
+
+// Input is what a decision is made on.
+type Input struct {
+	Caller access.Caller
+	Action access.Action
+	// Body is the request body decoded from JSON (maps, slices, strings,
+	// float64, bool, nil), or nil when the request has none or it is not JSON.
+	Body any
+	// Grants are the caller's active grants. Decide does not check their
+	// state or expiry: the caller passes only grants in force.
+	Grants []Grant
+}
+
+// Grant is the part of an active grant that policies see.
+type Grant struct {
+	ID          string
+	Policy      string
+	Target      string
+	Namespace   string // "" for a cluster-wide grant
+	Permissions []access.Permission
+}
+
+// Decision is the outcome of evaluating the policies for one Input. A deny
+// is a Decision with Allowed false, never an error.
+type Decision struct {
+	Allowed bool
+	// GrantIDs are the IDs of the grants that permit the request, sorted.
+	// They are set even when a forbid rule denies it.
+	GrantIDs []string
+	// Reasons says why: the forbid reasons of a forbidden request, or
+	// ReasonNoGrant, or for an allowed request the permitting grants.
+	Reasons []string
+}
+
+// Decide evaluates the policies for in. An error means the policies could
+// not be evaluated; the request must then be denied.
+func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	rs, err := e.query.Eval(ctx, rego.EvalInput(in.regoValue()))
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluate policies: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{}, fmt.Errorf("evaluate policies: got %d results, want 1", len(rs))
+	}
+	out, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return Decision{}, fmt.Errorf("evaluate policies: result is %T, want an object", rs[0].Expressions[0].Value)
+	}
+	permit, err := stringSet(out["permit"])
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluate policies: permit: %w", err)
+	}
+	forbid, err := stringSet(out["forbid"])
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluate policies: forbid: %w", err)
+	}
+	d := Decision{GrantIDs: permit}
+	switch {
+	case len(forbid) > 0:
+		d.Reasons = forbid
+	case len(permit) == 0:
+		d.Reasons = []string{ReasonNoGrant}
+	default:
+		d.Allowed = true
+		for _, id := range permit {
+			d.Reasons = append(d.Reasons, "permitted by grant "+id)
+		}
+	}
+	return d, nil
+}
+
+func stringSet(v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("got %T, want a set", v)
+	}
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		s, ok := item.(string)
+		if !ok {
+			return nil, fmt.Errorf("got a %T element, want strings", item)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// regoValue builds the policy input as plain maps and slices, which OPA
+// converts without a JSON round trip.
+func (in Input) regoValue() map[string]any {
+	grants := make([]any, len(in.Grants))
+	for i, g := range in.Grants {
+		perms := make([]any, len(g.Permissions))
+		for j, p := range g.Permissions {
+			perms[j] = map[string]any{
+				"verbs":           anySlice(p.Verbs),
+				"apiGroups":       anySlice(p.APIGroups),
+				"resources":       anySlice(p.Resources),
+				"resourceNames":   anySlice(p.ResourceNames),
+				"nonResourceURLs": anySlice(p.NonResourceURLs),
+			}
+		}
+		grants[i] = map[string]any{
+			"id":          g.ID,
+			"policy":      g.Policy,
+			"target":      g.Target,
+			"namespace":   g.Namespace,
+			"permissions": perms,
+		}
+	}
+	c, a := in.Caller, in.Action
+	m := map[string]any{
+		"caller": map[string]any{
+			"session":        c.Session,
+			"agent":          c.Agent,
+			"user":           c.User,
+			"groups":         anySlice(c.Groups),
+			"auth_method":    c.AuthMethod,
+			"source_address": c.SourceAddr,
+		},
+		"action": map[string]any{
+			"kind":             a.Kind,
+			"target":           a.Target,
+			"verb":             a.Verb,
+			"resource_request": a.ResourceRequest,
+			"api_group":        a.APIGroup,
+			"api_version":      a.APIVersion,
+			"resource":         a.Resource,
+			"subresource":      a.Subresource,
+			"namespace":        a.Namespace,
+			"name":             a.Name,
+			"method":           a.Method,
+			"path":             a.Path,
+		},
+		"grants": grants,
+	}
+	if in.Body != nil {
+		m["body"] = in.Body
+	}
+	return m
+}
+
+func anySlice(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+// Package authz decides whether a proxied request is allowed, by evaluating
+// Rego policies with the embedded OPA engine.
+//
+// Policies are compiled once, when the Engine is built, and evaluated per
+// request. A policy set is the package jitproxy.authz with two partial set
+// rules: permit (IDs of grants that allow the request) and forbid (reasons the
+// request must not happen). A request is allowed only when permit is not
+// empty and forbid is: deny by default, and forbid beats permit. An
+// evaluation error is returned as an error and the caller must deny.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// PolicyPackage is the Rego package jitproxy evaluates.
+const PolicyPackage = "jitproxy.authz"
+
+// engineModule reads the policy's rules so that a policy without a forbid
+// rule (or, failing its load check, a permit rule) evaluates to empty sets
+// rather than to undefined.
+const engineModule = `package jitproxy.engine
+
+permit := {id | some id in data.jitproxy.authz.permit}
+
+forbid := {reason | some reason in data.jitproxy.authz.forbid}
+`
+
+// Config configures an Engine.
+type Config struct {
+	// Policies holds the .rego files to load, at any depth. Files ending in
+	// _test.rego are skipped. Required.
+	Policies fs.FS
+}
+
+// Engine evaluates the compiled policies. It is safe for concurrent use.
+type Engine struct {
+	query rego.PreparedEvalQuery
+}
+
+// New loads and compiles the policies in cfg.Policies. It returns an error
+// when a file cannot be read or parsed, when the policies do not compile, or
+// when no module defines data.jitproxy.authz.permit (every request would be
+// denied, which is almost certainly a wrong policy directory).
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Policies == nil {
+		return nil, errors.New("authz: Config.Policies is required")
+	}
+	modules, err := loadModules(cfg.Policies)
+	if err != nil {
+		return nil, err
+	}
+	if !definesPermit(modules) {
+		return nil, fmt.Errorf("authz: no policy defines data.%s.permit", PolicyPackage)
+	}
+	opts := []func(*rego.Rego){
+		rego.Query("data.jitproxy.engine"),
+		rego.ParsedModule(ast.MustParseModule(engineModule)),
+		rego.StrictBuiltinErrors(true),
+	}
+	for _, m := range modules {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("authz: compile policies: %w", err)
+	}
+	return &Engine{query: pq}, nil
+}
+
+func loadModules(fsys fs.FS) ([]*ast.Module, error) {
+	var modules []*ast.Module
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || path.Ext(p) != ".rego" || strings.HasSuffix(p, "_test.rego") {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		m, err := ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return err
+		}
+		modules = append(modules, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("authz: load policies: %w", err)
+	}
+	if len(modules) == 0 {
+		return nil, errors.New("authz: no .rego policy files found")
+	}
+	return modules, nil
+}
+
+func definesPermit(modules []*ast.Module) bool {
+	want := ast.MustParseRef("data." + PolicyPackage)
+	for _, m := range modules {
+		if !m.Package.Path.Equal(want) {
+			continue
+		}
+		if slices.ContainsFunc(m.Rules, func(r *ast.Rule) bool { return r.Head.Name.Equal(ast.Var("permit")) || r.Head.Reference.String() == "permit" }) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,316 @@
+package jit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/secret"
+)
+
+// APIConfig configures the admin API.
+type APIConfig struct {
+	// ProxyURL is the forward proxy's address as agents reach it, for example
+	// http://127.0.0.1:8080. Session answers embed the session credential in it.
+	ProxyURL *url.URL
+	// CACertPEM is the CA certificate agents must trust.
+	CACertPEM []byte
+	// Targets describes the targets agents may reach through the proxy.
+	Targets []TargetInfo
+	Logger  *slog.Logger
+}
+
+// TargetInfo tells an agent how to reach one target through the proxy.
+type TargetInfo struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Server is the URL the agent's tool should address, for example
+	// https://kubernetes.demo for a kubeconfig.
+	Server string `json:"server"`
+}
+
+// API serves the admin API: sessions for runners; grant requests,
+// approvals, denials and revocations for people and agents.
+type API struct {
+	svc *Service
+	cfg APIConfig
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewAPI returns the admin API handler for svc.
+func NewAPI(svc *Service, cfg APIConfig) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{svc: svc, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	a.mux.HandleFunc("GET /v1/ca.pem", a.caCert)
+	a.handle("POST /v1/sessions", a.createSession)
+	a.handle("DELETE /v1/sessions/{id}", a.endSession)
+	a.handle("GET /v1/policies", a.listPolicies)
+	a.handle("POST /v1/grants", a.requestGrant)
+	a.handle("GET /v1/grants", a.listGrants)
+	a.handle("GET /v1/grants/{id}", a.getGrant)
+	a.handle("POST /v1/grants/{id}/approve", a.approve)
+	a.handle("POST /v1/grants/{id}/deny", a.deny)
+	a.handle("POST /v1/grants/{id}/revoke", a.revoke)
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+type apiHandler func(ctx context.Context, by Principal, r *http.Request) (status int, body any, err error)
+
+// handle registers h behind authentication and maps its result to JSON.
+func (a *API) handle(pattern string, h apiHandler) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		by, err := a.authenticate(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		status, body, err := h(r.Context(), by, r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// authenticate accepts a static identity's bearer token or an agent's
+// session credential (Basic, as in its proxy URL).
+func (a *API) authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
+		if p, ok := a.svc.cfg.Identities.Authenticate(secret.Value(strings.TrimSpace(token))); ok {
+			return p, nil
+		}
+		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+	}
+	if h == "" {
+		return Principal{}, fmt.Errorf("%w: send a bearer token or a session credential", ErrUnauthenticated)
+	}
+	id, sec, err := ParseSessionCredential(h)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	s, err := a.svc.AuthenticateSession(r.Context(), id, sec)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Name: s.User, Groups: s.Groups, Session: s.ID, Agent: s.Agent}, nil
+}
+
+// apiError is the JSON body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// writeError maps err to a status and a message safe to show: the
+// service's own messages for the errors it defines, a generic one otherwise.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	msg := "internal error; see the jitproxy log"
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		status, msg = http.StatusUnauthorized, err.Error()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="jitproxy"`)
+	case errors.Is(err, ErrForbidden):
+		status, msg = http.StatusForbidden, err.Error()
+	case errors.Is(err, ErrNotFound):
+		status, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, ErrInvalid):
+		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, ErrConflict):
+		status, msg = http.StatusConflict, err.Error()
+	default:
+		a.log.Error("admin api", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, apiError{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(body)
+}
+
+// decode reads a JSON body of at most 64 KiB; unknown fields are errors.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// parseDuration parses an optional duration such as "30m".
+func parseDuration(field, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %q is not a duration such as 30m or 2h", ErrInvalid, field, s)
+	}
+	return d, nil
+}
+
+func (a *API) caCert(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(a.cfg.CACertPEM)
+}
+
+// SessionAnswer is the answer to a session creation: all an agent needs.
+type SessionAnswer struct {
+	Session *Session `json:"session"`
+	// ProxyURL carries the session credential; it is the agent's HTTPS_PROXY.
+	ProxyURL  string       `json:"proxy_url"`
+	CACertPEM string       `json:"ca_cert_pem"`
+	Targets   []TargetInfo `json:"targets"`
+}
+
+func (a *API) createSession(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	var req struct {
+		Agent  string   `json:"agent"`
+		User   string   `json:"user"`
+		Groups []string `json:"groups"`
+		TTL    string   `json:"ttl"`
+	}
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	ttl, err := parseDuration("ttl", req.TTL)
+	if err != nil {
+		return 0, nil, err
+	}
+	s, sec, err := a.svc.CreateSession(ctx, by, SessionRequest{Agent: req.Agent, User: req.User, Groups: req.Groups, TTL: ttl})
+	if err != nil {
+		return 0, nil, err
+	}
+	u := *a.cfg.ProxyURL
+	u.User = url.UserPassword(s.ID, sec.Reveal())
+	return http.StatusCreated, SessionAnswer{Session: s, ProxyURL: u.String(), CACertPEM: string(a.cfg.CACertPEM), Targets: a.cfg.Targets}, nil
+}
+
+func (a *API) endSession(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	if err := a.svc.EndSession(ctx, by, r.PathValue("id")); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// PolicyView is the API's description of an access policy.
+type PolicyView struct {
+	Name            string   `json:"name"`
+	Description     string   `json:"description,omitempty"`
+	Target          string   `json:"target"`
+	Namespaces      []string `json:"namespaces,omitempty"`
+	ClusterWide     bool     `json:"cluster_wide,omitempty"`
+	DefaultDuration string   `json:"default_duration"`
+	MaxDuration     string   `json:"max_duration"`
+	Approvals       int      `json:"approvals_required"`
+}
+
+func (a *API) listPolicies(_ context.Context, by Principal, _ *http.Request) (int, any, error) {
+	out := []PolicyView{}
+	for _, p := range a.svc.cfg.Policies.All() {
+		if p.Subjects.Matches(by.Name, by.Groups) || a.svc.isAdmin(by) {
+			out = append(out, PolicyView{
+				Name: p.Name, Description: p.Description, Target: p.Target, Namespaces: p.Namespaces,
+				ClusterWide: p.ClusterWide, DefaultDuration: p.Duration.Default.String(),
+				MaxDuration: p.Duration.Max.String(), Approvals: p.Approval.Required,
+			})
+		}
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) requestGrant(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	var req struct {
+		Policy    string `json:"policy"`
+		Namespace string `json:"namespace"`
+		Duration  string `json:"duration"`
+		Reason    string `json:"reason"`
+		Session   string `json:"session"`
+	}
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	d, err := parseDuration("duration", req.Duration)
+	if err != nil {
+		return 0, nil, err
+	}
+	g, err := a.svc.RequestGrant(ctx, by, GrantRequest{Policy: req.Policy, Namespace: req.Namespace, Duration: d, Reason: req.Reason, Session: req.Session})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, g, nil
+}
+
+func (a *API) listGrants(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	q := r.URL.Query()
+	gs, err := a.svc.List(ctx, by, ListFilter{State: State(strings.ToUpper(q.Get("state"))), User: q.Get("user")})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gs, nil
+}
+
+func (a *API) getGrant(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	g, err := a.svc.Get(ctx, by, r.PathValue("id"))
+	return http.StatusOK, g, err
+}
+
+// decision is the body of approve, deny and revoke.
+type decisionBody struct {
+	Comment string `json:"comment"`
+}
+
+func (a *API) decide(r *http.Request) (string, error) {
+	var body decisionBody
+	if r.ContentLength == 0 {
+		return "", nil
+	}
+	err := decode(r, &body)
+	return body.Comment, err
+}
+
+func (a *API) approve(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	c, err := a.decide(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	g, err := a.svc.Approve(ctx, by, r.PathValue("id"), c)
+	return http.StatusOK, g, err
+}
+
+func (a *API) deny(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	c, err := a.decide(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	g, err := a.svc.Deny(ctx, by, r.PathValue("id"), c)
+	return http.StatusOK, g, err
+}
+
+func (a *API) revoke(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	c, err := a.decide(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	g, err := a.svc.Revoke(ctx, by, r.PathValue("id"), c)
+	return http.StatusOK, g, err
+}

@@ -1,0 +1,110 @@
+package jit
+
+import (
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
+)
+
+// State is a grant's state.
+type State string
+
+// Grant states.
+const (
+	StatePending State = "PENDING"
+	StateActive  State = "ACTIVE"
+	StateDenied  State = "DENIED"
+	StateExpired State = "EXPIRED"
+	StateRevoked State = "REVOKED"
+)
+
+// Ended reports whether s is final.
+func (s State) Ended() bool { return s == StateDenied || s == StateExpired || s == StateRevoked }
+
+// Grant is a request for, and once ACTIVE the holding of, the access an
+// access policy describes. Scope, approvers and credential are copied from
+// the policy when the grant is requested, so a later policy change never
+// widens or narrows a grant already given.
+type Grant struct {
+	ID            string `json:"id"`
+	Policy        string `json:"policy"`
+	PolicyVersion string `json:"policy_version"`
+	Target        string `json:"target"`
+	// Namespace is "" for a cluster-wide grant.
+	Namespace   string              `json:"namespace,omitempty"`
+	Permissions []access.Permission `json:"permissions"`
+	Credential  CredentialSpec      `json:"credential"`
+
+	// User holds the grant. Session, when set, limits it to one agent session.
+	User    string `json:"user"`
+	Session string `json:"session,omitempty"`
+	// RequestedBy is the principal that asked: the user, or an agent session.
+	RequestedBy Requester     `json:"requested_by"`
+	Reason      string        `json:"reason"`
+	Duration    time.Duration `json:"duration_ns"`
+
+	State             State      `json:"state"`
+	RequiredApprovals int        `json:"required_approvals"`
+	Approvers         Subjects   `json:"approvers"`
+	Approvals         []Decision `json:"approvals,omitempty"`
+	Denial            *Decision  `json:"denial,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	// PendingUntil is when an unapproved request expires.
+	PendingUntil time.Time `json:"pending_until,omitzero"`
+	ActivatedAt  time.Time `json:"activated_at,omitzero"`
+	// ExpiresAt is when an ACTIVE grant ends.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	// EndedBy and EndReason say who ended the grant and why.
+	EndedBy   string `json:"ended_by,omitempty"`
+	EndReason string `json:"end_reason,omitempty"`
+}
+
+// Requester is who asked for a grant.
+type Requester struct {
+	Name    string `json:"name"`
+	Session string `json:"session,omitempty"`
+	Agent   string `json:"agent,omitempty"`
+}
+
+// Decision is one approval or denial.
+type Decision struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// StateAt returns the grant's state at now: a PENDING or ACTIVE grant whose
+// deadline has passed is EXPIRED, whether or not that was yet recorded.
+func (g *Grant) StateAt(now time.Time) State {
+	switch {
+	case g.State == StateActive && !now.Before(g.ExpiresAt):
+		return StateExpired
+	case g.State == StatePending && !now.Before(g.PendingUntil):
+		return StateExpired
+	}
+	return g.State
+}
+
+// deadline is when the grant's current state ends by itself.
+func (g *Grant) deadline() time.Time {
+	if g.State == StatePending {
+		return g.PendingUntil
+	}
+	return g.ExpiresAt
+}
+
+// appliesTo reports whether the grant covers requests of the session s.
+func (g *Grant) appliesTo(s *Session) bool {
+	return g.User == s.User && (g.Session == "" || g.Session == s.ID)
+}
+
+func (g *Grant) auditView() *audit.Grant {
+	return &audit.Grant{
+		ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, State: string(g.State),
+		User: g.User, Session: g.Session, Target: g.Target, Namespace: g.Namespace,
+		Reason: g.Reason, ExpiresAt: g.ExpiresAt,
+	}
+}

@@ -1,0 +1,234 @@
+package jit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/audit"
+)
+
+// GrantRequest asks for a grant under an access policy.
+type GrantRequest struct {
+	Policy string
+	// Namespace is required unless the policy is cluster-wide.
+	Namespace string
+	// Duration defaults to the policy's default and may not exceed its max.
+	Duration time.Duration
+	// Reason is required: it is what approvers and auditors read.
+	Reason string
+	// Session optionally limits a person's grant to one of their agent
+	// sessions. An agent's grant is always limited to its own session.
+	Session string
+}
+
+// RequestGrant creates a grant. It is ACTIVE at once when the policy needs
+// no approval, PENDING otherwise.
+func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantRequest) (*Grant, error) {
+	p := s.cfg.Policies.Get(req.Policy)
+	if p == nil {
+		return nil, fmt.Errorf("access policy %q: %w", req.Policy, ErrNotFound)
+	}
+	if !p.Subjects.Matches(by.Name, by.Groups) {
+		return nil, fmt.Errorf("%w: %s may not request access policy %q", ErrForbidden, by.Name, p.Name)
+	}
+	if !slices.Contains(s.cfg.Targets, p.Target) {
+		return nil, fmt.Errorf("%w: access policy %q names target %q, which this jitproxy does not serve", ErrInvalid, p.Name, p.Target)
+	}
+	if !p.allowsNamespace(req.Namespace) {
+		if p.ClusterWide {
+			return nil, fmt.Errorf("%w: access policy %q is cluster-wide; request it without a namespace", ErrInvalid, p.Name)
+		}
+		return nil, fmt.Errorf("%w: access policy %q allows namespaces %v, not %q", ErrInvalid, p.Name, p.Namespaces, req.Namespace)
+	}
+	d := req.Duration
+	if d == 0 {
+		d = p.Duration.Default
+	}
+	if d < 0 {
+		return nil, fmt.Errorf("%w: duration must be positive", ErrInvalid)
+	}
+	if d > p.Duration.Max {
+		return nil, fmt.Errorf("%w: duration %s exceeds the maximum %s of access policy %q", ErrInvalid, d, p.Duration.Max, p.Name)
+	}
+	if req.Reason == "" {
+		return nil, fmt.Errorf("%w: a reason is required", ErrInvalid)
+	}
+	session := req.Session
+	if by.IsAgent() {
+		if session != "" && session != by.Session {
+			return nil, fmt.Errorf("%w: an agent can request grants only for its own session", ErrForbidden)
+		}
+		session = by.Session
+	} else if session != "" {
+		ss, err := s.store.getSession(ctx, session)
+		if err != nil || ss.User != by.Name {
+			return nil, fmt.Errorf("%w: %s has no session %s", ErrInvalid, by.Name, session)
+		}
+	}
+	now := s.now()
+	g := &Grant{
+		ID: newID("g-"), Policy: p.Name, PolicyVersion: p.Version,
+		Target: p.Target, Namespace: req.Namespace, Permissions: p.Permissions, Credential: p.Credential,
+		User: by.Name, Session: session,
+		RequestedBy: Requester{Name: by.Name, Session: by.Session, Agent: by.Agent},
+		Reason:      req.Reason, Duration: d,
+		State: StatePending, RequiredApprovals: p.Approval.Required, Approvers: p.Approval.Approvers,
+		CreatedAt: now, PendingUntil: now.Add(p.Approval.Timeout),
+	}
+	if p.Approval.Required == 0 {
+		g.activate(now)
+	}
+	if err := s.store.createGrant(ctx, g); err != nil {
+		return nil, err
+	}
+	s.cache.invalidate()
+	requested := *g
+	requested.State = StatePending
+	s.record(ctx, audit.Event{Type: audit.TypeGrantRequested, Actor: by.actor(), Grant: requested.auditView()})
+	if g.State == StateActive {
+		s.record(ctx, audit.Event{Type: audit.TypeGrantActivated, Actor: systemActor, Grant: g.auditView()})
+	}
+	return g, nil
+}
+
+func (g *Grant) activate(now time.Time) {
+	g.State = StateActive
+	g.ActivatedAt = now
+	g.ExpiresAt = now.Add(g.Duration)
+}
+
+// checkApprover returns an error unless by may approve or deny g.
+func (s *Service) checkApprover(by Principal, g *Grant) error {
+	switch {
+	case by.IsAgent():
+		return fmt.Errorf("%w: agents cannot approve or deny grants", ErrForbidden)
+	case by.Name == g.User || by.Name == g.RequestedBy.Name:
+		return fmt.Errorf("%w: %s cannot approve or deny their own request", ErrForbidden, by.Name)
+	case !g.Approvers.Matches(by.Name, by.Groups):
+		return fmt.Errorf("%w: %s is not an approver of access policy %q", ErrForbidden, by.Name, g.Policy)
+	}
+	return nil
+}
+
+// Approve records by's approval of a PENDING grant; the grant becomes ACTIVE
+// once it has the approvals its policy requires.
+func (s *Service) Approve(ctx context.Context, by Principal, id, comment string) (*Grant, error) {
+	now := s.now()
+	_, g, err := s.store.updateGrant(ctx, id, func(g *Grant) error {
+		if err := s.checkApprover(by, g); err != nil {
+			return err
+		}
+		if st := g.StateAt(now); st != StatePending {
+			return fmt.Errorf("%w: grant %s is %s, not PENDING", ErrConflict, id, st)
+		}
+		if slices.ContainsFunc(g.Approvals, func(d Decision) bool { return d.By == by.Name }) {
+			return fmt.Errorf("%w: %s has already approved grant %s", ErrConflict, by.Name, id)
+		}
+		g.Approvals = append(g.Approvals, Decision{By: by.Name, At: now, Comment: comment})
+		if len(g.Approvals) >= g.RequiredApprovals {
+			g.activate(now)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cache.invalidate()
+	s.record(ctx, audit.Event{Type: audit.TypeGrantApproved, Actor: by.actor(), Grant: g.auditView()})
+	if g.State == StateActive {
+		s.record(ctx, audit.Event{Type: audit.TypeGrantActivated, Actor: systemActor, Grant: g.auditView()})
+	}
+	return g, nil
+}
+
+// Deny ends a PENDING grant as DENIED.
+func (s *Service) Deny(ctx context.Context, by Principal, id, reason string) (*Grant, error) {
+	now := s.now()
+	_, g, err := s.store.updateGrant(ctx, id, func(g *Grant) error {
+		if err := s.checkApprover(by, g); err != nil {
+			return err
+		}
+		if st := g.StateAt(now); st != StatePending {
+			return fmt.Errorf("%w: grant %s is %s, not PENDING", ErrConflict, id, st)
+		}
+		g.State, g.EndedAt, g.EndedBy, g.EndReason = StateDenied, now, by.Name, reason
+		g.Denial = &Decision{By: by.Name, At: now, Comment: reason}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cache.invalidate()
+	s.record(ctx, audit.Event{Type: audit.TypeGrantDenied, Actor: by.actor(), Grant: g.auditView()})
+	return g, nil
+}
+
+// Revoke ends a PENDING or ACTIVE grant as REVOKED. The grant's user, its
+// approvers and admins may revoke it.
+func (s *Service) Revoke(ctx context.Context, by Principal, id, reason string) (*Grant, error) {
+	g, err := s.store.getGrant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.canSee(by, g) {
+		return nil, fmt.Errorf("grant %s: %w", id, ErrNotFound)
+	}
+	return s.end(ctx, id, by.actor(), StateRevoked, reason)
+}
+
+// end moves a PENDING or ACTIVE grant to the final state to, records it and,
+// if it was ACTIVE, calls OnGrantEnd. A grant already ended is ErrConflict.
+func (s *Service) end(ctx context.Context, id string, by *audit.Actor, to State, reason string) (*Grant, error) {
+	now := s.now()
+	before, g, err := s.store.updateGrant(ctx, id, func(g *Grant) error {
+		if g.State.Ended() {
+			return fmt.Errorf("%w: grant %s is already %s", ErrConflict, id, g.State)
+		}
+		if to == StateExpired && g.StateAt(now) != StateExpired {
+			return fmt.Errorf("%w: grant %s is not due to expire", ErrConflict, id)
+		}
+		if to == StateRevoked && g.StateAt(now) == StateExpired {
+			to, by, reason = StateExpired, systemActor, "expired"
+		}
+		g.State, g.EndedAt, g.EndedBy, g.EndReason = to, now, by.Name, reason
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cache.invalidate()
+	typ := audit.TypeGrantRevoked
+	if g.State == StateExpired {
+		typ = audit.TypeGrantExpired
+	}
+	s.record(ctx, audit.Event{Type: typ, Actor: by, Grant: g.auditView()})
+	if before.State == StateActive && s.cfg.OnGrantEnd != nil {
+		s.cfg.OnGrantEnd(ctx, g)
+	}
+	return g, nil
+}
+
+// Reap ends every grant whose deadline has passed: ACTIVE grants past their
+// expiry and PENDING requests past their approval timeout become EXPIRED.
+// Run calls it every ReapInterval; replicas may race, and each grant is
+// ended exactly once.
+func (s *Service) Reap(ctx context.Context) {
+	now := s.now()
+	ids, err := s.store.dueGrants(ctx, now)
+	if err != nil {
+		s.log.Error("find expired grants", "err", err)
+		return
+	}
+	for _, id := range ids {
+		_, err := s.end(ctx, id, systemActor, StateExpired, "expired")
+		if err != nil && !errors.Is(err, ErrConflict) {
+			s.log.Error("expire grant", "grant", id, "err", err)
+		}
+	}
+	if err := s.store.forget(ctx, now.Add(-2*s.cfg.Retention)); err != nil {
+		s.log.Error("trim grant index", "err", err)
+	}
+}

@@ -1,0 +1,132 @@
+package jit
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/policies"
+)
+
+const validPolicy = `
+apiVersion: jitproxy.dev/v1alpha1
+kind: AccessPolicy
+metadata:
+  name: pod-reader
+spec:
+  target: demo
+  subjects: {groups: [developers]}
+  namespaces: [demo]
+  permissions:
+    - {verbs: [get, list], apiGroups: [""], resources: [pods]}
+  duration: {max: 1h}
+  credential: {provider: tokenrequest, options: {serviceAccount: reader}}
+`
+
+func TestParsePolicies(t *testing.T) {
+	ps, err := ParsePolicies("p.yaml", []byte(validPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*Policy{{
+		Name: "pod-reader", Target: "demo",
+		Subjects:    Subjects{Groups: []string{"developers"}},
+		Namespaces:  []string{"demo"},
+		Permissions: []access.Permission{{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+		Duration:    Durations{Default: time.Hour, Max: time.Hour},
+		Approval:    Approval{Timeout: DefaultApprovalTimeout},
+		Credential:  CredentialSpec{Provider: "tokenrequest", Options: map[string]string{"serviceAccount": "reader"}},
+	}}
+	if diff := cmp.Diff(want, ps, cmpopts.IgnoreFields(Policy{}, "Version")); diff != "" {
+		t.Errorf("ParsePolicies() (-want +got):\n%s", diff)
+	}
+	if len(ps[0].Version) != 12 {
+		t.Errorf("Version = %q, want 12 hex digits", ps[0].Version)
+	}
+}
+
+func TestParsePoliciesRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(string) string
+		wantErr []string
+	}{
+		{name: "unknown field", edit: func(s string) string { return s + "  colour: blue\n" }, wantErr: []string{"field colour not found"}},
+		{name: "bad kind", edit: func(s string) string { return strings.Replace(s, "kind: AccessPolicy", "kind: Role", 1) }, wantErr: []string{`"Role"`}},
+		{name: "bad name", edit: func(s string) string { return strings.Replace(s, "name: pod-reader", "name: Pod_Reader", 1) }, wantErr: []string{"metadata.name"}},
+		{
+			name: "several errors at once",
+			edit: func(s string) string {
+				s = strings.Replace(s, "duration: {max: 1h}", "duration: {default: 2h, max: 1h}", 1)
+				return strings.Replace(s, "  target: demo\n", "", 1)
+			},
+			wantErr: []string{"spec.target is required", "spec.duration.default 2h0m0s must be positive and at most max 1h0m0s"},
+		},
+		{name: "bad duration", edit: func(s string) string { return strings.Replace(s, "max: 1h", "max: forever", 1) }, wantErr: []string{"p.yaml: document 1"}},
+		{name: "approvals without approvers", edit: func(s string) string { return s + "  approval: {required: 1}\n" }, wantErr: []string{"spec.approval.approvers"}},
+		{name: "cluster-wide with namespaces", edit: func(s string) string { return s + "  clusterWide: true\n" }, wantErr: []string{"spec.namespaces must be empty"}},
+		{
+			name:    "resources without api groups",
+			edit:    func(s string) string { return strings.Replace(s, `apiGroups: [""], `, "", 1) },
+			wantErr: []string{"spec.permissions[0].apiGroups is required"},
+		},
+		{
+			name:    "second document bad",
+			edit:    func(s string) string { return s + "---\n" + strings.Replace(s, "provider: tokenrequest, ", "", 1) },
+			wantErr: []string{"document 2", "spec.credential.provider is required"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePolicies("p.yaml", []byte(tt.edit(validPolicy)))
+			if err == nil {
+				t.Fatal("ParsePolicies() = nil error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadPolicies(t *testing.T) {
+	set, err := LoadPolicies(policies.Access())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range set.All() {
+		names = append(names, p.Name)
+	}
+	if diff := cmp.Diff([]string{"namespace-editor", "pod-reader"}, names); diff != "" {
+		t.Errorf("embedded policies (-want +got):\n%s", diff)
+	}
+	dup := fstest.MapFS{"a.yaml": {Data: []byte(validPolicy)}, "b/c.yml": {Data: []byte(validPolicy)}}
+	if _, err := LoadPolicies(dup); err == nil || !strings.Contains(err.Error(), "defined twice") {
+		t.Errorf("LoadPolicies(duplicate) error = %v, want defined twice", err)
+	}
+}
+
+func FuzzParsePolicies(f *testing.F) {
+	f.Add([]byte(validPolicy))
+	f.Add([]byte("---\n---\n"))
+	f.Add([]byte("spec: {duration: {max: -1h}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ps, err := ParsePolicies("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if p.Duration.Max <= 0 || p.Duration.Default <= 0 || p.Duration.Default > p.Duration.Max || p.Target == "" || p.Approval.Timeout <= 0 {
+				t.Fatalf("accepted an invalid policy: %+v", p)
+			}
+		}
+	})
+}

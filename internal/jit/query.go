@@ -1,0 +1,123 @@
+package jit
+
+import (
+	"context"
+	"fmt"
+	"errors"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+)
+
+// canSee reports whether by may see (and revoke) g: its user, an agent
+// session it applies to, its approvers and admins.
+func (s *Service) canSee(by Principal, g *Grant) bool {
+	if by.IsAgent() {
+		return g.User == by.Name && (g.Session == "" || g.Session == by.Session)
+	}
+	return g.User == by.Name || g.Approvers.Matches(by.Name, by.Groups) || s.isAdmin(by)
+}
+
+// Get returns the grant with the given ID, its state as of now.
+func (s *Service) Get(ctx context.Context, by Principal, id string) (*Grant, error) {
+	g, err := s.store.getGrant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.canSee(by, g) {
+		return nil, fmt.Errorf("grant %s: %w", id, ErrNotFound)
+	}
+	g.State = g.StateAt(s.now())
+	return g, nil
+}
+
+// ListFilter selects grants. Zero fields select everything.
+type ListFilter struct {
+	State State
+	User  string
+	// Limit caps the grants looked at, newest first; default 500.
+	Limit int
+}
+
+// List returns the retained grants by may see, newest first, states as of now.
+func (s *Service) List(ctx context.Context, by Principal, f ListFilter) ([]*Grant, error) {
+	if f.Limit <= 0 {
+		f.Limit = 500
+	}
+	all, err := s.store.recentGrants(ctx, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := make([]*Grant, 0, len(all))
+	for _, g := range all {
+		g.State = g.StateAt(now)
+		if s.canSee(by, g) && (f.State == "" || g.State == f.State) && (f.User == "" || g.User == f.User) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// ActiveGrants returns the session and the grants in force for it at now:
+// ACTIVE, not past expiry, held by its user and not limited to another
+// session. It serves from the in-process cache when it can. A session that
+// is unknown or expired is ErrUnauthenticated.
+func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Session, []*Grant, error) {
+	e, gen, ok := s.cache.get(sessionID)
+	if !ok {
+		ss, err := s.store.getSession(ctx, sessionID)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
+			}
+			return nil, nil, err
+		}
+		live, err := s.store.liveGrants(ctx, ss.User)
+		if err != nil {
+			return nil, nil, err
+		}
+		e = &cacheEntry{session: &ss.Session, grants: live}
+		s.cache.put(sessionID, gen, e)
+	}
+	now := s.now()
+	if !now.Before(e.session.ExpiresAt) {
+		return nil, nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
+	}
+	var active []*Grant
+	for _, g := range e.grants {
+		if g.StateAt(now) == StateActive && g.appliesTo(e.session) {
+			active = append(active, g)
+		}
+	}
+	return e.session, active, nil
+}
+
+// Requestable returns the policies for target that the caller's user may
+// request, sorted by name.
+func (s *Service) Requestable(c access.Caller, target string) []*Policy {
+	var out []*Policy
+	for _, p := range s.cfg.Policies.All() {
+		if p.Target == target && p.Subjects.Matches(c.User, c.Groups) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// RequestableNamespace returns the namespace a grant under p must name to
+// cover a request in ns, and whether p can cover it at all.
+func (p *Policy) RequestableNamespace(ns string) (string, bool) {
+	if p.ClusterWide {
+		return "", true
+	}
+	return ns, p.allowsNamespace(ns)
+}
+
+// Remaining is how long the grant has left at now; zero once it ended.
+func (g *Grant) Remaining(now time.Time) time.Duration {
+	if g.StateAt(now) != StateActive {
+		return 0
+	}
+	return g.ExpiresAt.Sub(now)
+}

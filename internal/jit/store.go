@@ -1,0 +1,263 @@
+package jit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// store keeps sessions and grants in Redis. Keys, under a prefix:
+//
+//	session:ID        storedSession JSON, expiring with the session
+//	grant:ID          Grant JSON; ended grants expire after the retention
+//	user-grants:USER  set of the user's PENDING and ACTIVE grant IDs
+//	deadlines         sorted set: PENDING/ACTIVE grant ID by deadline (ms)
+//	grants            sorted set: every retained grant ID by creation (ms)
+//	changes           pub/sub channel: a message after every change
+type store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	retention time.Duration
+	timeout   time.Duration
+}
+
+func (s *store) key(parts ...string) string {
+	k := s.prefix
+	for i, p := range parts {
+		if i > 0 {
+			k += ":"
+		}
+		k += p
+	}
+	return k
+}
+
+func (s *store) changesChannel() string { return s.key("changes") }
+
+// call bounds one Redis operation by the store's timeout.
+func (s *store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// putSession stores a session for ttl, its lifetime.
+func (s *store) putSession(ctx context.Context, ss *storedSession, ttl time.Duration) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	b, err := json.Marshal(ss)
+	if err != nil {
+		return err
+	}
+	if err := s.rdb.Set(ctx, s.key("session", ss.ID), b, ttl).Err(); err != nil {
+		return fmt.Errorf("store session: %w", err)
+	}
+	return nil
+}
+
+func (s *store) getSession(ctx context.Context, id string) (*storedSession, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	b, err := s.rdb.Get(ctx, s.key("session", id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	var ss storedSession
+	if err := json.Unmarshal(b, &ss); err != nil {
+		return nil, fmt.Errorf("decode session %s: %w", id, err)
+	}
+	return &ss, nil
+}
+
+func (s *store) deleteSession(ctx context.Context, id string) (bool, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	pipe := s.rdb.TxPipeline()
+	del := pipe.Del(ctx, s.key("session", id))
+	pipe.Publish(ctx, s.changesChannel(), "session:"+id)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("delete session: %w", err)
+	}
+	return del.Val() > 0, nil
+}
+
+// createGrant stores a new grant with its indexes and announces it.
+func (s *store) createGrant(ctx context.Context, g *Grant) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	b, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.SetNX(ctx, s.key("grant", g.ID), b, 0)
+	pipe.ZAdd(ctx, s.key("grants"), redis.Z{Score: ms(g.CreatedAt), Member: g.ID})
+	s.index(ctx, pipe, g)
+	pipe.Publish(ctx, s.changesChannel(), "grant:"+g.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("store grant: %w", err)
+	}
+	return nil
+}
+
+// index keeps the user set and deadline set in step with g's state, and
+// gives an ended grant its retention expiry.
+func (s *store) index(ctx context.Context, pipe redis.Pipeliner, g *Grant) {
+	if g.State.Ended() {
+		pipe.SRem(ctx, s.key("user-grants", g.User), g.ID)
+		pipe.ZRem(ctx, s.key("deadlines"), g.ID)
+		pipe.Expire(ctx, s.key("grant", g.ID), s.retention)
+		return
+	}
+	pipe.SAdd(ctx, s.key("user-grants", g.User), g.ID)
+	pipe.ZAdd(ctx, s.key("deadlines"), redis.Z{Score: ms(g.deadline()), Member: g.ID})
+}
+
+// errNoChange tells updateGrant that change decided to leave the grant as it is.
+var errNoChange = errors.New("no change")
+
+// updateGrant applies change to the stored grant atomically: if another
+// writer changes the grant in between, change runs again on the new value.
+// It returns the grant before and after the change. If change returns an
+// error, nothing is written and that error is returned.
+func (s *store) updateGrant(ctx context.Context, id string, change func(*Grant) error) (before, after *Grant, err error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	key := s.key("grant", id)
+	for range 10 {
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			b, err := tx.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return fmt.Errorf("grant %s: %w", id, ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("load grant: %w", err)
+			}
+			before, after = new(Grant), new(Grant)
+			if err := json.Unmarshal(b, before); err != nil {
+				return fmt.Errorf("decode grant %s: %w", id, err)
+			}
+			json.Unmarshal(b, after) // Same bytes: cannot fail now.
+			if err := change(after); err != nil {
+				return err
+			}
+			nb, err := json.Marshal(after)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.Set(ctx, key, nb, redis.KeepTTL)
+				s.index(ctx, pipe, after)
+				pipe.Publish(ctx, s.changesChannel(), "grant:"+id)
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return before, after, nil
+}
+
+func (s *store) getGrant(ctx context.Context, id string) (*Grant, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	b, err := s.rdb.Get(ctx, s.key("grant", id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("grant %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load grant: %w", err)
+	}
+	var g Grant
+	if err := json.Unmarshal(b, &g); err != nil {
+		return nil, fmt.Errorf("decode grant %s: %w", id, err)
+	}
+	return &g, nil
+}
+
+// getGrants loads the grants with the given IDs in one round trip, skipping
+// those that no longer exist.
+func (s *store) getGrants(ctx context.Context, ids []string) ([]*Grant, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.key("grant", id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("load grants: %w", err)
+	}
+	out := make([]*Grant, 0, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // expired or deleted since it was indexed
+		}
+		var g Grant
+		if err := json.Unmarshal([]byte(str), &g); err != nil {
+			return nil, fmt.Errorf("decode grant %s: %w", ids[i], err)
+		}
+		out = append(out, &g)
+	}
+	return out, nil
+}
+
+// liveGrants returns the user's PENDING and ACTIVE grants, as recorded.
+func (s *store) liveGrants(ctx context.Context, user string) ([]*Grant, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	ids, err := s.rdb.SMembers(ctx, s.key("user-grants", user)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("load grant index: %w", err)
+	}
+	return s.getGrants(ctx, ids)
+}
+
+// recentGrants returns up to limit retained grants, newest first.
+func (s *store) recentGrants(ctx context.Context, limit int) ([]*Grant, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	ids, err := s.rdb.ZRevRange(ctx, s.key("grants"), 0, int64(limit)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list grants: %w", err)
+	}
+	return s.getGrants(ctx, ids)
+}
+
+// dueGrants returns the IDs of grants whose deadline is at or before now.
+func (s *store) dueGrants(ctx context.Context, now time.Time) ([]string, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	ids, err := s.rdb.ZRangeByScore(ctx, s.key("deadlines"), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatFloat(ms(now), 'f', 0, 64),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("find due grants: %w", err)
+	}
+	return ids, nil
+}
+
+// forget drops grants created before cutoff from the listing index and
+// removes index entries of grants that no longer exist.
+func (s *store) forget(ctx context.Context, cutoff time.Time) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return s.rdb.ZRemRangeByScore(ctx, s.key("grants"), "-inf", "("+strconv.FormatFloat(ms(cutoff), 'f', 0, 64)).Err()
+}
+
+func ms(t time.Time) float64 { return float64(t.UnixMilli()) }
