@@ -109,8 +109,6 @@ type Credential struct {
 	Target    string    `json:"target,omitempty"`
 	Subject   string    `json:"subject,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// Cached is true when the credential came from the cache, not a mint.
-	Cached bool `json:"cached,omitempty"`
 }
 
 // Outcome is the result of a request.

@@ -1,0 +1,363 @@
+// Package broker makes the short-lived credentials that jitproxy injects into
+// allowed requests, caches them for their lifetime, and reclaims them when
+// their grant ends.
+//
+// Providers (TokenRequest, Vault, STS) live in child packages; the Broker in
+// front of them keeps one credential per grant and target: in process, and
+// in Redis so that replicas share it. Concurrent first requests for a
+// credential mint it once. A cached credential is never used past its
+// grant's expiry nor within MinRemaining of its own.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/secret"
+)
+
+// Credential is a minted credential.
+type Credential struct {
+	// Token is a bearer token.
+	Token secret.Value
+	// ExpiresAt is when the credential stops working.
+	ExpiresAt time.Time
+	// Subject names the identity the credential acts as, for audit (for
+	// example system:serviceaccount:demo:reader). Never secret.
+	Subject string
+	// LeaseID identifies a lease to revoke at grant end, if the provider has leases.
+	LeaseID string
+}
+
+// Request identifies the credential for one grant on one target.
+type Request struct {
+	GrantID        string
+	GrantExpiresAt time.Time
+	Target         string
+	// Namespace is the grant's namespace; "" for a cluster-wide grant.
+	Namespace string
+	// Provider names the provider, as in the grant's access policy.
+	Provider string
+	// Options are the provider options from the access policy.
+	Options map[string]string
+}
+
+func (r Request) cacheKey() string { return r.GrantID + ":" + r.Target }
+
+// Provider mints credentials. Mint must return a credential no broader than
+// the grant and should not make it outlive req.GrantExpiresAt by more than
+// its backend requires.
+type Provider interface {
+	Mint(ctx context.Context, req Request) (Credential, error)
+	// ValidateOptions checks access-policy options when policies load.
+	ValidateOptions(opts map[string]string) error
+}
+
+// Releaser is implemented by providers that can revoke what they minted.
+type Releaser interface {
+	Release(ctx context.Context, c Credential) error
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event) error
+}
+
+// Config configures a Broker.
+type Config struct {
+	// Redis shares credentials between replicas. Required.
+	Redis redis.UniversalClient
+	// Providers by ProviderKey(target, provider name). Required.
+	Providers map[string]Provider
+	// Audit receives credential events. Required.
+	Audit Auditor
+	// MinRemaining is the least lifetime a credential must have left to be
+	// handed out; default 30s.
+	MinRemaining time.Duration
+	// MintTimeout bounds one mint; RedisTimeout one Redis call. Defaults 10s, 2s.
+	MintTimeout, RedisTimeout time.Duration
+	// KeyPrefix prefixes Redis keys; default "jitproxy:".
+	KeyPrefix string
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// ProviderKey is the key of a provider in Config.Providers.
+func ProviderKey(target, provider string) string { return target + "/" + provider }
+
+// ErrNoProvider: the grant names a provider that is not configured for its target.
+var ErrNoProvider = errors.New("no such credential provider for the target")
+
+// Broker hands out cached credentials. It is safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	flight singleflight.Group
+
+	mu    sync.Mutex
+	local map[string]cached // by Request.cacheKey
+}
+
+type cached struct {
+	cred     Credential
+	provider string
+	validTo  time.Time // min(credential expiry - MinRemaining, grant expiry)
+}
+
+// New validates cfg and returns a Broker.
+func New(cfg Config) (*Broker, error) {
+	var errs []error
+	if cfg.Redis == nil {
+		errs = append(errs, errors.New("Redis is required"))
+	}
+	if cfg.Providers == nil {
+		errs = append(errs, errors.New("Providers is required"))
+	}
+	if cfg.Audit == nil {
+		errs = append(errs, errors.New("Audit is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if cfg.MinRemaining <= 0 {
+		cfg.MinRemaining = 30 * time.Second
+	}
+	if cfg.MintTimeout <= 0 {
+		cfg.MintTimeout = 10 * time.Second
+	}
+	if cfg.RedisTimeout <= 0 {
+		cfg.RedisTimeout = 2 * time.Second
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "jitproxy:"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Broker{cfg: cfg, local: map[string]cached{}}, nil
+}
+
+// Provider returns the provider for target and name, or nil.
+func (b *Broker) Provider(target, name string) Provider {
+	return b.cfg.Providers[ProviderKey(target, name)]
+}
+
+// Credential returns a credential for req: from the process, from Redis,
+// or freshly minted. Concurrent calls for one grant and target mint once.
+// Any failure is an error; the caller must not forward the request.
+func (b *Broker) Credential(ctx context.Context, req Request) (Credential, error) {
+	now := b.cfg.Now()
+	if !now.Before(req.GrantExpiresAt) {
+		return Credential{}, errors.New("grant has expired")
+	}
+	key := req.cacheKey()
+	b.mu.Lock()
+	c, ok := b.local[key]
+	b.mu.Unlock()
+	if ok && now.Before(c.validTo) {
+		return c.cred, nil
+	}
+	v, err, _ := b.flight.Do(key, func() (any, error) { return b.load(ctx, req) })
+	if err != nil {
+		return Credential{}, err
+	}
+	return v.(Credential), nil
+}
+
+// load reads the shared cache or mints, and fills both caches.
+func (b *Broker) load(ctx context.Context, req Request) (Credential, error) {
+	p := b.Provider(req.Target, req.Provider)
+	if p == nil {
+		return Credential{}, fmt.Errorf("%w: %q on target %q", ErrNoProvider, req.Provider, req.Target)
+	}
+	if c, ok, err := b.shared(ctx, req); err != nil {
+		return Credential{}, err
+	} else if ok {
+		b.keep(req, c)
+		return c, nil
+	}
+	mctx, cancel := context.WithTimeout(ctx, b.cfg.MintTimeout)
+	defer cancel()
+	c, err := p.Mint(mctx, req)
+	if err != nil {
+		return Credential{}, fmt.Errorf("mint %s credential: %w", req.Provider, err)
+	}
+	validTo := b.validTo(req, c)
+	if !b.cfg.Now().Before(validTo) {
+		return Credential{}, fmt.Errorf("mint %s credential: it expires at %s, too soon to use", req.Provider, c.ExpiresAt.Format(time.RFC3339))
+	}
+	if err := b.share(ctx, req, c, validTo); err != nil {
+		// Fail closed: an unshared credential would be minted again by
+		// every replica and could not be reclaimed by the others.
+		b.release(ctx, req.Provider, p, c)
+		return Credential{}, err
+	}
+	b.keep(req, c)
+	b.recordMint(ctx, req, c)
+	return c, nil
+}
+
+func (b *Broker) validTo(req Request, c Credential) time.Time {
+	t := c.ExpiresAt.Add(-b.cfg.MinRemaining)
+	if req.GrantExpiresAt.Before(t) {
+		t = req.GrantExpiresAt
+	}
+	return t
+}
+
+func (b *Broker) keep(req Request, c Credential) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.local[req.cacheKey()] = cached{cred: c, provider: req.Provider, validTo: b.validTo(req, c)}
+}
+
+func (b *Broker) recordMint(ctx context.Context, req Request, c Credential) {
+	err := b.cfg.Audit.Record(ctx, audit.Event{
+		Type:       audit.TypeCredentialMinted,
+		Actor:      &audit.Actor{Name: "jitproxy"},
+		Grant:      &audit.Grant{ID: req.GrantID, Target: req.Target, Namespace: req.Namespace, ExpiresAt: req.GrantExpiresAt},
+		Credential: &audit.Credential{Provider: req.Provider, Target: req.Target, Subject: c.Subject, ExpiresAt: c.ExpiresAt},
+	})
+	if err != nil {
+		b.cfg.Logger.Error("record audit event", "type", audit.TypeCredentialMinted, "err", err)
+	}
+}
+
+// Release forgets every credential of the grant, in process and in Redis,
+// and revokes those whose provider can revoke. It is called when a grant
+// ends; errors are logged, since the grant has ended regardless.
+func (b *Broker) Release(ctx context.Context, grantID string) {
+	b.mu.Lock()
+	for k := range b.local {
+		if strings.HasPrefix(k, grantID+":") {
+			delete(b.local, k)
+		}
+	}
+	b.mu.Unlock()
+	entries, err := b.unshare(ctx, grantID)
+	if err != nil {
+		b.cfg.Logger.Error("release credentials", "grant", grantID, "err", err)
+		return
+	}
+	for _, e := range entries {
+		b.release(ctx, e.Provider, b.Provider(e.Target, e.Provider), e.credential())
+		err := b.cfg.Audit.Record(ctx, audit.Event{
+			Type:       audit.TypeCredentialReleased,
+			Actor:      &audit.Actor{Name: "jitproxy"},
+			Grant:      &audit.Grant{ID: grantID, Target: e.Target},
+			Credential: &audit.Credential{Provider: e.Provider, Target: e.Target, Subject: e.Subject, ExpiresAt: e.ExpiresAt},
+		})
+		if err != nil {
+			b.cfg.Logger.Error("record audit event", "type", audit.TypeCredentialReleased, "err", err)
+		}
+	}
+}
+
+func (b *Broker) release(ctx context.Context, name string, p Provider, c Credential) {
+	r, ok := p.(Releaser)
+	if !ok {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.cfg.MintTimeout)
+	defer cancel()
+	if err := r.Release(rctx, c); err != nil {
+		b.cfg.Logger.Error("revoke credential", "provider", name, "subject", c.Subject, "err", err)
+	}
+}
+
+// sharedEntry is a credential as stored in Redis. Token holds the raw
+// secret: Redis is jitproxy's trusted state store (see the README).
+type sharedEntry struct {
+	Target    string    `json:"target"`
+	Provider  string    `json:"provider"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Subject   string    `json:"subject"`
+	LeaseID   string    `json:"lease_id,omitempty"`
+}
+
+func (e sharedEntry) credential() Credential {
+	return Credential{Token: secret.Value(e.Token), ExpiresAt: e.ExpiresAt, Subject: e.Subject, LeaseID: e.LeaseID}
+}
+
+func (b *Broker) credKey(req Request) string { return b.cfg.KeyPrefix + "cred:" + req.cacheKey() }
+func (b *Broker) indexKey(grantID string) string {
+	return b.cfg.KeyPrefix + "grant-creds:" + grantID
+}
+
+func (b *Broker) shared(ctx context.Context, req Request) (Credential, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
+	defer cancel()
+	raw, err := b.cfg.Redis.Get(ctx, b.credKey(req)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Credential{}, false, nil
+	}
+	if err != nil {
+		return Credential{}, false, fmt.Errorf("read credential cache: %w", err)
+	}
+	var e sharedEntry
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return Credential{}, false, fmt.Errorf("decode cached credential: %w", err)
+	}
+	c := e.credential()
+	return c, b.cfg.Now().Before(b.validTo(req, c)), nil
+}
+
+func (b *Broker) share(ctx context.Context, req Request, c Credential, validTo time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
+	defer cancel()
+	raw, err := json.Marshal(sharedEntry{
+		Target: req.Target, Provider: req.Provider, Token: c.Token.Reveal(),
+		ExpiresAt: c.ExpiresAt, Subject: c.Subject, LeaseID: c.LeaseID,
+	})
+	if err != nil {
+		return err
+	}
+	ttl := validTo.Sub(b.cfg.Now())
+	pipe := b.cfg.Redis.TxPipeline()
+	pipe.Set(ctx, b.credKey(req), raw, ttl)
+	pipe.SAdd(ctx, b.indexKey(req.GrantID), b.credKey(req))
+	// The index outlives the grant a little, so Release still finds it.
+	pipe.Expire(ctx, b.indexKey(req.GrantID), req.GrantExpiresAt.Sub(b.cfg.Now())+time.Hour)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("write credential cache: %w", err)
+	}
+	return nil
+}
+
+// unshare deletes the grant's cached credentials from Redis and returns them.
+func (b *Broker) unshare(ctx context.Context, grantID string) ([]sharedEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
+	defer cancel()
+	keys, err := b.cfg.Redis.SMembers(ctx, b.indexKey(grantID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read credential index: %w", err)
+	}
+	var out []sharedEntry
+	for _, k := range keys {
+		raw, err := b.cfg.Redis.GetDel(ctx, k).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("delete cached credential: %w", err)
+		}
+		var e sharedEntry
+		if err := json.Unmarshal(raw, &e); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out, b.cfg.Redis.Del(ctx, b.indexKey(grantID)).Err()
+}
