@@ -1,0 +1,236 @@
+package intercept
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/broker"
+	"github.com/jitproxy/jitproxy/internal/intercept/kube"
+	"github.com/jitproxy/jitproxy/internal/jit"
+	"github.com/jitproxy/jitproxy/internal/secret"
+	"github.com/jitproxy/jitproxy/policies"
+)
+
+const (
+	testSessionID = "s-abcdefghijklmnop"
+	testSecret    = "session-secret-value"
+	mintedToken   = "minted-token-for-upstream"
+)
+
+// fakeSessions knows one session and returns the grants it is given.
+type fakeSessions struct {
+	mu       sync.Mutex
+	grants   []*jit.Grant
+	ended    bool
+	policies []*jit.Policy
+}
+
+func (f *fakeSessions) session() *jit.Session {
+	return &jit.Session{ID: testSessionID, Agent: "claude", User: "alice", Groups: []string{"developers"}, ExpiresAt: time.Now().Add(time.Hour)}
+}
+
+func (f *fakeSessions) AuthenticateSession(_ context.Context, id string, sec secret.Value) (*jit.Session, error) {
+	if id != testSessionID || !sec.Equal(testSecret) {
+		return nil, jit.ErrUnauthenticated
+	}
+	return f.session(), nil
+}
+
+func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Session, []*jit.Grant, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended {
+		return nil, nil, jit.ErrUnauthenticated
+	}
+	now := time.Now()
+	var out []*jit.Grant
+	for _, g := range f.grants {
+		if now.Before(g.ExpiresAt) {
+			out = append(out, g)
+		}
+	}
+	return f.session(), out, nil
+}
+
+func (f *fakeSessions) Requestable(access.Caller, string) []*jit.Policy { return f.policies }
+
+func (f *fakeSessions) setGrants(gs ...*jit.Grant) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.grants = gs
+}
+
+// fakeCredentials hands out one token and counts requests.
+type fakeCredentials struct {
+	calls atomic.Int32
+	err   error
+}
+
+func (f *fakeCredentials) Credential(_ context.Context, req broker.Request) (broker.Credential, error) {
+	f.calls.Add(1)
+	if f.err != nil {
+		return broker.Credential{}, f.err
+	}
+	return broker.Credential{Token: secret.Value(mintedToken), ExpiresAt: req.GrantExpiresAt, Subject: "sa"}, nil
+}
+
+// auditLog records events.
+type auditLog struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (l *auditLog) Record(_ context.Context, e audit.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+	return nil
+}
+
+func (l *auditLog) last(t *testing.T) audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		n := len(l.events)
+		var e audit.Event
+		if n > 0 {
+			e = l.events[n-1]
+		}
+		l.mu.Unlock()
+		if n > 0 {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no audit event")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (l *auditLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.events)
+}
+
+// panicProtocol panics on classification.
+type panicProtocol struct{ *kube.Protocol }
+
+func (panicProtocol) Classify(*http.Request) (access.Action, error) { panic("classifier bug") }
+
+func podReaderGrant(ttl time.Duration) *jit.Grant {
+	return &jit.Grant{
+		ID: "g-read", Policy: "pod-reader", Target: "demo", Namespace: "demo", User: "alice",
+		State: jit.StateActive, ExpiresAt: time.Now().Add(ttl),
+		Permissions: []access.Permission{{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+		Credential:  jit.CredentialSpec{Provider: "tokenrequest"},
+	}
+}
+
+// harness runs a Proxy in front of an httptest upstream.
+type harness struct {
+	proxy    *Proxy
+	proxyURL *url.URL
+	ca       *CA
+	sessions *fakeSessions
+	creds    *fakeCredentials
+	audit    *auditLog
+	upstream *httptest.Server
+}
+
+type harnessOptions struct {
+	handler  http.Handler
+	protocol Protocol
+	// untrustedUpstream makes the target's CA one that did not sign the upstream.
+	untrustedUpstream bool
+}
+
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	if o.handler == nil {
+		o.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"kind":"PodList"}`)) })
+	}
+	if o.protocol == nil {
+		o.protocol = kube.New()
+	}
+	up := httptest.NewTLSServer(o.handler)
+	t.Cleanup(up.Close)
+	pool := x509.NewCertPool()
+	if !o.untrustedUpstream {
+		pool.AddCert(up.Certificate())
+	} else {
+		// Every httptest server shares one certificate: trust an unrelated CA.
+		other, _, err := LoadOrCreateCA(t.TempDir(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AddCert(other.Cert)
+	}
+	upURL, _ := url.Parse(up.URL)
+	ca, _, err := LoadOrCreateCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := authz.New(context.Background(), authz.Config{Policies: policies.Authz()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{ca: ca, sessions: &fakeSessions{}, creds: &fakeCredentials{}, audit: &auditLog{}, upstream: up}
+	h.proxy, err = New(Config{
+		CA: ca, Sessions: h.sessions, Decider: engine, Credentials: h.creds, Audit: h.audit,
+		MaxBodyBytes: 1 << 10,
+		Targets: []*Target{{
+			Name: "demo", Hosts: []string{"kubernetes.demo"}, Upstream: upURL, Protocol: o.protocol,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.proxy.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Serve() = %v", err)
+		}
+	})
+	h.proxyURL = &url.URL{Scheme: "http", Host: ln.Addr().String(), User: url.UserPassword(testSessionID, testSecret)}
+	return h
+}
+
+// client returns an HTTP client that uses the proxy with the given
+// credential and trusts the jitproxy CA.
+func (h *harness) client(user *url.Userinfo) *http.Client {
+	u := *h.proxyURL
+	u.User = user
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(h.ca.CertPEM)
+	return &http.Client{Transport: &http.Transport{
+		Proxy:             http.ProxyURL(&u),
+		TLSClientConfig:   &tls.Config{RootCAs: pool},
+		DisableKeepAlives: false,
+	}, Timeout: 10 * time.Second}
+}
+
+func (h *harness) agent() *http.Client { return h.client(h.proxyURL.User) }
+

@@ -1,0 +1,298 @@
+package intercept
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/broker"
+	"github.com/jitproxy/jitproxy/internal/jit"
+	"github.com/jitproxy/jitproxy/internal/secret"
+)
+
+// Sessions authenticates agent sessions and returns their active grants.
+type Sessions interface {
+	AuthenticateSession(ctx context.Context, id string, sec secret.Value) (*jit.Session, error)
+	ActiveGrants(ctx context.Context, sessionID string) (*jit.Session, []*jit.Grant, error)
+	Requestable(c access.Caller, target string) []*jit.Policy
+}
+
+// Decider evaluates policies.
+type Decider interface {
+	Decide(ctx context.Context, in authz.Input) (authz.Decision, error)
+}
+
+// Credentials returns the credential for a grant on a target.
+type Credentials interface {
+	Credential(ctx context.Context, req broker.Request) (broker.Credential, error)
+}
+
+// Auditor records audit events.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Event) error
+}
+
+// Config configures a Proxy.
+type Config struct {
+	CA          *CA         // signs leaf certificates; required
+	Targets     []*Target   // CONNECTs to any other host are refused
+	Sessions    Sessions    // required
+	Decider     Decider     // required
+	Credentials Credentials // required
+	Audit       Auditor     // required
+	// MaxBodyBytes caps a request body that policies inspect; larger
+	// requests are refused. Default 4 MiB.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds how long Serve waits for open requests when
+	// its context ends; default 10s.
+	ShutdownTimeout time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// Proxy is the forward proxy agents use as HTTPS_PROXY.
+type Proxy struct {
+	cfg      Config
+	targets  *targets
+	leaves   *leafCerts
+	gp       *goproxy.ProxyHttpServer
+	pipeline *pipeline
+	log      *slog.Logger
+	tunnels  *tunnelListener
+}
+
+// New validates cfg and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	var errs []error
+	if cfg.CA == nil {
+		errs = append(errs, errors.New("CA is required"))
+	}
+	if cfg.Sessions == nil {
+		errs = append(errs, errors.New("Sessions is required"))
+	}
+	if cfg.Decider == nil {
+		errs = append(errs, errors.New("Decider is required"))
+	}
+	if cfg.Credentials == nil {
+		errs = append(errs, errors.New("Credentials is required"))
+	}
+	if cfg.Audit == nil {
+		errs = append(errs, errors.New("Audit is required"))
+	}
+	ts, err := newTargets(cfg.Targets)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("intercept: %w", err)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Proxy{cfg: cfg, targets: ts, leaves: newLeafCerts(cfg.CA, cfg.Now), log: cfg.Logger}
+	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: log.New(slogWriter{cfg.Logger}, "", 0)}
+	p.gp = p.newGoproxy()
+	return p, nil
+}
+
+// errNoTunnelling is what goproxy's dialers return: jitproxy never opens a
+// connection on goproxy's behalf.
+var errNoTunnelling = errors.New("jitproxy does not tunnel: only configured targets are intercepted")
+
+// newGoproxy configures goproxy to parse CONNECT and hand over tunnels, and
+// nothing else. Its defaults skip upstream TLS verification, dial through
+// the environment's proxy and tunnel any CONNECT no handler refuses; each
+// of these is replaced here, and TestGoproxyDefaultsReplaced fails if one
+// comes back.
+func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = goproxyLogger{p.log}
+	refuse := func(ctx context.Context, network, addr string) (net.Conn, error) { return nil, errNoTunnelling }
+	gp.Tr = &http.Transport{
+		Proxy:           nil,
+		DialContext:     refuse,
+		DialTLSContext:  refuse,
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = func(*http.Request, string, string) (net.Conn, error) { return nil, errNoTunnelling }
+	gp.ConnectionErrHandler = func(w io.Writer, _ *goproxy.ProxyCtx, err error) {
+		p.log.Warn("proxy connection error", "err", err)
+		io.WriteString(w, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nbad gateway\n")
+	}
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			io.WriteString(w, "ok\n")
+			return
+		}
+		http.Error(w, "jitproxy: this is a forward proxy; set HTTPS_PROXY to it", http.StatusNotFound)
+	})
+	// Plain-HTTP proxying: refused, never forwarded.
+	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		return r, goproxy.NewResponse(r, "text/plain", http.StatusForbidden,
+			"jitproxy: plain HTTP is not proxied; only HTTPS to configured targets is\n")
+	})
+	gp.OnRequest().HandleConnectFunc(p.handleConnect)
+	return gp
+}
+
+type goproxyLogger struct{ log *slog.Logger }
+
+func (l goproxyLogger) Printf(format string, v ...any) {
+	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "goproxy")
+}
+
+// handleConnect authenticates the session, then intercepts target hosts
+// and refuses everything else.
+func (p *Proxy) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := ctx.Req
+	start := p.cfg.Now()
+	ev := audit.Event{
+		Type:      audit.TypeRequest,
+		RequestID: newRequestID(),
+		Action:    &access.Action{Method: http.MethodConnect, Path: host},
+	}
+	reject := func(status int, reason, msg string, header http.Header) (*goproxy.ConnectAction, string) {
+		resp := goproxy.NewResponse(r, "text/plain", status, "jitproxy: "+msg+"\n")
+		for k, v := range header {
+			resp.Header[k] = v
+		}
+		resp.Header.Set("Connection", "close")
+		ev.Decision = &audit.Decision{Reasons: []string{reason}}
+		ev.Outcome = &audit.Outcome{Status: status}
+		ev.DurationMS = durationMS(p.cfg.Now().Sub(start))
+		p.record(r.Context(), ev)
+		ctx.Resp = resp
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, host
+	}
+	id, sec, err := jit.ParseSessionCredential(r.Header.Get("Proxy-Authorization"))
+	if err != nil {
+		return reject(http.StatusProxyAuthRequired, "no valid session credential",
+			"proxy authentication required: use the proxy URL of your jitproxy session",
+			http.Header{"Proxy-Authenticate": {`Basic realm="jitproxy"`}})
+	}
+	s, err := p.cfg.Sessions.AuthenticateSession(r.Context(), id, sec)
+	if err != nil {
+		if !errors.Is(err, jit.ErrUnauthenticated) {
+			p.log.Error("authenticate session", "err", err)
+			return reject(http.StatusServiceUnavailable, "session store unavailable", "cannot check your session right now; try again", nil)
+		}
+		return reject(http.StatusProxyAuthRequired, "unknown or expired session",
+			"proxy authentication required: unknown or expired session",
+			http.Header{"Proxy-Authenticate": {`Basic realm="jitproxy"`}})
+	}
+	caller := s.Caller()
+	caller.AuthMethod, caller.SourceAddr = "proxy-basic", r.RemoteAddr
+	ev.Caller = &caller
+	t, hostport := p.targets.lookup(host)
+	if t == nil {
+		return reject(http.StatusForbidden, "host is not a jitproxy target",
+			fmt.Sprintf("CONNECT to %s is not allowed: jitproxy intercepts only its configured targets", host), nil)
+	}
+	tun := &tunnel{caller: caller, target: t, hostport: hostport}
+	return &goproxy.ConnectAction{
+		Action: goproxy.ConnectHijack,
+		Hijack: func(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+			if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+				client.Close()
+				return
+			}
+			p.tunnels.deliver(&tunnelConn{Conn: client, tunnel: tun})
+		},
+	}, host
+}
+
+func (p *Proxy) record(ctx context.Context, e audit.Event) {
+	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), e); err != nil {
+		p.log.Error("record audit event", "type", e.Type, "request_id", e.RequestID, "err", err)
+	}
+}
+
+// tlsConfig presents, for each tunnel, a leaf certificate for the host the
+// agent CONNECTed to, and refuses a handshake for any other name.
+func (p *Proxy) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			tc, ok := hello.Conn.(*tunnelConn)
+			if !ok {
+				return nil, errors.New("connection is not a tunnel")
+			}
+			want := tc.tunnel.hostname()
+			if hello.ServerName != "" && !strings.EqualFold(hello.ServerName, want) {
+				return nil, fmt.Errorf("TLS server name %q does not match the CONNECT host %q", hello.ServerName, want)
+			}
+			return p.leaves.get(want)
+		},
+	}
+}
+
+// Serve accepts proxy connections on ln until ctx ends, then shuts down,
+// giving open requests ShutdownTimeout to finish. It returns nil after a
+// clean shutdown.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	errLog := p.pipeline.errLog
+	p.tunnels = newTunnelListener(p.tlsConfig(), ln.Addr())
+	outer := &http.Server{Handler: p.gp, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	inner := &http.Server{
+		Handler:           p.pipeline,
+		ConnContext:       tunnelContext,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          errLog,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	serve := func(srv *http.Server, l net.Listener) func() error {
+		return func() error {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}
+	}
+	g.Go(serve(outer, ln))
+	g.Go(serve(inner, p.tunnels))
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+		defer cancel()
+		outer.Shutdown(sctx)
+		inner.Shutdown(sctx)
+		p.tunnels.Close()
+		outer.Close()
+		inner.Close()
+		return nil
+	})
+	return g.Wait()
+}
+
+// slogWriter sends net/http's server log (TLS handshake errors, recovered
+// panics) to the structured log.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(b []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(b)), "component", "http")
+	return len(b), nil
+}

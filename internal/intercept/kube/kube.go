@@ -1,0 +1,206 @@
+// Package kube is the Kubernetes protocol of jitproxy's pipeline: it
+// classifies requests exactly as kube-apiserver does (with the apiserver's
+// own RequestInfoFactory), decodes object bodies for admission policies,
+// strips every credential a Kubernetes client can send, injects the minted
+// bearer token, and answers errors as Status objects that kubectl prints.
+package kube
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"sigs.k8s.io/yaml"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/broker"
+)
+
+// Protocol implements intercept.Protocol for kube-apiserver. The zero value
+// is not usable; call New.
+type Protocol struct {
+	infos *request.RequestInfoFactory
+}
+
+// New returns the Kubernetes protocol.
+func New() *Protocol {
+	return &Protocol{infos: &request.RequestInfoFactory{
+		APIPrefixes:          sets.NewString("api", "apis"),
+		GrouplessAPIPrefixes: sets.NewString("api"),
+	}}
+}
+
+// Kind returns access.KindKubernetes.
+func (*Protocol) Kind() string { return access.KindKubernetes }
+
+// Classify returns the request's RequestInfo as an Action. Paths that are
+// not in canonical form (dot segments, empty segments, encoded slashes) are
+// refused, so that jitproxy and the apiserver cannot read one path two ways.
+func (p *Protocol) Classify(r *http.Request) (access.Action, error) {
+	if err := checkPath(r); err != nil {
+		return access.Action{}, err
+	}
+	info, err := p.infos.NewRequestInfo(r)
+	if err != nil {
+		return access.Action{}, err
+	}
+	a := access.Action{
+		Verb:            info.Verb,
+		ResourceRequest: info.IsResourceRequest,
+		Method:          r.Method,
+		Path:            info.Path,
+	}
+	if info.IsResourceRequest {
+		a.APIGroup, a.APIVersion = info.APIGroup, info.APIVersion
+		a.Resource, a.Subresource = info.Resource, info.Subresource
+		a.Namespace, a.Name = info.Namespace, info.Name
+	}
+	return a, nil
+}
+
+func checkPath(r *http.Request) error {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/") {
+		return errors.New("the path must be absolute")
+	}
+	if strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		return errors.New("encoded slashes are not allowed in the path")
+	}
+	trimmed := strings.TrimSuffix(p, "/")
+	if p != "/" && path.Clean(p) != trimmed {
+		return errors.New("the path must not contain empty, '.' or '..' segments")
+	}
+	return nil
+}
+
+// NeedsBody is true for create, update and patch: their bodies are objects
+// (or patches) that admission policies check.
+func (*Protocol) NeedsBody(a access.Action) bool {
+	return a.ResourceRequest && (a.Verb == "create" || a.Verb == "update" || a.Verb == "patch")
+}
+
+// DecodeBody decodes JSON bodies and JSON patches, and server-side-apply
+// YAML. Other encodings (protobuf, CBOR) are refused: a policy cannot check
+// what it cannot read.
+func (p *Protocol) DecodeBody(a access.Action, contentType string, raw []byte) (any, error) {
+	if !p.NeedsBody(a) || len(raw) == 0 {
+		return nil, nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil && contentType != "" {
+		return nil, fmt.Errorf("content type %q", contentType)
+	}
+	switch mt {
+	case "", "application/json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json":
+	case "application/apply-patch+yaml", "application/yaml":
+		if raw, err = yaml.YAMLToJSON(raw); err != nil {
+			return nil, fmt.Errorf("body is not valid YAML")
+		}
+	default:
+		return nil, fmt.Errorf("content type %q cannot be inspected; send JSON", mt)
+	}
+	var body any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, fmt.Errorf("body is not valid JSON")
+	}
+	return body, nil
+}
+
+// Describe names an action the way kubectl users think of it.
+func (*Protocol) Describe(a access.Action) string {
+	if !a.ResourceRequest {
+		return fmt.Sprintf("%s %s", a.Verb, a.Path)
+	}
+	res := a.Resource
+	if a.APIGroup != "" {
+		res += "." + a.APIGroup
+	}
+	if a.Subresource != "" {
+		res += "/" + a.Subresource
+	}
+	s := a.Verb + " " + res
+	if a.Name != "" {
+		s += fmt.Sprintf(" %q", a.Name)
+	}
+	if a.Namespace != "" {
+		return s + fmt.Sprintf(" in namespace %q", a.Namespace)
+	}
+	return s + " (cluster-wide)"
+}
+
+// bearerProtocolPrefix marks a bearer token that websocket clients (kubectl
+// exec, port-forward) send as a subprotocol.
+const bearerProtocolPrefix = "base64url.bearer.authorization.k8s.io."
+
+// StripCredentials removes Authorization, Impersonate-* headers, cookies
+// and the websocket bearer subprotocol.
+func (*Protocol) StripCredentials(h http.Header) {
+	h.Del("Authorization")
+	h.Del("Cookie")
+	for k := range h {
+		if strings.HasPrefix(k, "Impersonate-") {
+			delete(h, k)
+		}
+	}
+	if vals, ok := h["Sec-Websocket-Protocol"]; ok {
+		var keep []string
+		for _, v := range vals {
+			for _, proto := range strings.Split(v, ",") {
+				if proto = strings.TrimSpace(proto); proto != "" && !strings.HasPrefix(proto, bearerProtocolPrefix) {
+					keep = append(keep, proto)
+				}
+			}
+		}
+		h.Del("Sec-Websocket-Protocol")
+		if len(keep) > 0 {
+			h.Set("Sec-Websocket-Protocol", strings.Join(keep, ", "))
+		}
+	}
+}
+
+// Authorize sets the minted bearer token.
+func (*Protocol) Authorize(out *http.Request, c broker.Credential) {
+	out.Header.Set("Authorization", "Bearer "+c.Token.Reveal())
+}
+
+// WriteError writes a metav1.Status, which kubectl prints as
+// "Error from server (Reason): message".
+func (*Protocol) WriteError(w http.ResponseWriter, status int, message string) {
+	st := metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure,
+		Message:  message,
+		Reason:   reason(status),
+		Code:     int32(status),
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(st)
+}
+
+func reason(status int) metav1.StatusReason {
+	switch status {
+	case http.StatusUnauthorized:
+		return metav1.StatusReasonUnauthorized
+	case http.StatusForbidden:
+		return metav1.StatusReasonForbidden
+	case http.StatusBadRequest, http.StatusMisdirectedRequest:
+		return metav1.StatusReasonBadRequest
+	case http.StatusRequestEntityTooLarge:
+		return metav1.StatusReasonRequestEntityTooLarge
+	case http.StatusUnsupportedMediaType:
+		return metav1.StatusReasonUnsupportedMediaType
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return metav1.StatusReasonServiceUnavailable
+	default:
+		return metav1.StatusReasonInternalError
+	}
+}

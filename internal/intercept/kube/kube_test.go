@@ -1,0 +1,222 @@
+package kube
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/broker"
+	"github.com/jitproxy/jitproxy/internal/secret"
+)
+
+func TestClassify(t *testing.T) {
+	res := func(verb, group, version, resource, sub, ns, name string) access.Action {
+		return access.Action{Verb: verb, ResourceRequest: true, APIGroup: group, APIVersion: version, Resource: resource, Subresource: sub, Namespace: ns, Name: name}
+	}
+	nonres := func(verb string) access.Action { return access.Action{Verb: verb} }
+	tests := []struct {
+		name   string
+		method string
+		target string
+		want   access.Action
+	}{
+		{name: "list core namespaced", method: "GET", target: "/api/v1/namespaces/demo/pods", want: res("list", "", "v1", "pods", "", "demo", "")},
+		{name: "get core namespaced", method: "GET", target: "/api/v1/namespaces/demo/pods/web", want: res("get", "", "v1", "pods", "", "demo", "web")},
+		{name: "head is get", method: "HEAD", target: "/api/v1/namespaces/demo/pods/web", want: res("get", "", "v1", "pods", "", "demo", "web")},
+		{name: "subresource", method: "GET", target: "/api/v1/namespaces/demo/pods/web/log", want: res("get", "", "v1", "pods", "log", "demo", "web")},
+		{name: "exec", method: "POST", target: "/api/v1/namespaces/demo/pods/web/exec?command=sh", want: res("create", "", "v1", "pods", "exec", "demo", "web")},
+		{name: "group", method: "GET", target: "/apis/apps/v1/namespaces/demo/deployments/web", want: res("get", "apps", "v1", "deployments", "", "demo", "web")},
+		{name: "scale subresource", method: "PUT", target: "/apis/apps/v1/namespaces/demo/deployments/web/scale", want: res("update", "apps", "v1", "deployments", "scale", "demo", "web")},
+		{name: "cluster-scoped list", method: "GET", target: "/api/v1/nodes", want: res("list", "", "v1", "nodes", "", "", "")},
+		{name: "cluster-scoped get", method: "GET", target: "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin", want: res("get", "rbac.authorization.k8s.io", "v1", "clusterroles", "", "", "admin")},
+		{name: "all namespaces", method: "GET", target: "/api/v1/pods", want: res("list", "", "v1", "pods", "", "", "")},
+		{name: "namespace object", method: "GET", target: "/api/v1/namespaces/demo", want: res("get", "", "v1", "namespaces", "", "demo", "demo")},
+		{name: "namespace status", method: "PUT", target: "/api/v1/namespaces/demo/status", want: res("update", "", "v1", "namespaces", "status", "demo", "demo")},
+		{name: "namespace finalize", method: "PUT", target: "/api/v1/namespaces/demo/finalize", want: res("update", "", "v1", "namespaces", "finalize", "demo", "demo")},
+		{name: "list namespaces", method: "GET", target: "/api/v1/namespaces", want: res("list", "", "v1", "namespaces", "", "", "")},
+		{name: "watch param", method: "GET", target: "/api/v1/namespaces/demo/pods?watch=true", want: res("watch", "", "v1", "pods", "", "demo", "")},
+		{name: "watch param 1", method: "GET", target: "/api/v1/namespaces/demo/pods?watch=1", want: res("watch", "", "v1", "pods", "", "demo", "")},
+		{name: "watch false", method: "GET", target: "/api/v1/namespaces/demo/pods?watch=false", want: res("list", "", "v1", "pods", "", "demo", "")},
+		{name: "watch path", method: "GET", target: "/api/v1/watch/namespaces/demo/pods", want: res("watch", "", "v1", "pods", "", "demo", "")},
+		{name: "watch path named", method: "GET", target: "/api/v1/watch/namespaces/demo/pods/web", want: res("watch", "", "v1", "pods", "", "demo", "web")},
+		{name: "watch by field selector", method: "GET", target: "/api/v1/namespaces/demo/pods?watch=1&fieldSelector=metadata.name%3Dweb", want: res("watch", "", "v1", "pods", "", "demo", "web")},
+		{name: "list by field selector", method: "GET", target: "/api/v1/namespaces/demo/pods?fieldSelector=metadata.name%3Dweb", want: res("list", "", "v1", "pods", "", "demo", "web")},
+		{name: "create", method: "POST", target: "/api/v1/namespaces/demo/pods", want: res("create", "", "v1", "pods", "", "demo", "")},
+		{name: "patch", method: "PATCH", target: "/api/v1/namespaces/demo/pods/web", want: res("patch", "", "v1", "pods", "", "demo", "web")},
+		{name: "delete", method: "DELETE", target: "/api/v1/namespaces/demo/pods/web", want: res("delete", "", "v1", "pods", "", "demo", "web")},
+		{name: "deletecollection", method: "DELETE", target: "/api/v1/namespaces/demo/pods?labelSelector=app%3Dweb", want: res("deletecollection", "", "v1", "pods", "", "demo", "")},
+		{name: "proxy verb", method: "GET", target: "/api/v1/proxy/namespaces/demo/services/web/some/path", want: res("proxy", "", "v1", "services", "", "demo", "web")},
+		{name: "unknown method", method: "OPTIONS", target: "/api/v1/namespaces/demo/pods", want: res("", "", "v1", "pods", "", "demo", "")},
+		{name: "version", method: "GET", target: "/version", want: nonres("get")},
+		{name: "healthz", method: "GET", target: "/healthz", want: nonres("get")},
+		{name: "openapi", method: "GET", target: "/openapi/v3/apis/apps/v1", want: nonres("get")},
+		{name: "api discovery", method: "GET", target: "/api", want: nonres("get")},
+		{name: "group version discovery", method: "GET", target: "/apis/apps/v1", want: nonres("get")},
+		{name: "core version discovery", method: "GET", target: "/api/v1", want: nonres("get")},
+		{name: "post to non-resource", method: "POST", target: "/logs/x", want: nonres("post")},
+	}
+	p := New()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, "https://kubernetes.demo"+tt.target, nil)
+			got, err := p.Classify(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want.Method = tt.method
+			tt.want.Path = r.URL.Path
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Classify(%s %s) (-want +got):\n%s", tt.method, tt.target, diff)
+			}
+		})
+	}
+}
+
+func TestClassifyRefusesAmbiguousPaths(t *testing.T) {
+	for _, target := range []string{
+		"/api/v1/namespaces/demo/../kube-system/pods",
+		"/api/v1/namespaces/demo/./pods",
+		"/api//v1/namespaces/demo/pods",
+		"/api/v1/namespaces/demo%2Fpods/x",
+		"/api/v1/watch",
+	} {
+		r := httptest.NewRequest("GET", "https://kubernetes.demo/", nil)
+		r.URL, _ = url.Parse("https://kubernetes.demo" + target)
+		if _, err := New().Classify(r); err == nil {
+			t.Errorf("Classify(%s) = nil error, want a refusal", target)
+		}
+	}
+}
+
+func FuzzClassify(f *testing.F) {
+	for _, s := range []string{"/api/v1/namespaces/demo/pods?watch=1", "/apis/apps/v1/deployments", "/version", "/api/v1/watch/x", "/api/v1/namespaces/a/b/c/d/e", "/%2e%2e/api"} {
+		f.Add("GET", s)
+	}
+	p := New()
+	f.Fuzz(func(t *testing.T, method, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || method == "" {
+			return
+		}
+		r := &http.Request{Method: method, URL: u, Header: http.Header{}}
+		a, err := p.Classify(r)
+		if err != nil {
+			return
+		}
+		if a.ResourceRequest && (a.APIVersion == "" || a.Resource == "") {
+			t.Fatalf("resource request without version or resource: %+v", a)
+		}
+		if !a.ResourceRequest && (a.Namespace != "" || a.Resource != "" || a.Name != "") {
+			t.Fatalf("non-resource request with resource fields: %+v", a)
+		}
+		for _, seg := range strings.Split(a.Path, "/") {
+			if seg == ".." || seg == "." {
+				t.Fatalf("accepted a dot segment: %q", a.Path)
+			}
+		}
+	})
+}
+
+func TestStripCredentials(t *testing.T) {
+	h := http.Header{
+		"Authorization":            {"Bearer agent-token"},
+		"Cookie":                   {"session=x"},
+		"Impersonate-User":         {"admin"},
+		"Impersonate-Group":        {"system:masters"},
+		"Impersonate-Uid":          {"1"},
+		"Impersonate-Extra-Scopes": {"all"},
+		"Sec-Websocket-Protocol":   {"base64url.bearer.authorization.k8s.io.YWdlbnQ, v5.channel.k8s.io", "channel.k8s.io"},
+		"Accept":                   {"application/json"},
+	}
+	New().StripCredentials(h)
+	want := http.Header{
+		"Accept":                 {"application/json"},
+		"Sec-Websocket-Protocol": {"v5.channel.k8s.io, channel.k8s.io"},
+	}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("after StripCredentials (-want +got):\n%s", diff)
+	}
+	out := httptest.NewRequest("GET", "https://x/", nil)
+	New().Authorize(out, broker.Credential{Token: secret.Value("minted")})
+	if got := out.Header.Get("Authorization"); got != "Bearer minted" {
+		t.Errorf("Authorization = %q", got)
+	}
+}
+
+func TestDecodeBody(t *testing.T) {
+	create := access.Action{ResourceRequest: true, Verb: "create", Resource: "pods"}
+	tests := []struct {
+		name    string
+		action  access.Action
+		ctype   string
+		raw     string
+		want    any
+		wantErr string
+	}{
+		{name: "json", action: create, ctype: "application/json", raw: `{"kind":"Pod"}`, want: map[string]any{"kind": "Pod"}},
+		{name: "json with charset", action: create, ctype: "application/json; charset=utf-8", raw: `{"a":1}`, want: map[string]any{"a": 1.0}},
+		{name: "apply yaml", action: create, ctype: "application/apply-patch+yaml", raw: "kind: Pod\nspec: {hostNetwork: true}\n", want: map[string]any{"kind": "Pod", "spec": map[string]any{"hostNetwork": true}}},
+		{name: "json patch", action: create, ctype: "application/json-patch+json", raw: `[{"op":"add"}]`, want: []any{map[string]any{"op": "add"}}},
+		{name: "get has no body", action: access.Action{ResourceRequest: true, Verb: "get"}, raw: `{"x":1}`, want: nil},
+		{name: "empty", action: create, ctype: "application/json", raw: "", want: nil},
+		{name: "protobuf refused", action: create, ctype: "application/vnd.kubernetes.protobuf", raw: "k8s\x00", wantErr: "send JSON"},
+		{name: "bad json", action: create, ctype: "application/json", raw: "{", wantErr: "not valid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := New().DecodeBody(tt.action, tt.ctype, []byte(tt.raw))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("DecodeBody() error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("DecodeBody() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWriteErrorIsAStatus(t *testing.T) {
+	rec := httptest.NewRecorder()
+	New().WriteError(rec, http.StatusForbidden, "jitproxy denied list pods")
+	var st metav1.Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	want := metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   "Failure", Message: "jitproxy denied list pods", Reason: metav1.StatusReasonForbidden, Code: 403,
+	}
+	if diff := cmp.Diff(want, st); diff != "" || rec.Code != 403 {
+		t.Errorf("status %d, body (-want +got):\n%s", rec.Code, diff)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	tests := []struct {
+		a    access.Action
+		want string
+	}{
+		{access.Action{ResourceRequest: true, Verb: "list", Resource: "pods", Namespace: "demo"}, `list pods in namespace "demo"`},
+		{access.Action{ResourceRequest: true, Verb: "get", Resource: "deployments", APIGroup: "apps", Subresource: "scale", Name: "web", Namespace: "demo"}, `get deployments.apps/scale "web" in namespace "demo"`},
+		{access.Action{ResourceRequest: true, Verb: "list", Resource: "nodes"}, `list nodes (cluster-wide)`},
+		{access.Action{Verb: "get", Path: "/version"}, `get /version`},
+	}
+	for _, tt := range tests {
+		if got := New().Describe(tt.a); got != tt.want {
+			t.Errorf("Describe() = %q, want %q", got, tt.want)
+		}
+	}
+}

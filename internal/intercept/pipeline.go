@@ -1,0 +1,285 @@
+package intercept
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/broker"
+	"github.com/jitproxy/jitproxy/internal/jit"
+)
+
+// RequestIDHeader carries the audit event's request ID back to the agent.
+const RequestIDHeader = "X-Jitproxy-Request-Id"
+
+// pipeline serves the requests inside intercepted tunnels.
+type pipeline struct {
+	cfg    *Config
+	log    *slog.Logger
+	errLog *log.Logger // for httputil.ReverseProxy
+}
+
+// exchange is the state of one request as it goes through the pipeline.
+type exchange struct {
+	start  time.Time
+	tunnel *tunnel
+	event  audit.Event
+	status int
+	errMsg string
+}
+
+func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := tunnelFrom(r.Context())
+	if t == nil {
+		http.Error(w, "jitproxy: not a tunnel", http.StatusInternalServerError)
+		return
+	}
+	x := &exchange{
+		start:  p.cfg.Now(),
+		tunnel: t,
+		event: audit.Event{
+			Type:      audit.TypeRequest,
+			RequestID: newRequestID(),
+			Caller:    &t.caller,
+		},
+	}
+	w.Header().Set(RequestIDHeader, x.event.RequestID)
+	// Recorded when the response is over: for watches, when the stream ends.
+	// Deferred, so a panic that aborts the response still leaves a record.
+	defer p.finish(r.Context(), x)
+	p.serve(w, r, x)
+}
+
+func (p *pipeline) finish(ctx context.Context, x *exchange) {
+	x.event.Outcome = &audit.Outcome{Status: x.status, Error: x.errMsg}
+	x.event.DurationMS = durationMS(p.cfg.Now().Sub(x.start))
+	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), x.event); err != nil {
+		p.log.Error("record audit event", "type", x.event.Type, "request_id", x.event.RequestID, "err", err)
+	}
+}
+
+// fail answers with a safe message in the target's format and notes it for audit.
+func (p *pipeline) fail(w http.ResponseWriter, x *exchange, status int, msg string) {
+	x.status, x.errMsg = status, msg
+	x.tunnel.target.Protocol.WriteError(w, status, "jitproxy: "+msg)
+}
+
+func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
+	ctx := r.Context()
+	t := x.tunnel
+	proto := t.target.Protocol
+	x.event.Action = &access.Action{Kind: proto.Kind(), Target: t.target.Name, Method: r.Method, Path: r.URL.Path}
+
+	// A request inside a tunnel is for the host the tunnel was opened to.
+	if hp, err := normalizeHostPort(r.Host); err != nil || hp != t.hostport {
+		p.fail(w, x, http.StatusMisdirectedRequest, fmt.Sprintf("request for host %q inside a tunnel to %s", r.Host, t.hostport))
+		return
+	}
+	// The session may have ended since the tunnel opened.
+	session, grants, err := p.cfg.Sessions.ActiveGrants(ctx, t.caller.Session)
+	if errors.Is(err, jit.ErrUnauthenticated) {
+		p.fail(w, x, http.StatusUnauthorized, "your jitproxy session has ended")
+		return
+	}
+	if err != nil {
+		p.log.Error("load grants", "request_id", x.event.RequestID, "err", err)
+		p.fail(w, x, http.StatusServiceUnavailable, "cannot load your grants right now; try again")
+		return
+	}
+	caller := session.Caller()
+	caller.AuthMethod, caller.SourceAddr = t.caller.AuthMethod, t.caller.SourceAddr
+	x.event.Caller = &caller
+
+	action, err := proto.Classify(r)
+	if err != nil {
+		p.fail(w, x, http.StatusBadRequest, "cannot classify the request: "+err.Error())
+		return
+	}
+	action.Kind, action.Target = proto.Kind(), t.target.Name
+	x.event.Action = &action
+
+	var body any
+	if proto.NeedsBody(action) {
+		var ok bool
+		if body, ok = p.readBody(w, r, x, action); !ok {
+			return
+		}
+	}
+	in := authz.Input{Caller: caller, Action: action, Body: body, Grants: policyGrants(grants)}
+	d, err := p.cfg.Decider.Decide(ctx, in)
+	if err != nil {
+		p.log.Error("evaluate policies", "request_id", x.event.RequestID, "err", err)
+		p.fail(w, x, http.StatusInternalServerError, "policy evaluation failed; the request was not forwarded")
+		return
+	}
+	x.event.Decision = &audit.Decision{Allowed: d.Allowed, Reasons: d.Reasons}
+	if !d.Allowed {
+		p.deny(w, r, x, in, d)
+		return
+	}
+	g := chooseGrant(grants, d.GrantIDs)
+	x.event.Grant = &audit.Grant{ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, Namespace: g.Namespace, ExpiresAt: g.ExpiresAt}
+	cred, err := p.cfg.Credentials.Credential(ctx, broker.Request{
+		GrantID: g.ID, GrantExpiresAt: g.ExpiresAt, Target: t.target.Name, Namespace: g.Namespace,
+		Provider: g.Credential.Provider, Options: g.Credential.Options,
+	})
+	if err != nil {
+		p.log.Error("obtain credential", "request_id", x.event.RequestID, "grant", g.ID, "err", err)
+		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", g.ID))
+		return
+	}
+	p.forward(w, r, x, g, cred)
+}
+
+// readBody reads the body policies need, within the size limit, and puts
+// it back for forwarding.
+func (p *pipeline) readBody(w http.ResponseWriter, r *http.Request, x *exchange, a access.Action) (any, bool) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBodyBytes+1))
+	if err != nil {
+		p.fail(w, x, http.StatusBadRequest, "cannot read the request body")
+		return nil, false
+	}
+	if int64(len(raw)) > p.cfg.MaxBodyBytes {
+		p.fail(w, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes cannot be inspected", p.cfg.MaxBodyBytes))
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	r.ContentLength = int64(len(raw))
+	body, err := x.tunnel.target.Protocol.DecodeBody(a, r.Header.Get("Content-Type"), raw)
+	if err != nil {
+		p.fail(w, x, http.StatusUnsupportedMediaType, "cannot inspect the request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// forward sends the request upstream with the agent's credentials stripped
+// and the minted one injected, ending it when the grant expires.
+func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, g *jit.Grant, cred broker.Credential) {
+	t := x.tunnel.target
+	ctx, cancel := context.WithDeadline(r.Context(), g.ExpiresAt)
+	defer cancel()
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(t.Upstream)
+			pr.Out.Host = ""
+			h := pr.Out.Header
+			h.Del("Proxy-Authorization")
+			h.Del("Proxy-Connection")
+			t.Protocol.StripCredentials(h)
+			t.Protocol.Authorize(pr.Out, cred)
+		},
+		Transport: t.Transport,
+		ModifyResponse: func(resp *http.Response) error {
+			x.status = resp.StatusCode
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				p.fail(w, x, http.StatusForbidden, fmt.Sprintf("grant %s has expired", g.ID))
+				return
+			}
+			p.log.Warn("upstream request failed", "request_id", x.event.RequestID, "target", t.Name, "err", err)
+			p.fail(w, x, http.StatusBadGateway, "the target could not be reached")
+		},
+		ErrorLog: p.errLog,
+	}
+	defer func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && x.errMsg == "" {
+			x.errMsg = "the grant expired while the response was streaming"
+		}
+	}()
+	rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// policyGrants converts grants to what policies see.
+func policyGrants(gs []*jit.Grant) []authz.Grant {
+	out := make([]authz.Grant, len(gs))
+	for i, g := range gs {
+		out[i] = authz.Grant{ID: g.ID, Policy: g.Policy, Target: g.Target, Namespace: g.Namespace, Permissions: g.Permissions}
+	}
+	return out
+}
+
+// chooseGrant picks, among the permitting grants, the one that lasts longest.
+func chooseGrant(gs []*jit.Grant, ids []string) *jit.Grant {
+	var best *jit.Grant
+	for _, g := range gs {
+		for _, id := range ids {
+			if g.ID == id && (best == nil || g.ExpiresAt.After(best.ExpiresAt)) {
+				best = g
+			}
+		}
+	}
+	return best
+}
+
+// deny answers a denied request with what the agent can do about it.
+func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in authz.Input, d authz.Decision) {
+	desc := x.tunnel.target.Protocol.Describe(in.Action)
+	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
+	if len(d.Reasons) == 1 && d.Reasons[0] == authz.ReasonNoGrant {
+		policies, hint := p.hint(r.Context(), in)
+		x.event.Decision.Policies = policies
+		msg += " " + hint
+	}
+	x.status = http.StatusForbidden
+	x.tunnel.target.Protocol.WriteError(w, http.StatusForbidden, msg)
+}
+
+// hint finds the access policies the caller could request a grant under to
+// be allowed, by asking the policies about hypothetical grants, and says
+// how to request one.
+func (p *pipeline) hint(ctx context.Context, in authz.Input) ([]string, string) {
+	var candidates []authz.Grant
+	namespaces := map[string]string{}
+	for _, pol := range p.cfg.Sessions.Requestable(in.Caller, in.Action.Target) {
+		ns, ok := pol.RequestableNamespace(in.Action.Namespace)
+		if !ok {
+			continue
+		}
+		namespaces[pol.Name] = ns
+		candidates = append(candidates, authz.Grant{ID: pol.Name, Policy: pol.Name, Target: pol.Target, Namespace: ns, Permissions: pol.Permissions})
+	}
+	var names []string
+	if len(candidates) > 0 {
+		hypo := in
+		hypo.Grants = candidates
+		d, err := p.cfg.Decider.Decide(ctx, hypo)
+		if err != nil {
+			p.log.Error("evaluate policies for a hint", "err", err)
+		} else if d.Allowed {
+			names = d.GrantIDs
+		}
+	}
+	if len(names) == 0 {
+		return nil, "No access policy you may request allows it; ask your jitproxy administrator."
+	}
+	cmd := "jitproxy grant request " + names[0]
+	if ns := namespaces[names[0]]; ns != "" {
+		cmd += " --namespace " + ns
+	}
+	cmd += ` --reason "..."`
+	return names, fmt.Sprintf("Access policies that would allow it: %s. Request a grant with: %s", strings.Join(names, ", "), cmd)
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

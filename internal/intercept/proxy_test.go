@@ -1,0 +1,442 @@
+package intercept
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/intercept/kube"
+	"github.com/jitproxy/jitproxy/internal/jit"
+)
+
+// TestGoproxyDefaultsReplaced fails if any of goproxy's unsafe defaults
+// (upstream TLS unverified, proxying through the environment, tunnelling
+// CONNECTs nobody refused) comes back.
+func TestGoproxyDefaultsReplaced(t *testing.T) {
+	// A proxy named by the environment must never be used.
+	var envProxyHits atomic.Int32
+	envProxy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer envProxy.Close()
+	go func() {
+		for {
+			c, err := envProxy.Accept()
+			if err != nil {
+				return
+			}
+			envProxyHits.Add(1)
+			c.Close()
+		}
+	}()
+	t.Setenv("HTTPS_PROXY", "http://"+envProxy.Addr().String())
+	t.Setenv("HTTP_PROXY", "http://"+envProxy.Addr().String())
+	t.Setenv("https_proxy", "http://"+envProxy.Addr().String())
+
+	h := newHarness(t, harnessOptions{})
+	tr := h.proxy.gp.Tr
+	if tr.Proxy != nil {
+		t.Error("goproxy transport follows a proxy")
+	}
+	if tr.TLSClientConfig == nil || tr.TLSClientConfig.InsecureSkipVerify {
+		t.Error("goproxy transport skips TLS verification")
+	}
+	if h.proxy.gp.ConnectDial != nil {
+		t.Error("goproxy ConnectDial is set")
+	}
+	for name, dial := range map[string]func() (net.Conn, error){
+		"Tr.DialContext":     func() (net.Conn, error) { return tr.DialContext(context.Background(), "tcp", h.upstream.Listener.Addr().String()) },
+		"Tr.DialTLSContext":  func() (net.Conn, error) { return tr.DialTLSContext(context.Background(), "tcp", h.upstream.Listener.Addr().String()) },
+		"ConnectDialWithReq": func() (net.Conn, error) { return h.proxy.gp.ConnectDialWithReq(nil, "tcp", h.upstream.Listener.Addr().String()) },
+	} {
+		if c, err := dial(); err == nil {
+			c.Close()
+			t.Errorf("%s dialled", name)
+		}
+	}
+
+	// A CONNECT to a host that is not a target is refused, not tunnelled.
+	var upstreamHits atomic.Int32
+	victim, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	go func() {
+		for {
+			c, err := victim.Accept()
+			if err != nil {
+				return
+			}
+			upstreamHits.Add(1)
+			c.Close()
+		}
+	}()
+	status, body := rawConnect(t, h, victim.Addr().String(), true)
+	if status != http.StatusForbidden || !strings.Contains(body, "intercepts only its configured targets") {
+		t.Errorf("CONNECT to a non-target = %d %q, want 403", status, body)
+	}
+	// Plain HTTP through the proxy is refused, not forwarded.
+	resp, err := h.agent().Get("http://" + victim.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("plain HTTP via proxy = %d, want 403", resp.StatusCode)
+	}
+	// An intercepted request works and reaches the real upstream directly.
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	if resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("intercepted request: %v %v", resp, err)
+	}
+	if n := upstreamHits.Load(); n != 0 {
+		t.Errorf("the non-target got %d connections", n)
+	}
+	if n := envProxyHits.Load(); n != 0 {
+		t.Errorf("the environment's proxy got %d connections", n)
+	}
+}
+
+// rawConnect sends a CONNECT and returns the status and body.
+func rawConnect(t *testing.T, h *harness, hostport string, withAuth bool) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: hostport}, Host: hostport, Header: http.Header{}}
+	if withAuth {
+		p, _ := h.proxyURL.User.Password()
+		req.SetBasicAuth(h.proxyURL.User.Username(), p)
+		req.Header["Proxy-Authorization"] = req.Header["Authorization"]
+		delete(req.Header, "Authorization")
+	}
+	if err := req.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestProxyAuthentication(t *testing.T) {
+	tests := []struct {
+		name string
+		user *url.Userinfo
+	}{
+		{name: "no credential", user: nil},
+		{name: "wrong secret", user: url.UserPassword(testSessionID, "wrong")},
+		{name: "not a session", user: url.UserPassword("alice", testSecret)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{})
+			h.sessions.setGrants(podReaderGrant(time.Hour))
+			_, err := h.client(tt.user).Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+			if err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+				t.Errorf("Get() error = %v, want 407", err)
+			}
+			e := h.audit.last(t)
+			if e.Outcome.Status != 407 || e.Action.Method != "CONNECT" || h.creds.calls.Load() != 0 {
+				t.Errorf("audit = %+v, credentials asked %d times", e, h.creds.calls.Load())
+			}
+		})
+	}
+}
+
+func TestAllowedRequestGetsMintedCredential(t *testing.T) {
+	var got http.Header
+	h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.Write([]byte(`{"kind":"PodList"}`))
+	})})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	req, _ := http.NewRequest("GET", "https://kubernetes.demo/api/v1/namespaces/demo/pods", nil)
+	req.Header.Set("Authorization", "Bearer agent-held-token")
+	req.Header.Set("Impersonate-User", "system:admin")
+	req.Header.Set("Impersonate-Group", "system:masters")
+	resp, err := h.agent().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != `{"kind":"PodList"}` {
+		t.Fatalf("response %d %s", resp.StatusCode, body)
+	}
+	if got.Get("Authorization") != "Bearer "+mintedToken || got.Get("Impersonate-User") != "" || got.Get("Impersonate-Group") != "" || got.Get("Proxy-Authorization") != "" {
+		t.Errorf("upstream saw headers %v", got)
+	}
+	e := h.audit.last(t)
+	want := audit.Event{
+		Type:     audit.TypeRequest,
+		Caller:   &access.Caller{Session: testSessionID, Agent: "claude", User: "alice", Groups: []string{"developers"}, AuthMethod: "proxy-basic"},
+		Action:   &access.Action{Kind: "kubernetes", Target: "demo", Verb: "list", ResourceRequest: true, APIVersion: "v1", Resource: "pods", Namespace: "demo", Method: "GET", Path: "/api/v1/namespaces/demo/pods"},
+		Decision: &audit.Decision{Allowed: true, Reasons: []string{"permitted by grant g-read"}},
+		Grant:    &audit.Grant{ID: "g-read", Policy: "pod-reader", Namespace: "demo"},
+		Outcome:  &audit.Outcome{Status: 200},
+	}
+	e.RequestID, e.DurationMS, e.Caller.SourceAddr, e.Grant.ExpiresAt = "", 0, "", time.Time{}
+	if diff := cmp.Diff(want, e); diff != "" {
+		t.Errorf("audit event (-want +got):\n%s", diff)
+	}
+	if resp.Header.Get(RequestIDHeader) == "" {
+		t.Error("no request ID header")
+	}
+}
+
+func kubeStatus(t *testing.T, resp *http.Response) metav1.Status {
+	t.Helper()
+	defer resp.Body.Close()
+	var st metav1.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestDenials(t *testing.T) {
+	readerPolicy := &jit.Policy{
+		Name: "pod-reader", Target: "demo", Namespaces: []string{"demo"},
+		Permissions: []access.Permission{{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+	}
+	tests := []struct {
+		name       string
+		grants     []*jit.Grant
+		policies   []*jit.Policy
+		method     string
+		path       string
+		body       string
+		ctype      string
+		wantStatus int
+		wantMsg    string
+	}{
+		{
+			name: "no grant names the policy and the command", policies: []*jit.Policy{readerPolicy},
+			method: "GET", path: "/api/v1/namespaces/demo/pods", wantStatus: 403,
+			wantMsg: `jitproxy denied list pods in namespace "demo": no active grant permits this request. Access policies that would allow it: pod-reader. Request a grant with: jitproxy grant request pod-reader --namespace demo --reason "..."`,
+		},
+		{
+			name: "no policy could help", policies: []*jit.Policy{readerPolicy},
+			method: "DELETE", path: "/api/v1/namespaces/demo/pods/web", wantStatus: 403,
+			wantMsg: `jitproxy denied delete pods "web" in namespace "demo": no active grant permits this request. No access policy you may request allows it; ask your jitproxy administrator.`,
+		},
+		{
+			name: "wrong namespace", grants: []*jit.Grant{podReaderGrant(time.Hour)},
+			method: "GET", path: "/api/v1/namespaces/prod/pods", wantStatus: 403, wantMsg: `denied list pods in namespace "prod"`,
+		},
+		{
+			name: "wrong verb", grants: []*jit.Grant{podReaderGrant(time.Hour)},
+			method: "DELETE", path: "/api/v1/namespaces/demo/pods/web", wantStatus: 403, wantMsg: `denied delete pods "web"`,
+		},
+		{
+			name: "expired grant", grants: []*jit.Grant{podReaderGrant(-time.Second)},
+			method: "GET", path: "/api/v1/namespaces/demo/pods", wantStatus: 403, wantMsg: "no active grant",
+		},
+		{
+			name: "body too large to inspect", grants: []*jit.Grant{podReaderGrant(time.Hour)},
+			method: "POST", path: "/api/v1/namespaces/demo/pods", body: `{"x":"` + strings.Repeat("a", 2000) + `"}`, ctype: "application/json",
+			wantStatus: 413, wantMsg: "over 1024 bytes cannot be inspected",
+		},
+		{
+			name: "body that cannot be inspected", grants: []*jit.Grant{podReaderGrant(time.Hour)},
+			method: "POST", path: "/api/v1/namespaces/demo/pods", body: "k8s\x00", ctype: "application/vnd.kubernetes.protobuf",
+			wantStatus: 415, wantMsg: "send JSON",
+		},
+		{
+			name: "ambiguous path", grants: []*jit.Grant{podReaderGrant(time.Hour)},
+			method: "GET", path: "/api/v1/namespaces/demo/../kube-system/pods", wantStatus: 400, wantMsg: "'..'",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var upstreamHits atomic.Int32
+			h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { upstreamHits.Add(1) })})
+			h.sessions.setGrants(tt.grants...)
+			h.sessions.policies = tt.policies
+			req, _ := http.NewRequest(tt.method, "https://kubernetes.demo/", strings.NewReader(tt.body))
+			req.URL.Path = tt.path
+			req.URL.RawPath = ""
+			if tt.ctype != "" {
+				req.Header.Set("Content-Type", tt.ctype)
+			}
+			resp, err := h.agent().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := kubeStatus(t, resp)
+			if resp.StatusCode != tt.wantStatus || !strings.Contains(st.Message, tt.wantMsg) {
+				t.Errorf("got %d %q, want %d containing %q", resp.StatusCode, st.Message, tt.wantStatus, tt.wantMsg)
+			}
+			if upstreamHits.Load() != 0 || h.creds.calls.Load() != 0 {
+				t.Errorf("a denied request reached upstream %d times and asked for %d credentials", upstreamHits.Load(), h.creds.calls.Load())
+			}
+			if e := h.audit.last(t); e.Outcome.Status != tt.wantStatus || e.Decision != nil && e.Decision.Allowed {
+				t.Errorf("audit outcome %+v decision %+v", e.Outcome, e.Decision)
+			}
+		})
+	}
+}
+
+func TestUpstreamTLSIsVerified(t *testing.T) {
+	h := newHarness(t, harnessOptions{untrustedUpstream: true})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := kubeStatus(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || st.Message != "jitproxy: the target could not be reached" {
+		t.Errorf("got %d %q; want 502 without internal detail", resp.StatusCode, st.Message)
+	}
+}
+
+func TestCredentialFailureFailsClosed(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	h.creds.err = fmt.Errorf("vault at 10.0.0.5 said: permission denied for token hvs.SECRET")
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := kubeStatus(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(st.Message, "hvs.") || strings.Contains(st.Message, "10.0.0.5") {
+		t.Errorf("got %d %q", resp.StatusCode, st.Message)
+	}
+}
+
+func TestSessionEndedInsideTunnel(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	c := h.agent()
+	if resp, err := c.Get("https://kubernetes.demo/api/v1/namespaces/demo/pods"); err != nil || resp.StatusCode != 200 {
+		t.Fatal(resp, err)
+	}
+	h.sessions.ended = true
+	resp, err := c.Get("https://kubernetes.demo/api/v1/namespaces/demo/pods") // same tunnel, kept alive
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("status = %d, want 401", resp.StatusCode)
+	}
+	resp.Body.Close()
+}
+
+// tunnelTo opens an authenticated CONNECT tunnel and returns a TLS client on it.
+func tunnelTo(t *testing.T, h *harness, hostport, serverName string) (*tls.Conn, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	p, _ := h.proxyURL.User.Password()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: hostport}, Host: hostport, Header: http.Header{}}
+	req.SetBasicAuth(h.proxyURL.User.Username(), p)
+	req.Header["Proxy-Authorization"] = req.Header["Authorization"]
+	delete(req.Header, "Authorization")
+	req.Write(c)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(h.ca.CertPEM)
+	tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: serverName})
+	return tc, tc.Handshake()
+}
+
+func TestTunnelIsBoundToItsHost(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	if _, err := tunnelTo(t, h, "kubernetes.demo:443", "evil.example"); err == nil {
+		t.Error("TLS handshake for another server name succeeded")
+	}
+	tc, err := tunnelTo(t, h, "kubernetes.demo:443", "kubernetes.demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tc, "GET /api/v1/namespaces/demo/pods HTTP/1.1\r\nHost: other.example\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("request for another host in the tunnel: %d, want 421", resp.StatusCode)
+	}
+}
+
+func TestPanicInOneConnectionIsContained(t *testing.T) {
+	h := newHarness(t, harnessOptions{protocol: panicProtocol{kube.New()}})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	for range 2 {
+		if _, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods"); err == nil {
+			t.Error("a request whose handler panicked got an answer")
+		}
+	}
+	// The process and the proxy still serve.
+	status, _ := rawConnect(t, h, "kubernetes.demo:443", false)
+	if status != http.StatusProxyAuthRequired {
+		t.Errorf("after panics, CONNECT = %d, want 407", status)
+	}
+	if e := h.audit.last(t); e.Type != audit.TypeRequest {
+		t.Errorf("last audit event %+v", e)
+	}
+}
+
+func TestWatchEndsWhenGrantExpires(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		for {
+			if _, err := io.WriteString(w, `{"type":"ADDED"}`+"\n"); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})})
+	h.sessions.setGrants(podReaderGrant(500 * time.Millisecond))
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods?watch=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() {
+		t.Fatal("no first event: the stream was not flushed")
+	}
+	for sc.Scan() {
+	} // returns when the stream ends; the client's 10s timeout would fail the test
+	e := h.audit.last(t)
+	if e.Action.Verb != "watch" || e.Outcome.Error != "the grant expired while the response was streaming" {
+		t.Errorf("audit %+v %+v", e.Action, e.Outcome)
+	}
+}

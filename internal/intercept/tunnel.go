@@ -1,0 +1,85 @@
+package intercept
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+)
+
+// tunnel is what the CONNECT established: who, to which target and host.
+type tunnel struct {
+	caller   access.Caller // session authenticated at CONNECT
+	target   *Target
+	hostport string // normalized host:port of the CONNECT
+}
+
+func (t *tunnel) hostname() string {
+	h, _, _ := net.SplitHostPort(t.hostport)
+	return h
+}
+
+// tunnelConn is a hijacked client connection with its tunnel.
+type tunnelConn struct {
+	net.Conn
+	tunnel *tunnel
+}
+
+// tunnelListener hands hijacked CONNECT tunnels, wrapped in server-side
+// TLS, to the http.Server that serves intercepted requests.
+type tunnelListener struct {
+	conns  chan net.Conn
+	tls    *tls.Config
+	addr   net.Addr
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newTunnelListener(cfg *tls.Config, addr net.Addr) *tunnelListener {
+	return &tunnelListener{conns: make(chan net.Conn), tls: cfg, addr: addr, closed: make(chan struct{})}
+}
+
+// deliver passes a tunnel to the server; it closes the connection if the
+// listener is closed.
+func (l *tunnelListener) deliver(c *tunnelConn) {
+	select {
+	case l.conns <- tls.Server(c, l.tls):
+	case <-l.closed:
+		c.Close()
+	}
+}
+
+func (l *tunnelListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *tunnelListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *tunnelListener) Addr() net.Addr { return l.addr }
+
+type tunnelKey struct{}
+
+// tunnelContext attaches a connection's tunnel to its requests' context.
+func tunnelContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		if t, ok := tc.NetConn().(*tunnelConn); ok {
+			return context.WithValue(ctx, tunnelKey{}, t.tunnel)
+		}
+	}
+	return ctx
+}
+
+func tunnelFrom(ctx context.Context) *tunnel {
+	t, _ := ctx.Value(tunnelKey{}).(*tunnel)
+	return t
+}
