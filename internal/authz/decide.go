@@ -10,8 +10,13 @@ import (
 	"github.com/jitproxy/jitproxy/internal/access"
 )
 
-// ReasonNoGrant is the reason of a default deny.
-const ReasonNoGrant = "no active grant permits this request"
+// Reasons the engine gives itself.
+const (
+	// ReasonNoGrant is the reason of a default deny.
+	ReasonNoGrant = "no active grant permits this request"
+	// ReasonDiscovery is the reason of a request allowed by permit_discovery.
+	ReasonDiscovery = "discovery documents need no grant"
+)
 
 // Input is what a decision is made on.
 type Input struct {
@@ -41,6 +46,9 @@ type Decision struct {
 	// GrantIDs are the IDs of the grants that permit the request, sorted.
 	// They are set even when a forbid rule denies it.
 	GrantIDs []string
+	// Discovery is true when policy lets the request use the target's
+	// discovery identity instead of a grant's credential.
+	Discovery bool
 	// Reasons says why: the forbid reasons of a forbidden request, or
 	// ReasonNoGrant, or for an allowed request the permitting grants.
 	Reasons []string
@@ -68,17 +76,24 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policies: forbid: %w", err)
 	}
-	d := Decision{GrantIDs: permit}
+	discovery, ok := out["discovery"].(bool)
+	if !ok {
+		return Decision{}, fmt.Errorf("evaluate policies: discovery is %T, want a boolean", out["discovery"])
+	}
+	d := Decision{GrantIDs: permit, Discovery: discovery}
 	switch {
 	case len(forbid) > 0:
 		d.Reasons = forbid
-	case len(permit) == 0:
-		d.Reasons = []string{ReasonNoGrant}
-	default:
+	case len(permit) > 0:
 		d.Allowed = true
 		for _, id := range permit {
 			d.Reasons = append(d.Reasons, "permitted by grant "+id)
 		}
+	case discovery:
+		d.Allowed = true
+		d.Reasons = []string{ReasonDiscovery}
+	default:
+		d.Reasons = []string{ReasonNoGrant}
 	}
 	return d, nil
 }

@@ -4,8 +4,11 @@
 // Policies are compiled once, when the Engine is built, and evaluated per
 // request. A policy set is the package jitproxy.authz with two partial set
 // rules: permit (IDs of grants that allow the request) and forbid (reasons the
-// request must not happen). A request is allowed only when permit is not
-// empty and forbid is: deny by default, and forbid beats permit. An
+// request must not happen), and optionally the boolean permit_discovery
+// (the request may be made with the target's discovery identity, which can
+// read the API's discovery documents and nothing else, without a grant). A
+// request is allowed only when permit is not empty or permit_discovery holds,
+// and forbid is empty: deny by default, and forbid beats permit. An
 // evaluation error is returned as an error and the caller must deny.
 package authz
 
@@ -26,13 +29,17 @@ import (
 const PolicyPackage = "jitproxy.authz"
 
 // engineModule reads the policy's rules so that a policy without a forbid
-// rule (or, failing its load check, a permit rule) evaluates to empty sets
-// rather than to undefined.
+// or permit_discovery rule evaluates to an empty set or false rather than
+// to undefined.
 const engineModule = `package jitproxy.engine
 
 permit := {id | some id in data.jitproxy.authz.permit}
 
 forbid := {reason | some reason in data.jitproxy.authz.forbid}
+
+default discovery := false
+
+discovery if data.jitproxy.authz.permit_discovery == true
 `
 
 // Config configures an Engine.
@@ -112,7 +119,9 @@ func definesPermit(modules []*ast.Module) bool {
 		if !m.Package.Path.Equal(want) {
 			continue
 		}
-		if slices.ContainsFunc(m.Rules, func(r *ast.Rule) bool { return r.Head.Name.Equal(ast.Var("permit")) || r.Head.Reference.String() == "permit" }) {
+		if slices.ContainsFunc(m.Rules, func(r *ast.Rule) bool {
+			return r.Head.Name.Equal(ast.Var("permit")) || r.Head.Reference.String() == "permit"
+		}) {
 			return true
 		}
 	}

@@ -70,6 +70,11 @@ func TestDecide(t *testing.T) {
 			want: Decision{GrantIDs: []string{}, Reasons: []string{ReasonNoGrant}},
 		},
 		{
+			name: "discovery needs no grant",
+			in:   Input{Action: access.Action{Kind: access.KindKubernetes, Target: "demo", Verb: "get", Method: "GET", Path: "/api"}},
+			want: Decision{Allowed: true, Discovery: true, GrantIDs: []string{}, Reasons: []string{ReasonDiscovery}},
+		},
+		{
 			name: "forbid beats permit",
 			in:   Input{Action: createPod, Body: privileged, Grants: []Grant{podAdmin}},
 			want: Decision{GrantIDs: []string{"g-2"}, Reasons: []string{`container "app" must not be privileged`}},

@@ -77,10 +77,15 @@ func (f *fakeSessions) setGrants(gs ...*jit.Grant) {
 type fakeCredentials struct {
 	calls atomic.Int32
 	err   error
+	mu    sync.Mutex
+	last  broker.Request
 }
 
 func (f *fakeCredentials) Credential(_ context.Context, req broker.Request) (broker.Credential, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	f.last = req
+	f.mu.Unlock()
 	if f.err != nil {
 		return broker.Credential{}, f.err
 	}
@@ -157,6 +162,8 @@ type harnessOptions struct {
 	protocol Protocol
 	// untrustedUpstream makes the target's CA one that did not sign the upstream.
 	untrustedUpstream bool
+	// noDiscovery leaves the target without a discovery identity.
+	noDiscovery bool
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -190,12 +197,17 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{ca: ca, sessions: &fakeSessions{}, creds: &fakeCredentials{}, audit: &auditLog{}, upstream: up}
+	discovery := &CredentialSource{Provider: "tokenrequest", Options: map[string]string{"serviceAccount": "default", "serviceAccountNamespace": "default"}}
+	if o.noDiscovery {
+		discovery = nil
+	}
 	h.proxy, err = New(Config{
 		CA: ca, Sessions: h.sessions, Decider: engine, Credentials: h.creds, Audit: h.audit,
 		MaxBodyBytes: 1 << 10,
 		Targets: []*Target{{
 			Name: "demo", Hosts: []string{"kubernetes.demo"}, Upstream: upURL, Protocol: o.protocol,
 			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+			Discovery: discovery,
 		}},
 	})
 	if err != nil {
@@ -233,4 +245,3 @@ func (h *harness) client(user *url.Userinfo) *http.Client {
 }
 
 func (h *harness) agent() *http.Client { return h.client(h.proxyURL.User) }
-

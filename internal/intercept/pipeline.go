@@ -2,6 +2,7 @@ package intercept
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,18 +132,32 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.deny(w, r, x, in, d)
 		return
 	}
-	g := chooseGrant(grants, d.GrantIDs)
-	x.event.Grant = &audit.Grant{ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, Namespace: g.Namespace, ExpiresAt: g.ExpiresAt}
-	cred, err := p.cfg.Credentials.Credential(ctx, broker.Request{
-		GrantID: g.ID, GrantExpiresAt: g.ExpiresAt, Target: t.target.Name, Namespace: g.Namespace,
-		Provider: g.Credential.Provider, Options: g.Credential.Options,
-	})
+	var req broker.Request
+	if g := chooseGrant(grants, d.GrantIDs); g != nil {
+		x.event.Grant = &audit.Grant{ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, Namespace: g.Namespace, ExpiresAt: g.ExpiresAt}
+		req = broker.Request{
+			GrantID: g.ID, GrantExpiresAt: g.ExpiresAt, Target: t.target.Name, Namespace: g.Namespace,
+			Provider: g.Credential.Provider, Options: g.Credential.Options,
+		}
+	} else {
+		// Allowed by permit_discovery alone.
+		src := t.target.Discovery
+		if src == nil {
+			p.fail(w, x, http.StatusForbidden, "this target has no discovery identity; request a grant first")
+			return
+		}
+		req = broker.Request{
+			GrantID: discoveryGrantID, GrantExpiresAt: p.cfg.Now().Add(discoveryCredentialTTL), Target: t.target.Name,
+			Provider: src.Provider, Options: src.Options,
+		}
+	}
+	cred, err := p.cfg.Credentials.Credential(ctx, req)
 	if err != nil {
-		p.log.Error("obtain credential", "request_id", x.event.RequestID, "grant", g.ID, "err", err)
-		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", g.ID))
+		p.log.Error("obtain credential", "request_id", x.event.RequestID, "grant", req.GrantID, "err", err)
+		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", req.GrantID))
 		return
 	}
-	p.forward(w, r, x, g, cred)
+	p.forward(w, r, x, req.GrantExpiresAt, req.GrantID, cred)
 }
 
 // readBody reads the body policies need, within the size limit, and puts
@@ -168,9 +184,9 @@ func (p *pipeline) readBody(w http.ResponseWriter, r *http.Request, x *exchange,
 
 // forward sends the request upstream with the agent's credentials stripped
 // and the minted one injected, ending it when the grant expires.
-func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, g *jit.Grant, cred broker.Credential) {
+func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, until time.Time, grantID string, cred broker.Credential) {
 	t := x.tunnel.target
-	ctx, cancel := context.WithDeadline(r.Context(), g.ExpiresAt)
+	ctx, cancel := context.WithDeadline(r.Context(), until)
 	defer cancel()
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -189,7 +205,7 @@ func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, 
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				p.fail(w, x, http.StatusForbidden, fmt.Sprintf("grant %s has expired", g.ID))
+				p.fail(w, x, http.StatusForbidden, fmt.Sprintf("grant %s has expired", grantID))
 				return
 			}
 			p.log.Warn("upstream request failed", "request_id", x.event.RequestID, "target", t.Name, "err", err)
@@ -246,12 +262,13 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 func (p *pipeline) hint(ctx context.Context, in authz.Input) ([]string, string) {
 	var candidates []authz.Grant
 	namespaces := map[string]string{}
+	policies := map[string]*jit.Policy{}
 	for _, pol := range p.cfg.Sessions.Requestable(in.Caller, in.Action.Target) {
 		ns, ok := pol.RequestableNamespace(in.Action.Namespace)
 		if !ok {
 			continue
 		}
-		namespaces[pol.Name] = ns
+		namespaces[pol.Name], policies[pol.Name] = ns, pol
 		candidates = append(candidates, authz.Grant{ID: pol.Name, Policy: pol.Name, Target: pol.Target, Namespace: ns, Permissions: pol.Permissions})
 	}
 	var names []string
@@ -265,6 +282,11 @@ func (p *pipeline) hint(ctx context.Context, in authz.Input) ([]string, string) 
 			names = d.GrantIDs
 		}
 	}
+	// Suggest first what is quickest to get and grants least.
+	slices.SortStableFunc(names, func(a, b string) int {
+		pa, pb := policies[a], policies[b]
+		return cmp.Or(cmp.Compare(pa.Approval.Required, pb.Approval.Required), cmp.Compare(breadth(pa), breadth(pb)))
+	})
 	if len(names) == 0 {
 		return nil, "No access policy you may request allows it; ask your jitproxy administrator."
 	}
@@ -274,6 +296,15 @@ func (p *pipeline) hint(ctx context.Context, in authz.Input) ([]string, string) 
 	}
 	cmd += ` --reason "..."`
 	return names, fmt.Sprintf("Access policies that would allow it: %s. Request a grant with: %s", strings.Join(names, ", "), cmd)
+}
+
+// breadth is a rough measure of how much a policy grants.
+func breadth(p *jit.Policy) int {
+	n := 0
+	for _, perm := range p.Permissions {
+		n += len(perm.Verbs) * max(1, len(perm.Resources)+len(perm.NonResourceURLs))
+	}
+	return n
 }
 
 func newRequestID() string {

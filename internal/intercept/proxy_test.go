@@ -62,9 +62,15 @@ func TestGoproxyDefaultsReplaced(t *testing.T) {
 		t.Error("goproxy ConnectDial is set")
 	}
 	for name, dial := range map[string]func() (net.Conn, error){
-		"Tr.DialContext":     func() (net.Conn, error) { return tr.DialContext(context.Background(), "tcp", h.upstream.Listener.Addr().String()) },
-		"Tr.DialTLSContext":  func() (net.Conn, error) { return tr.DialTLSContext(context.Background(), "tcp", h.upstream.Listener.Addr().String()) },
-		"ConnectDialWithReq": func() (net.Conn, error) { return h.proxy.gp.ConnectDialWithReq(nil, "tcp", h.upstream.Listener.Addr().String()) },
+		"Tr.DialContext": func() (net.Conn, error) {
+			return tr.DialContext(context.Background(), "tcp", h.upstream.Listener.Addr().String())
+		},
+		"Tr.DialTLSContext": func() (net.Conn, error) {
+			return tr.DialTLSContext(context.Background(), "tcp", h.upstream.Listener.Addr().String())
+		},
+		"ConnectDialWithReq": func() (net.Conn, error) {
+			return h.proxy.gp.ConnectDialWithReq(nil, "tcp", h.upstream.Listener.Addr().String())
+		},
 	} {
 		if c, err := dial(); err == nil {
 			c.Close()
@@ -438,5 +444,41 @@ func TestWatchEndsWhenGrantExpires(t *testing.T) {
 	e := h.audit.last(t)
 	if e.Action.Verb != "watch" || e.Outcome.Error != "the grant expired while the response was streaming" {
 		t.Errorf("audit %+v %+v", e.Action, e.Outcome)
+	}
+}
+
+func TestDiscoveryUsesTheDiscoveryIdentity(t *testing.T) {
+	tests := []struct {
+		name        string
+		noDiscovery bool
+		wantStatus  int
+	}{
+		{name: "with a discovery identity", wantStatus: 200},
+		{name: "without one", noDiscovery: true, wantStatus: 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{noDiscovery: tt.noDiscovery})
+			resp, err := h.agent().Get("https://kubernetes.demo/apis")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("GET /apis without a grant = %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if tt.noDiscovery {
+				return
+			}
+			h.creds.mu.Lock()
+			last := h.creds.last
+			h.creds.mu.Unlock()
+			if last.GrantID != "discovery" || last.Options["serviceAccount"] != "default" {
+				t.Errorf("credential asked for %+v, want the discovery identity", last)
+			}
+			if e := h.audit.last(t); e.Grant != nil || e.Decision.Reasons[0] != "discovery documents need no grant" {
+				t.Errorf("audit grant %+v decision %+v", e.Grant, e.Decision)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/broker"
@@ -49,7 +50,25 @@ type Target struct {
 	// Transport reaches Upstream with TLS verified against the target's CA.
 	Transport http.RoundTripper
 	Protocol  Protocol
+	// Discovery, if set, is the credential for requests policy allows
+	// without a grant (permit_discovery): an identity that can read the
+	// API's discovery documents and nothing else. Nil: such requests are
+	// refused.
+	Discovery *CredentialSource
 }
+
+// CredentialSource names a credential provider and its options.
+type CredentialSource struct {
+	Provider string
+	Options  map[string]string
+}
+
+// discoveryGrantID is the broker's cache key for discovery credentials: no
+// grant is behind them.
+const discoveryGrantID = "discovery"
+
+// discoveryCredentialTTL is how long a discovery credential is asked for.
+const discoveryCredentialTTL = time.Hour
 
 // Validate checks a target's fields.
 func (t *Target) validate() error {

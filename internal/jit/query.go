@@ -2,8 +2,8 @@ package jit
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"

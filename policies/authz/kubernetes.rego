@@ -7,8 +7,9 @@
 #   input.body    the request body as JSON, for create, update and patch
 #   input.grants  the caller's ACTIVE grants (id, policy, target, namespace,
 #                 permissions)
-# A request is allowed when `permit` holds at least one grant ID and `forbid`
-# holds no reason: deny by default, and forbid beats permit.
+# A request is allowed when `permit` holds at least one grant ID (or
+# `permit_discovery` holds) and `forbid` holds no reason: deny by default,
+# and forbid beats permit.
 package jitproxy.authz
 
 # A grant permits a resource request its permissions cover, in its namespace.
@@ -21,15 +22,15 @@ permit contains grant.id if {
 	allows(permission, input.action)
 }
 
-# Any grant on a cluster lets its holder read the discovery documents, which
-# kubectl fetches before every command; they describe the API, not its objects.
-permit contains grant.id if {
+# Any session may read the discovery documents kubectl fetches before every
+# command: they describe the API, not its objects. jitproxy sends them with
+# the target's discovery identity, which can read them and nothing else, so
+# that kubectl gets as far as the request that needs a grant.
+permit_discovery if {
 	input.action.kind == "kubernetes"
 	not input.action.resource_request
 	input.action.verb == "get"
 	discovery_path(input.action.path)
-	some grant in input.grants
-	grant.target == input.action.target
 }
 
 # A grant with no namespace is cluster-wide; otherwise it covers requests in

@@ -51,6 +51,11 @@ allowed(inp) if {
 	count(authz.forbid) == 0 with input as inp
 }
 
+allowed(inp) if {
+	authz.permit_discovery with input as inp
+	count(authz.forbid) == 0 with input as inp
+}
+
 test_no_grant_denies if {
 	not allowed({"action": action({}), "grants": []})
 }
@@ -92,11 +97,21 @@ test_cluster_wide_grant_and_resource_names if {
 	not allowed({"action": action({"verb": "list", "resource": "nodes", "namespace": ""}), "grants": [cluster_viewer]})
 }
 
-test_discovery_needs_some_grant_on_the_target if {
+test_discovery_needs_no_grant if {
 	discovery := action({"verb": "get", "resource_request": false, "resource": "", "namespace": "", "path": "/apis/apps/v1"})
-	allowed({"action": discovery, "grants": [pod_reader]})
-	not allowed({"action": discovery, "grants": []})
+	authz.permit_discovery with input as {"action": discovery, "grants": []}
+	count(authz.permit) == 0 with input as {"action": discovery, "grants": [pod_reader]}
+	every path in ["/api", "/apis", "/version", "/api/v1", "/openapi/v3"] {
+		authz.permit_discovery with input as {"action": object.union(discovery, {"path": path}), "grants": []}
+	}
+}
+
+test_only_discovery_needs_no_grant if {
+	discovery := action({"verb": "get", "resource_request": false, "resource": "", "namespace": "", "path": "/api"})
 	not allowed({"action": object.union(discovery, {"path": "/logs/kubelet"}), "grants": [pod_reader]})
+	not allowed({"action": object.union(discovery, {"path": "/metrics"}), "grants": []})
+	not allowed({"action": object.union(discovery, {"verb": "post"}), "grants": []})
+	not allowed({"action": action({}), "grants": []})
 }
 
 test_forbid_beats_permit if {

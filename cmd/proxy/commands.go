@@ -1,0 +1,272 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/intercept/kube"
+	"github.com/jitproxy/jitproxy/internal/jit"
+)
+
+// clientCommand runs one admin-API command, such as "grant request".
+func clientCommand(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs, getenv)
+	var cmd func(ctx context.Context, c *client, pos []string) error
+	switch name {
+	case "session create":
+		agent := fs.String("agent", "", "name of the agent (required)")
+		user := fs.String("user", "", "user the agent acts for (required)")
+		groups := fs.String("groups", "", "comma-separated groups of the user")
+		ttl := fs.String("ttl", "", "session lifetime, for example 8h (default: the server's)")
+		kubeconfig := fs.String("kubeconfig", "", "write a kubeconfig for the session's Kubernetes targets to this file")
+		caFile := fs.String("ca-file", "", "write the jitproxy CA certificate to this file (default: next to --kubeconfig or --env)")
+		envFile := fs.String("env", "", "write the agent's environment (HTTPS_PROXY, CA bundles, KUBECONFIG) to this file")
+		cmd = func(ctx context.Context, c *client, _ []string) error {
+			return sessionCreate(ctx, c, cf.output, stdout, sessionFlags{*agent, *user, *groups, *ttl, *kubeconfig, *caFile, *envFile}, cf.adminURL)
+		}
+	case "session end":
+		cmd = func(ctx context.Context, c *client, pos []string) error {
+			if len(pos) != 1 {
+				return fmt.Errorf("usage: jitproxy session end SESSION-ID")
+			}
+			if err := c.do(ctx, "DELETE", "/v1/sessions/"+url.PathEscape(pos[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "session %s ended; its grants are revoked\n", pos[0])
+			return nil
+		}
+	case "grant request":
+		ns := fs.String("namespace", "", "namespace the grant is for (unless the policy is cluster-wide)")
+		dur := fs.String("duration", "", "how long, for example 30m (default: the policy's)")
+		reason := fs.String("reason", "", "why you need it (required)")
+		session := fs.String("session", "", "limit the grant to one of your agent sessions")
+		cmd = func(ctx context.Context, c *client, pos []string) error {
+			if len(pos) != 1 {
+				return fmt.Errorf("usage: jitproxy grant request POLICY --namespace NS --reason TEXT [--duration D]")
+			}
+			var g jit.Grant
+			body := map[string]string{"policy": pos[0], "namespace": *ns, "duration": *dur, "reason": *reason, "session": *session}
+			if err := c.do(ctx, "POST", "/v1/grants", body, &g); err != nil {
+				return err
+			}
+			return printGrant(stdout, cf.output, &g)
+		}
+	case "grant list":
+		state := fs.String("state", "", "only grants in this state (pending, active, denied, expired, revoked)")
+		user := fs.String("user", "", "only grants of this user")
+		cmd = func(ctx context.Context, c *client, _ []string) error {
+			q := url.Values{}
+			if *state != "" {
+				q.Set("state", *state)
+			}
+			if *user != "" {
+				q.Set("user", *user)
+			}
+			var gs []*jit.Grant
+			if err := c.do(ctx, "GET", "/v1/grants?"+q.Encode(), nil, &gs); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(stdout, gs)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tPOLICY\tUSER\tNAMESPACE\tSTATE\tEXPIRES")
+			for _, g := range gs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Policy, g.User, dash(g.Namespace), g.State, when(g.ExpiresAt))
+			}
+			return tw.Flush()
+		}
+	case "grant show":
+		cmd = oneGrant(stdout, &cf, "GET", "", nil)
+	case "grant approve":
+		cmd = oneGrant(stdout, &cf, "POST", "approve", fs.String("comment", "", "note for the audit trail"))
+	case "grant deny":
+		cmd = oneGrant(stdout, &cf, "POST", "deny", fs.String("reason", "", "why the request is denied"))
+	case "grant revoke":
+		cmd = oneGrant(stdout, &cf, "POST", "revoke", fs.String("reason", "", "why the grant is revoked"))
+	case "policy list":
+		cmd = func(ctx context.Context, c *client, _ []string) error {
+			var ps []jit.PolicyView
+			if err := c.do(ctx, "GET", "/v1/policies", nil, &ps); err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(stdout, ps)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTARGET\tNAMESPACES\tDEFAULT\tMAX\tAPPROVALS\tDESCRIPTION")
+			for _, p := range ps {
+				nss := strings.Join(p.Namespaces, ",")
+				if p.ClusterWide {
+					nss = "(cluster-wide)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Target, nss, p.DefaultDuration, p.MaxDuration, p.Approvals, p.Description)
+			}
+			return tw.Flush()
+		}
+	default:
+		return fmt.Errorf("unknown command %q; see 'jitproxy help'", name)
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := cf.newClient(getenv)
+	if err != nil {
+		return err
+	}
+	return cmd(ctx, c, pos)
+}
+
+// oneGrant builds the commands that act on one grant by ID, with an
+// optional comment flag.
+func oneGrant(stdout io.Writer, cf *clientFlags, method, verb string, comment *string) func(context.Context, *client, []string) error {
+	return func(ctx context.Context, c *client, pos []string) error {
+		if len(pos) != 1 {
+			return fmt.Errorf("usage: jitproxy grant %s GRANT-ID", cmp.Or(verb, "show"))
+		}
+		path := "/v1/grants/" + url.PathEscape(pos[0])
+		var body any
+		if verb != "" {
+			path += "/" + verb
+			body = map[string]string{"comment": *comment}
+		}
+		var g jit.Grant
+		if err := c.do(ctx, method, path, body, &g); err != nil {
+			return err
+		}
+		return printGrant(stdout, cf.output, &g)
+	}
+}
+
+func printGrant(w io.Writer, output string, g *jit.Grant) error {
+	if output == "json" {
+		return printJSON(w, g)
+	}
+	scope := "cluster-wide"
+	if g.Namespace != "" {
+		scope = "namespace " + g.Namespace
+	}
+	fmt.Fprintf(w, "grant %s: %s (%s on %s, %s, for %s)\n", g.ID, g.State, g.Policy, g.Target, scope, g.User)
+	switch g.State {
+	case jit.StateActive:
+		fmt.Fprintf(w, "  active until %s\n", when(g.ExpiresAt))
+	case jit.StatePending:
+		fmt.Fprintf(w, "  waiting for %d of %d approvals until %s; an approver runs: jitproxy grant approve %s\n",
+			g.RequiredApprovals-len(g.Approvals), g.RequiredApprovals, when(g.PendingUntil), g.ID)
+	default:
+		if g.EndReason != "" {
+			fmt.Fprintf(w, "  ended %s by %s: %s\n", when(g.EndedAt), g.EndedBy, g.EndReason)
+		} else if !g.EndedAt.IsZero() {
+			fmt.Fprintf(w, "  ended %s by %s\n", when(g.EndedAt), g.EndedBy)
+		}
+	}
+	fmt.Fprintf(w, "  reason: %s\n", g.Reason)
+	for _, a := range g.Approvals {
+		fmt.Fprintf(w, "  approved by %s at %s\n", a.By, when(a.At))
+	}
+	return nil
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type sessionFlags struct {
+	agent, user, groups, ttl, kubeconfig, caFile, envFile string
+}
+
+func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writer, f sessionFlags, adminURL string) error {
+	var groups []string
+	for g := range strings.SplitSeq(f.groups, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			groups = append(groups, g)
+		}
+	}
+	var ans jit.SessionAnswer
+	body := map[string]any{"agent": f.agent, "user": f.user, "groups": groups, "ttl": f.ttl}
+	if err := c.do(ctx, "POST", "/v1/sessions", body, &ans); err != nil {
+		return err
+	}
+	if f.caFile == "" && (f.kubeconfig != "" || f.envFile != "") {
+		dir := filepath.Dir(f.kubeconfig + f.envFile)
+		if f.kubeconfig != "" {
+			dir = filepath.Dir(f.kubeconfig)
+		}
+		f.caFile = filepath.Join(dir, "jitproxy-ca.crt")
+	}
+	var written []string
+	if f.caFile != "" {
+		if err := os.WriteFile(f.caFile, []byte(ans.CACertPEM), 0o644); err != nil {
+			return err
+		}
+		written = append(written, f.caFile)
+	}
+	if f.kubeconfig != "" {
+		var clusters []kube.Cluster
+		for _, t := range ans.Targets {
+			if t.Kind == "kubernetes" {
+				clusters = append(clusters, kube.Cluster{Name: t.Name, Server: t.Server})
+			}
+		}
+		kc, err := kube.Kubeconfig(clusters, []byte(ans.CACertPEM), ans.ProxyURL)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.kubeconfig, kc, 0o600); err != nil {
+			return err
+		}
+		written = append(written, f.kubeconfig)
+	}
+	if f.envFile != "" {
+		abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+		var b strings.Builder
+		fmt.Fprintf(&b, "# Environment of jitproxy session %s (agent %s, user %s). Holds the session credential.\n", ans.Session.ID, ans.Session.Agent, ans.Session.User)
+		fmt.Fprintf(&b, "export HTTPS_PROXY=%q\n", ans.ProxyURL)
+		fmt.Fprintf(&b, "export NO_PROXY=\"\"\n")
+		for _, k := range []string{"SSL_CERT_FILE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"} {
+			fmt.Fprintf(&b, "export %s=%q\n", k, abs(f.caFile))
+		}
+		if f.kubeconfig != "" {
+			fmt.Fprintf(&b, "export KUBECONFIG=%q\n", abs(f.kubeconfig))
+		}
+		fmt.Fprintf(&b, "export JITPROXY_ADMIN_URL=%q\n", adminURL)
+		if err := os.WriteFile(f.envFile, []byte(b.String()), 0o600); err != nil {
+			return err
+		}
+		written = append(written, f.envFile)
+	}
+	if output == "json" {
+		return printJSON(stdout, ans)
+	}
+	fmt.Fprintf(stdout, "session %s: agent %s for user %s until %s\n", ans.Session.ID, ans.Session.Agent, ans.Session.User, when(ans.Session.ExpiresAt))
+	for _, p := range written {
+		fmt.Fprintf(stdout, "  wrote %s\n", p)
+	}
+	if len(written) == 0 {
+		fmt.Fprintln(stdout, "  the proxy URL carries the session secret: use -o json, --env or --kubeconfig to get it")
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole of jitproxy's configuration: one YAML file (unknown
+// keys are errors), overridden by JITPROXY_* environment variables, which
+// flags override in turn. Every field has a working default, so jitproxy
+// runs with no file at all.
+type Config struct {
+	// StateDir holds the CA, generated identities and, by default, nothing
+	// else. Default: .jitproxy.
+	StateDir string       `yaml:"state_dir"`
+	Log      LogConfig    `yaml:"log"`
+	Proxy    ProxyConfig  `yaml:"proxy"`
+	Admin    AdminConfig  `yaml:"admin"`
+	Redis    RedisConfig  `yaml:"redis"`
+	Policies PolicyConfig `yaml:"policies"`
+	Audit    AuditConfig  `yaml:"audit"`
+	Sessions struct {
+		// TTL of a session created without one; MaxTTL caps requests.
+		TTL    time.Duration `yaml:"ttl"`
+		MaxTTL time.Duration `yaml:"max_ttl"`
+	} `yaml:"sessions"`
+	Targets []TargetConfig `yaml:"targets"`
+}
+
+// LogConfig configures the structured log (stderr).
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error; default info
+	Format string `yaml:"format"` // json or text; default json
+}
+
+// ProxyConfig configures the forward proxy.
+type ProxyConfig struct {
+	// Listen is the address agents' HTTPS_PROXY points at. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// URL is how agents reach the proxy, if not http://Listen.
+	URL string `yaml:"url"`
+	// MaxBodyBytes caps request bodies policies inspect. Default 4 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// AdminConfig configures the admin API.
+type AdminConfig struct {
+	// Listen is the admin API address. Default 127.0.0.1:8081.
+	Listen string `yaml:"listen"`
+	// Identities are static bearer-token identities.
+	Identities []IdentityConfig `yaml:"identities"`
+	// IdentitiesFile is a YAML list of identities. When no identities are
+	// configured at all, jitproxy generates local ones into
+	// STATE_DIR/identities.yaml.
+	IdentitiesFile string   `yaml:"identities_file"`
+	RunnerGroups   []string `yaml:"runner_groups"`
+	AdminGroups    []string `yaml:"admin_groups"`
+}
+
+// IdentityConfig is one static identity. Exactly one of Token and
+// TokenFile is set.
+type IdentityConfig struct {
+	Name      string   `yaml:"name"`
+	Groups    []string `yaml:"groups"`
+	Token     string   `yaml:"token"`
+	TokenFile string   `yaml:"token_file"`
+}
+
+// RedisConfig configures the state store.
+type RedisConfig struct {
+	// Address of Redis (host:port). Empty: an embedded miniredis, which
+	// is not durable and serves one process only.
+	Address      string `yaml:"address"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+	// KeyPrefix prefixes every key. Default "jitproxy:".
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// PolicyConfig says where policies come from.
+type PolicyConfig struct {
+	// AuthzDir holds Rego policies; empty: the embedded policies/authz.
+	AuthzDir string `yaml:"authz_dir"`
+	// AccessDir holds access policies; empty: the embedded policies/access.
+	AccessDir string `yaml:"access_dir"`
+}
+
+// AuditConfig configures audit sinks.
+type AuditConfig struct {
+	// Stdout writes audit events as JSON lines to standard output. Default true.
+	Stdout *bool `yaml:"stdout"`
+	// File appends audit events as JSON lines to a file.
+	File string `yaml:"file"`
+}
+
+// TargetConfig configures one upstream API.
+type TargetConfig struct {
+	Name string `yaml:"name"`
+	// Kind is "kubernetes".
+	Kind string `yaml:"kind"`
+	// Hosts agents address (host or host:port, port default 443).
+	Hosts []string `yaml:"hosts"`
+	// Upstream is the API's real URL, for example https://10.0.0.1:6443.
+	Upstream string `yaml:"upstream"`
+	// CAFile verifies the upstream's certificate; empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Credentials is jitproxy's own identity towards the target, used to
+	// mint credentials (TokenRequest), never to forward agents' requests.
+	Credentials TargetCredentials `yaml:"credentials"`
+	// Discovery is the ServiceAccount whose tokens carry the discovery
+	// requests (/api, /apis, /version, /openapi) policy allows without a
+	// grant. It must hold no roles: every authenticated identity can read
+	// discovery. Default: default/default.
+	Discovery DiscoveryConfig `yaml:"discovery"`
+}
+
+// DiscoveryConfig names a target's discovery identity.
+type DiscoveryConfig struct {
+	Namespace      string `yaml:"namespace"`
+	ServiceAccount string `yaml:"service_account"`
+	// Disabled refuses discovery without a grant.
+	Disabled bool `yaml:"disabled"`
+}
+
+// TargetCredentials is jitproxy's own identity on a target: a kubeconfig,
+// or a bearer token file used with the target's upstream and CA.
+type TargetCredentials struct {
+	Kubeconfig string `yaml:"kubeconfig"`
+	TokenFile  string `yaml:"token_file"`
+}
+
+func defaultConfig() Config {
+	var c Config
+	c.StateDir = ".jitproxy"
+	c.Log = LogConfig{Level: "info", Format: "json"}
+	c.Proxy.Listen = "127.0.0.1:8080"
+	c.Admin.Listen = "127.0.0.1:8081"
+	c.Sessions.TTL = 8 * time.Hour
+	c.Sessions.MaxTTL = 24 * time.Hour
+	return c
+}
+
+// loadConfig reads the file at path (if any) over the defaults, strictly.
+func loadConfig(path string) (Config, error) {
+	c := defaultConfig()
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	// Relative paths in the file are relative to the file.
+	base := filepath.Dir(path)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	rel(&c.StateDir)
+	rel(&c.Admin.IdentitiesFile)
+	rel(&c.Redis.PasswordFile)
+	rel(&c.Policies.AuthzDir)
+	rel(&c.Policies.AccessDir)
+	rel(&c.Audit.File)
+	for i := range c.Admin.Identities {
+		rel(&c.Admin.Identities[i].TokenFile)
+	}
+	for i := range c.Targets {
+		rel(&c.Targets[i].CAFile)
+		rel(&c.Targets[i].Credentials.Kubeconfig)
+		rel(&c.Targets[i].Credentials.TokenFile)
+	}
+	return c, nil
+}
+
+// validate reports every problem at once.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.StateDir == "" {
+		bad("state_dir is required")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format %q: want json or text", c.Log.Format)
+	}
+	for name, addr := range map[string]string{"proxy.listen": c.Proxy.Listen, "admin.listen": c.Admin.Listen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: want host:port", name, addr)
+		}
+	}
+	if c.Proxy.URL != "" {
+		if u, err := url.Parse(c.Proxy.URL); err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil {
+			bad("proxy.url %q: want http://host:port without credentials", c.Proxy.URL)
+		}
+	}
+	if c.Proxy.MaxBodyBytes < 0 {
+		bad("proxy.max_body_bytes must not be negative")
+	}
+	for i, id := range c.Admin.Identities {
+		if (id.Token == "") == (id.TokenFile == "") {
+			bad("admin.identities[%d] (%s): set exactly one of token and token_file", i, id.Name)
+		}
+	}
+	if c.Sessions.TTL <= 0 || c.Sessions.MaxTTL < c.Sessions.TTL {
+		bad("sessions: ttl %s must be positive and at most max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)
+	}
+	names := map[string]bool{}
+	for i, t := range c.Targets {
+		where := fmt.Sprintf("targets[%d] (%s)", i, t.Name)
+		if t.Name == "" {
+			bad("targets[%d]: name is required", i)
+		}
+		if names[t.Name] {
+			bad("%s: name used twice", where)
+		}
+		names[t.Name] = true
+		if t.Kind != "kubernetes" {
+			bad("%s: kind %q: want kubernetes", where, t.Kind)
+		}
+		if len(t.Hosts) == 0 {
+			bad("%s: hosts is required", where)
+		}
+		if u, err := url.Parse(t.Upstream); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("%s: upstream %q: want an https URL", where, t.Upstream)
+		}
+		if t.Credentials.Kubeconfig == "" && t.Credentials.TokenFile == "" {
+			bad("%s: credentials: set kubeconfig or token_file", where)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyEnv overrides settings from JITPROXY_* variables.
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, key string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.StateDir, "JITPROXY_STATE_DIR")
+	set(&c.Log.Level, "JITPROXY_LOG_LEVEL")
+	set(&c.Log.Format, "JITPROXY_LOG_FORMAT")
+	set(&c.Proxy.Listen, "JITPROXY_PROXY_LISTEN")
+	set(&c.Proxy.URL, "JITPROXY_PROXY_URL")
+	set(&c.Admin.Listen, "JITPROXY_ADMIN_LISTEN")
+	set(&c.Redis.Address, "JITPROXY_REDIS_ADDRESS")
+	set(&c.Audit.File, "JITPROXY_AUDIT_FILE")
+}
+
+func (c *Config) auditStdout() bool { return c.Audit.Stdout == nil || *c.Audit.Stdout }
+
+func (c *Config) proxyURL() *url.URL {
+	if c.Proxy.URL != "" {
+		u, _ := url.Parse(c.Proxy.URL)
+		return u
+	}
+	return &url.URL{Scheme: "http", Host: c.Proxy.Listen}
+}

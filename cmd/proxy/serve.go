@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/broker"
+	"github.com/jitproxy/jitproxy/internal/intercept"
+	"github.com/jitproxy/jitproxy/internal/jit"
+	"github.com/jitproxy/jitproxy/policies"
+)
+
+// Compile-time checks that the concrete backends satisfy the interfaces
+// their consumers declare.
+var (
+	_ intercept.Decider     = (*authz.Engine)(nil)
+	_ intercept.Sessions    = (*jit.Service)(nil)
+	_ intercept.Credentials = (*broker.Broker)(nil)
+	_ intercept.Auditor     = (*audit.Recorder)(nil)
+	_ jit.Auditor           = (*audit.Recorder)(nil)
+	_ broker.Auditor        = (*audit.Recorder)(nil)
+)
+
+// serveFlags parses serve's flags over the file and environment.
+func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, bool, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("JITPROXY_CONFIG"), "configuration file (env JITPROXY_CONFIG)")
+	stateDir := fs.String("state-dir", "", "state directory for the CA and generated identities (env JITPROXY_STATE_DIR)")
+	proxyListen := fs.String("proxy-listen", "", "forward proxy address (env JITPROXY_PROXY_LISTEN)")
+	adminListen := fs.String("admin-listen", "", "admin API address (env JITPROXY_ADMIN_LISTEN)")
+	redisAddr := fs.String("redis", "", "Redis address; empty: embedded miniredis (env JITPROXY_REDIS_ADDRESS)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (env JITPROXY_LOG_LEVEL)")
+	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return Config{}, false, err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return cfg, false, err
+	}
+	cfg.applyEnv(getenv)
+	for dst, v := range map[*string]string{
+		&cfg.StateDir: *stateDir, &cfg.Proxy.Listen: *proxyListen, &cfg.Admin.Listen: *adminListen,
+		&cfg.Redis.Address: *redisAddr, &cfg.Log.Level: *logLevel,
+	} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	return cfg, *check, cfg.validate()
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// components are the parts serve builds, in dependency order.
+type components struct {
+	cfg      Config
+	log      *slog.Logger
+	ca       *intercept.CA
+	redis    redis.UniversalClient
+	embedded *miniredis.Miniredis
+	recorder *audit.Recorder
+	closers  []io.Closer
+	engine   *authz.Engine
+	policies *jit.Policies
+	targets  *builtTargets
+	broker   *broker.Broker
+	jit      *jit.Service
+	proxy    *intercept.Proxy
+	api      *jit.API
+
+	identitiesGenerated string
+	caCreated           bool
+}
+
+func (c *components) close() {
+	if c.redis != nil {
+		c.redis.Close()
+	}
+	if c.embedded != nil {
+		c.embedded.Close()
+	}
+	for _, cl := range c.closers {
+		cl.Close()
+	}
+}
+
+// build wires every component from the validated configuration. Nothing
+// listens yet.
+func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (_ *components, err error) {
+	c := &components{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if c.ca, c.caCreated, err = intercept.LoadOrCreateCA(cfg.StateDir, time.Now()); err != nil {
+		return nil, err
+	}
+	if err := c.openRedis(ctx); err != nil {
+		return nil, err
+	}
+	var sinks []audit.Sink
+	if cfg.auditStdout() {
+		sinks = append(sinks, audit.NewJSONSink(stdout))
+	}
+	if cfg.Audit.File != "" {
+		f, err := os.OpenFile(cfg.Audit.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open audit file: %w", err)
+		}
+		c.closers = append(c.closers, f)
+		sinks = append(sinks, audit.NewJSONSink(f))
+	}
+	c.recorder = audit.NewRecorder(nil, sinks...)
+
+	authzFS, accessFS := policies.Authz(), policies.Access()
+	if cfg.Policies.AuthzDir != "" {
+		authzFS = os.DirFS(cfg.Policies.AuthzDir)
+	}
+	if cfg.Policies.AccessDir != "" {
+		accessFS = os.DirFS(cfg.Policies.AccessDir)
+	}
+	if c.engine, err = authz.New(ctx, authz.Config{Policies: authzFS}); err != nil {
+		return nil, err
+	}
+	if c.policies, err = jit.LoadPolicies(accessFS); err != nil {
+		return nil, err
+	}
+	if c.targets, err = buildTargets(cfg.Targets); err != nil {
+		return nil, err
+	}
+	if err := checkPolicies(c.policies, c.targets, log); err != nil {
+		return nil, err
+	}
+	if c.broker, err = broker.New(broker.Config{
+		Redis: c.redis, Providers: c.targets.providers, Audit: c.recorder, KeyPrefix: cfg.Redis.KeyPrefix,
+		Logger: log.With("component", "broker"),
+	}); err != nil {
+		return nil, err
+	}
+	ids, generated, err := loadIdentities(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.identitiesGenerated = generated
+	identities, err := jit.NewIdentities(ids)
+	if err != nil {
+		return nil, err
+	}
+	if c.jit, err = jit.New(jit.Config{
+		Redis: c.redis, Policies: c.policies, Identities: identities, Audit: c.recorder,
+		Targets: c.targets.names, RunnerGroups: cfg.Admin.RunnerGroups, AdminGroups: cfg.Admin.AdminGroups,
+		SessionTTL: cfg.Sessions.TTL, MaxSessionTTL: cfg.Sessions.MaxTTL, KeyPrefix: cfg.Redis.KeyPrefix,
+		OnGrantEnd: func(ctx context.Context, g *jit.Grant) { c.broker.Release(ctx, g.ID) },
+		Logger:     log.With("component", "jit"),
+	}); err != nil {
+		return nil, err
+	}
+	if c.proxy, err = intercept.New(intercept.Config{
+		CA: c.ca, Targets: c.targets.targets, Sessions: c.jit, Decider: c.engine, Credentials: c.broker,
+		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, Logger: log.With("component", "proxy"),
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *components) openRedis(ctx context.Context) error {
+	opts := &redis.UniversalOptions{Addrs: []string{c.cfg.Redis.Address}, Username: c.cfg.Redis.Username, DB: c.cfg.Redis.DB}
+	if c.cfg.Redis.Address == "" {
+		c.embedded = miniredis.NewMiniRedis()
+		if err := c.embedded.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		opts.Addrs = []string{c.embedded.Addr()}
+	}
+	if c.cfg.Redis.PasswordFile != "" {
+		b, err := os.ReadFile(c.cfg.Redis.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("redis password: %w", err)
+		}
+		opts.Password = strings.TrimSpace(string(b))
+	}
+	c.redis = redis.NewUniversalClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.redis.Ping(pctx).Err(); err != nil {
+		return fmt.Errorf("connect to redis at %s: %w", opts.Addrs[0], err)
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, check, err := serveFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if check {
+		// Build everything that does not listen, so that policies, targets
+		// and identities are checked too; state is not created.
+		if err := checkConfig(ctx, cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "configuration is valid")
+		return nil
+	}
+	c, err := build(ctx, cfg, stdout, log)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+
+	proxyLn, err := net.Listen("tcp", cfg.Proxy.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		proxyLn.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	cfg.Proxy.Listen, cfg.Admin.Listen = proxyLn.Addr().String(), adminLn.Addr().String()
+	c.cfg = cfg
+	c.api = jit.NewAPI(c.jit, jit.APIConfig{
+		ProxyURL: cfg.proxyURL(), CACertPEM: c.ca.CertPEM, Targets: c.targets.infos,
+		Logger: log.With("component", "admin"),
+	})
+	adminSrv := &http.Server{Handler: c.api, ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.proxy.Serve(gctx, proxyLn) })
+	g.Go(func() error {
+		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+		defer cancel()
+		return adminSrv.Shutdown(sctx)
+	})
+	g.Go(func() error { return c.jit.Run(gctx) })
+
+	printBanner(stderr, c)
+	log.Info("jitproxy ready", "proxy", "http://"+cfg.Proxy.Listen, "admin", "http://"+cfg.Admin.Listen,
+		"state_dir", cfg.StateDir, "version", version)
+	err = g.Wait()
+	log.Info("jitproxy stopped")
+	return err
+}
+
+func checkConfig(ctx context.Context, cfg Config) error {
+	if _, err := authz.New(ctx, authz.Config{Policies: dirOr(cfg.Policies.AuthzDir, policies.Authz())}); err != nil {
+		return err
+	}
+	ps, err := jit.LoadPolicies(dirOr(cfg.Policies.AccessDir, policies.Access()))
+	if err != nil {
+		return err
+	}
+	bt, err := buildTargets(cfg.Targets)
+	if err != nil {
+		return err
+	}
+	return checkPolicies(ps, bt, slog.New(slog.DiscardHandler))
+}
+
+func dirOr(dir string, def fs.FS) fs.FS {
+	if dir == "" {
+		return def
+	}
+	return os.DirFS(dir)
+}
