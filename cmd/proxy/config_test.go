@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeFile(t, dir, "c.yaml", `
+state_dir: st
+proxy: {listen: "127.0.0.1:1111"}
+admin: {listen: "127.0.0.1:2222"}
+log: {level: warn}
+sessions: {ttl: 1h, max_ttl: 2h}
+`)
+	cfg, _, err := serveFlags([]string{"--config", cfgPath, "--admin-listen", "127.0.0.1:4444"},
+		env(map[string]string{"JITPROXY_PROXY_LISTEN": "127.0.0.1:3333", "JITPROXY_ADMIN_LISTEN": "127.0.0.1:9999"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{cfg.StateDir, cfg.Proxy.Listen, cfg.Admin.Listen, cfg.Log.Level, cfg.Log.Format, cfg.Sessions.TTL.String()}
+	want := []string{filepath.Join(dir, "st"), "127.0.0.1:3333", "127.0.0.1:4444", "warn", "json", time.Hour.String()}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("file < env < flags (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{name: "unknown key", yaml: "proxy: {listne: x}\n", want: []string{"field listne not found"}},
+		{name: "bad duration", yaml: "sessions: {ttl: soon}\n", want: []string{"line 1", "`soon` into time.Duration"}},
+		{
+			name: "every problem at once",
+			yaml: `
+log: {level: loud}
+proxy: {listen: nowhere, url: "https://x"}
+admin:
+  identities: [{name: a, token: x, token_file: y}]
+targets:
+  - {name: k, kind: nomad, upstream: "http://plain", hosts: []}
+`,
+			want: []string{
+				`log.level "loud"`, `proxy.listen "nowhere"`, `proxy.url "https://x"`, "set exactly one of token and token_file",
+				`kind "nomad"`, "hosts is required", `upstream "http://plain"`, "credentials: set kubeconfig or token_file",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "c.yaml", tt.yaml)
+			_, _, err := serveFlags([]string{"--config", p}, env(nil), &bytes.Buffer{})
+			if err == nil {
+				t.Fatal("serveFlags() = nil error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzLoadConfig(f *testing.F) {
+	f.Add("state_dir: x\nproxy: {listen: 127.0.0.1:1}\n")
+	f.Add("targets: [{name: a, kind: kubernetes, hosts: [h], upstream: 'https://h', credentials: {token_file: t}}]\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(p, []byte(data), 0o600)
+		cfg, err := loadConfig(p)
+		if err != nil {
+			return
+		}
+		cfg.validate() // must not panic
+	})
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	access := filepath.Join(dir, "access")
+	os.Mkdir(access, 0o700)
+	writeFile(t, access, "p.yaml", `
+apiVersion: jitproxy.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: reader}
+spec:
+  target: demo
+  subjects: {groups: [dev]}
+  namespaces: [demo]
+  permissions: [{verbs: [get], apiGroups: [""], resources: [pods]}]
+  duration: {max: 1h}
+  credential: {provider: tokenrequest, options: {serviceAcount: typo}}
+`)
+	tok := writeFile(t, dir, "token", "t")
+	cfg := writeFile(t, dir, "c.yaml", `
+state_dir: st
+policies: {access_dir: access}
+targets:
+  - {name: demo, kind: kubernetes, hosts: [kubernetes.demo], upstream: "https://127.0.0.1:6443", credentials: {token_file: token}}
+`)
+	_ = tok
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--config", cfg, "--check-config"}, env(nil), &stdout, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), `access policy reader: credential: unknown option "serviceAcount"`) {
+		t.Errorf("check-config = %v, want the policy's typo reported", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "st")); !os.IsNotExist(err) {
+		t.Error("--check-config created state")
+	}
+	os.WriteFile(filepath.Join(access, "p.yaml"), []byte(strings.Replace(string(mustRead(t, filepath.Join(access, "p.yaml"))), "serviceAcount", "serviceAccount", 1)), 0o600)
+	if err := run(context.Background(), []string{"serve", "--config", cfg, "--check-config"}, env(nil), &stdout, &bytes.Buffer{}); err != nil {
+		t.Errorf("check-config after the fix = %v", err)
+	}
+	if !strings.Contains(stdout.String(), "configuration is valid") {
+		t.Errorf("stdout = %q", stdout.String())
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRunCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{name: "version", args: []string{"version"}, wantOut: "jitproxy dev"},
+		{name: "no command", args: nil, wantErr: "no command given"},
+		{name: "unknown", args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`},
+		{name: "grant without subcommand", args: []string{"grant"}, wantErr: "a subcommand is required"},
+		{name: "unknown subcommand", args: []string{"grant", "steal"}, wantErr: `unknown command "grant steal"`},
+		{name: "no credential", args: []string{"grant", "list"}, wantErr: "no credential"},
+		{name: "unknown identity", args: []string{"grant", "list", "--as", "nobody", "--state-dir", "/nonexistent"}, wantErr: "--as nobody"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, env(nil), &out, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("run(%v) = %v, want %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("run(%v) = %v, %q", tt.args, err, out.String())
+			}
+		})
+	}
+}

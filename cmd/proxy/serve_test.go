@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeOnEmbeddedDefaults runs serve with no configuration file, as
+// `make run` does, and drives it through the CLI: the state directory is
+// created, identities generated, and the CA reused on the next start.
+func TestServeOnEmbeddedDefaults(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	start := func() (adminURL string, stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		stderr := &lockedBuffer{}
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"serve", "--state-dir", state, "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"},
+				env(nil), &bytes.Buffer{}, stderr)
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for adminURL == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("not ready:\n%s", stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+			sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+			for sc.Scan() {
+				var l struct{ Msg, Admin string }
+				if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "jitproxy ready" {
+					adminURL = l.Admin
+				}
+			}
+		}
+		if !strings.Contains(stderr.String(), "identities      "+filepath.Join(state, "identities.yaml")) && !strings.Contains(stderr.String(), "CA certificate  "+filepath.Join(state, "ca.crt")) {
+			t.Errorf("banner does not say where things are:\n%s", stderr.String())
+		}
+		return adminURL, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		}
+	}
+	admin, stop := start()
+	e := env(map[string]string{"JITPROXY_ADMIN_URL": admin, "JITPROXY_STATE_DIR": state})
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"policy", "list", "--as", "dev"}, e, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "pod-reader") {
+		t.Errorf("policy list:\n%s", out.String())
+	}
+	out.Reset()
+	kc := filepath.Join(t.TempDir(), "kc")
+	if err := run(context.Background(), []string{"session", "create", "--as", "runner", "--agent", "a", "--user", "dev", "--kubeconfig", kc}, e, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(kc); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig %v %v; want mode 0600", fi, err)
+	}
+	ca := mustRead(t, filepath.Join(state, "ca.crt"))
+	stop()
+
+	_, stop = start()
+	defer stop()
+	if !bytes.Equal(ca, mustRead(t, filepath.Join(state, "ca.crt"))) {
+		t.Error("the CA changed across restarts")
+	}
+}

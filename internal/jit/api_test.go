@@ -1,0 +1,126 @@
+package jit
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/jitproxy/jitproxy/internal/secret"
+)
+
+func newAPI(t *testing.T) (*fixture, *httptest.Server) {
+	t.Helper()
+	f := newFixture(t)
+	ids, err := NewIdentities([]Identity{
+		{Name: "runner", Groups: []string{"jitproxy:runners"}, Token: "runner-token-0123456789"},
+		{Name: "alice", Groups: []string{"developers"}, Token: "alice-token-0123456789"},
+		{Name: "bob", Groups: []string{"sre"}, Token: "bob-token-0123456789abc"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.cfg.Identities = ids
+	api := NewAPI(f.svc, APIConfig{
+		ProxyURL: &url.URL{Scheme: "http", Host: "127.0.0.1:8080"}, CACertPEM: []byte("CA PEM"),
+		Targets: []TargetInfo{{Name: "demo", Kind: "kubernetes", Server: "https://kubernetes.demo"}},
+	})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, auth, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestAPIErrors(t *testing.T) {
+	_, srv := newAPI(t)
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		auth       string
+		body       string
+		wantStatus int
+		wantError  string
+	}{
+		{name: "no credential", method: "GET", path: "/v1/grants", wantStatus: 401, wantError: "send a bearer token or a session credential"},
+		{name: "unknown token", method: "GET", path: "/v1/grants", auth: "Bearer nope-nope-nope-nope", wantStatus: 401, wantError: "unknown token"},
+		{name: "malformed basic", method: "GET", path: "/v1/grants", auth: "Basic !!!", wantStatus: 401, wantError: "malformed session credential"},
+		{name: "unknown field", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789", body: `{"policy":"reader","namespace":"demo","reason":"r","sudo":true}`, wantStatus: 400, wantError: `unknown field "sudo"`},
+		{name: "bad duration", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789", body: `{"policy":"reader","namespace":"demo","reason":"r","duration":"forever"}`, wantStatus: 400, wantError: `duration "forever" is not a duration`},
+		{name: "over max", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789", body: `{"policy":"reader","namespace":"demo","reason":"r","duration":"3h"}`, wantStatus: 400, wantError: "exceeds the maximum"},
+		{name: "not a runner", method: "POST", path: "/v1/sessions", auth: "Bearer alice-token-0123456789", body: `{"agent":"a","user":"alice"}`, wantStatus: 403, wantError: "only runners"},
+		{name: "unknown grant", method: "GET", path: "/v1/grants/g-nope", auth: "Bearer alice-token-0123456789", wantStatus: 404, wantError: "not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := call(t, srv, tt.method, tt.path, tt.auth, tt.body)
+			if status != tt.wantStatus || !strings.Contains(out["error"].(string), tt.wantError) {
+				t.Errorf("%s %s = %d %v, want %d %q", tt.method, tt.path, status, out, tt.wantStatus, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestAPISessionAndAgentRequest(t *testing.T) {
+	f, srv := newAPI(t)
+	status, out := call(t, srv, "POST", "/v1/sessions", "Bearer runner-token-0123456789", `{"agent":"claude","user":"alice","groups":["developers"],"ttl":"1h"}`)
+	if status != 201 {
+		t.Fatalf("create session: %d %v", status, out)
+	}
+	u, err := url.Parse(out["proxy_url"].(string))
+	if err != nil || u.User == nil || u.Host != "127.0.0.1:8080" {
+		t.Fatalf("proxy_url %q", out["proxy_url"])
+	}
+	pw, _ := u.User.Password()
+	if _, err := f.svc.AuthenticateSession(t.Context(), u.User.Username(), secret.Value(pw)); err != nil {
+		t.Fatalf("the proxy URL's credential does not authenticate: %v", err)
+	}
+	if diff := cmp.Diff([]any{map[string]any{"name": "demo", "kind": "kubernetes", "server": "https://kubernetes.demo"}}, out["targets"]); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+	// The agent requests a grant for itself with its session credential.
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/grants", strings.NewReader(`{"policy":"reader","namespace":"demo","reason":"look"}`))
+	req.SetBasicAuth(u.User.Username(), pw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g Grant
+	json.NewDecoder(resp.Body).Decode(&g)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || g.Session != u.User.Username() || g.User != "alice" || g.RequestedBy.Agent != "claude" {
+		t.Errorf("agent's grant: %d %+v", resp.StatusCode, g)
+	}
+	// An agent cannot approve, even on behalf of an approver.
+	pending, _ := f.svc.RequestGrant(t.Context(), alice, GrantRequest{Policy: "editor", Namespace: "demo", Reason: "r"})
+	req, _ = http.NewRequest("POST", srv.URL+"/v1/grants/"+pending.ID+"/approve", nil)
+	req.SetBasicAuth(u.User.Username(), pw)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("agent approval = %d, want 403", resp.StatusCode)
+	}
+	status, out = call(t, srv, "POST", "/v1/grants/"+pending.ID+"/approve", "Bearer bob-token-0123456789abc", `{"comment":"fine"}`)
+	if status != 200 || out["state"] != "PENDING" || len(out["approvals"].([]any)) != 1 {
+		t.Errorf("approve: %d %v", status, out)
+	}
+}
