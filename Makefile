@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSessionCredential$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicies$$' -fuzztime $(FUZZTIME) ./internal/jit
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/proxy
 
 clean:
 	rm -rf bin
