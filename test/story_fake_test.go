@@ -24,6 +24,7 @@ const identitiesYAML = `
 - {name: dev, groups: [developers], token: dev-token-0123456789abc}
 - {name: approver, groups: [sre], token: approver-token-0123456789}
 - {name: carol, groups: [developers, sre], token: carol-token-0123456789}
+- {name: root, groups: ["jitproxy:admins"], token: root-token-0123456789ab}
 `
 
 // storyEnv is one jitproxy with a session and an agent.

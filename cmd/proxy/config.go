@@ -34,7 +34,30 @@ type Config struct {
 		TTL    time.Duration `yaml:"ttl"`
 		MaxTTL time.Duration `yaml:"max_ttl"`
 	} `yaml:"sessions"`
+	Vault   VaultConfig    `yaml:"vault"`
 	Targets []TargetConfig `yaml:"targets"`
+}
+
+// VaultConfig is how jitproxy reaches Vault, for targets with a vault_mount.
+type VaultConfig struct {
+	// Address of Vault, for example https://vault.vault:8200. Empty: no Vault.
+	Address string `yaml:"address"`
+	// CAFile verifies Vault's certificate; empty: the system roots.
+	CAFile string          `yaml:"ca_file"`
+	Auth   VaultAuthConfig `yaml:"auth"`
+}
+
+// VaultAuthConfig is how jitproxy logs in to Vault.
+type VaultAuthConfig struct {
+	// Method is "kubernetes" (the default: log in with a ServiceAccount
+	// token) or "token" (a token from TokenFile).
+	Method    string `yaml:"method"`
+	TokenFile string `yaml:"token_file"`
+	// Role and Mount of the kubernetes auth method; defaults jitproxy and kubernetes.
+	Role  string `yaml:"role"`
+	Mount string `yaml:"mount"`
+	// JWTFile is the ServiceAccount token; default the in-cluster one.
+	JWTFile string `yaml:"jwt_file"`
 }
 
 // LogConfig configures the structured log (stderr).
@@ -118,6 +141,9 @@ type TargetConfig struct {
 	// Credentials is jitproxy's own identity towards the target, used to
 	// mint credentials (TokenRequest), never to forward agents' requests.
 	Credentials TargetCredentials `yaml:"credentials"`
+	// VaultMount, if set, is the path of the Vault kubernetes secrets engine
+	// configured for this cluster; access policies may then use provider vault.
+	VaultMount string `yaml:"vault_mount"`
 	// Discovery is the ServiceAccount whose tokens carry the discovery
 	// requests (/api, /apis, /version, /openapi) policy allows without a
 	// grant. It must hold no roles: every authenticated identity can read
@@ -179,6 +205,9 @@ func loadConfig(path string) (Config, error) {
 	rel(&c.Policies.AuthzDir)
 	rel(&c.Policies.AccessDir)
 	rel(&c.Audit.File)
+	rel(&c.Vault.CAFile)
+	rel(&c.Vault.Auth.TokenFile)
+	rel(&c.Vault.Auth.JWTFile)
 	for i := range c.Admin.Identities {
 		rel(&c.Admin.Identities[i].TokenFile)
 	}
@@ -245,6 +274,23 @@ func (c *Config) validate() error {
 		}
 		if t.Credentials.Kubeconfig == "" && t.Credentials.TokenFile == "" {
 			bad("%s: credentials: set kubeconfig or token_file", where)
+		}
+		if t.VaultMount != "" && c.Vault.Address == "" {
+			bad("%s: vault_mount needs vault.address", where)
+		}
+	}
+	if c.Vault.Address != "" {
+		if u, err := url.Parse(c.Vault.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("vault.address %q: want an http(s) URL", c.Vault.Address)
+		}
+		switch c.Vault.Auth.Method {
+		case "", "kubernetes":
+		case "token":
+			if c.Vault.Auth.TokenFile == "" {
+				bad("vault.auth: method token needs token_file")
+			}
+		default:
+			bad("vault.auth.method %q: want kubernetes or token", c.Vault.Auth.Method)
 		}
 	}
 	return errors.Join(errs...)

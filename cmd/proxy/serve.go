@@ -152,7 +152,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if c.policies, err = jit.LoadPolicies(accessFS); err != nil {
 		return nil, err
 	}
-	if c.targets, err = buildTargets(cfg.Targets); err != nil {
+	if c.targets, err = buildTargets(&cfg, log); err != nil {
 		return nil, err
 	}
 	if err := checkPolicies(c.policies, c.targets, log); err != nil {
@@ -286,7 +286,7 @@ func checkConfig(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	bt, err := buildTargets(cfg.Targets)
+	bt, err := buildTargets(&cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,14 +12,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	vaultapi "github.com/hashicorp/vault/api"
+	kubeauth "github.com/hashicorp/vault/api/auth/kubernetes"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/broker/tokenrequest"
+	vaultprovider "github.com/jitproxy/jitproxy/internal/broker/vault"
 	"github.com/jitproxy/jitproxy/internal/intercept"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
@@ -32,15 +37,76 @@ type builtTargets struct {
 	names     []string
 }
 
-func buildTargets(cfgs []TargetConfig) (*builtTargets, error) {
+func buildTargets(cfg *Config, log *slog.Logger) (*builtTargets, error) {
 	out := &builtTargets{providers: map[string]broker.Provider{}}
+	var vc *vaultapi.Client
+	var login func(context.Context, *vaultapi.Client) (*vaultapi.Secret, error)
+	if cfg.Vault.Address != "" {
+		var err error
+		if vc, login, err = vaultClient(cfg.Vault); err != nil {
+			return nil, err
+		}
+	}
 	var errs []error
-	for _, tc := range cfgs {
+	for _, tc := range cfg.Targets {
 		if err := out.addKubernetes(tc); err != nil {
 			errs = append(errs, fmt.Errorf("target %s: %w", tc.Name, err))
+			continue
+		}
+		if tc.VaultMount != "" {
+			p, err := vaultprovider.New(vaultprovider.Config{
+				Client: vc, Login: login, Mount: tc.VaultMount,
+				Logger: log.With("component", "vault", "target", tc.Name),
+			})
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out.providers[broker.ProviderKey(tc.Name, vaultprovider.Name)] = p
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// vaultClient builds the Vault client and, for the kubernetes auth method,
+// the login that reads the ServiceAccount token file afresh each time
+// (projected tokens rotate). Vault's own environment variables are ignored.
+func vaultClient(vc VaultConfig) (*vaultapi.Client, func(context.Context, *vaultapi.Client) (*vaultapi.Secret, error), error) {
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = vc.Address
+	cfg.Timeout = 10 * time.Second
+	if t, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
+		t.Proxy = nil
+	}
+	if vc.CAFile != "" {
+		if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: vc.CAFile}); err != nil {
+			return nil, nil, fmt.Errorf("vault.ca_file: %w", err)
+		}
+	}
+	c, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault client: %w", err)
+	}
+	c.ClearToken()
+	a := vc.Auth
+	if a.Method == "token" {
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("vault.auth.token_file: %w", err)
+		}
+		c.SetToken(strings.TrimSpace(string(b)))
+		return c, nil, nil
+	}
+	role, mount := cmp.Or(a.Role, "jitproxy"), cmp.Or(a.Mount, "kubernetes")
+	jwt := cmp.Or(a.JWTFile, "/var/run/secrets/kubernetes.io/serviceaccount/token")
+	login := func(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error) {
+		m, err := kubeauth.NewKubernetesAuth(role, kubeauth.WithMountPath(mount), kubeauth.WithServiceAccountTokenPath(jwt))
+		if err != nil {
+			return nil, err
+		}
+		return c.Auth().Login(ctx, m)
+	}
+	return c, login, nil
 }
 
 func (b *builtTargets) addKubernetes(tc TargetConfig) error {

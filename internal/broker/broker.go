@@ -237,7 +237,9 @@ func (b *Broker) recordMint(ctx context.Context, req Request, c Credential) {
 
 // Release forgets every credential of the grant, in process and in Redis,
 // and revokes those whose provider can revoke. It is called when a grant
-// ends; errors are logged, since the grant has ended regardless.
+// ends, which may be after the cached tokens expired: what is needed to
+// revoke is kept apart from them, for longer. Errors are logged, since the
+// grant has ended regardless.
 func (b *Broker) Release(ctx context.Context, grantID string) {
 	b.mu.Lock()
 	for k := range b.local {
@@ -246,18 +248,18 @@ func (b *Broker) Release(ctx context.Context, grantID string) {
 		}
 	}
 	b.mu.Unlock()
-	entries, err := b.unshare(ctx, grantID)
+	records, err := b.unshare(ctx, grantID)
 	if err != nil {
 		b.cfg.Logger.Error("release credentials", "grant", grantID, "err", err)
 		return
 	}
-	for _, e := range entries {
-		b.release(ctx, e.Provider, b.Provider(e.Target, e.Provider), e.credential())
+	for _, r := range records {
+		b.release(ctx, r.Provider, b.Provider(r.Target, r.Provider), Credential{LeaseID: r.LeaseID, Subject: r.Subject, ExpiresAt: r.ExpiresAt})
 		err := b.cfg.Audit.Record(ctx, audit.Event{
 			Type:       audit.TypeCredentialReleased,
 			Actor:      &audit.Actor{Name: "jitproxy"},
-			Grant:      &audit.Grant{ID: grantID, Target: e.Target},
-			Credential: &audit.Credential{Provider: e.Provider, Target: e.Target, Subject: e.Subject, ExpiresAt: e.ExpiresAt},
+			Grant:      &audit.Grant{ID: grantID, Target: r.Target},
+			Credential: &audit.Credential{Provider: r.Provider, Target: r.Target, Subject: r.Subject, ExpiresAt: r.ExpiresAt},
 		})
 		if err != nil {
 			b.cfg.Logger.Error("record audit event", "type", audit.TypeCredentialReleased, "err", err)
@@ -277,11 +279,16 @@ func (b *Broker) release(ctx context.Context, name string, p Provider, c Credent
 	}
 }
 
+// Redis keys, under the prefix:
+//
+//	cred:GRANT:TARGET    the cached credential (sharedEntry, with the token),
+//	                     expiring when it may no longer be used
+//	grant-creds:GRANT    hash of TARGET -> reclaimRecord (no secret), kept
+//	                     until an hour after the grant's expiry, for Release
+
 // sharedEntry is a credential as stored in Redis. Token holds the raw
 // secret: Redis is jitproxy's trusted state store (see the README).
 type sharedEntry struct {
-	Target    string    `json:"target"`
-	Provider  string    `json:"provider"`
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Subject   string    `json:"subject"`
@@ -292,8 +299,17 @@ func (e sharedEntry) credential() Credential {
 	return Credential{Token: secret.Value(e.Token), ExpiresAt: e.ExpiresAt, Subject: e.Subject, LeaseID: e.LeaseID}
 }
 
+// reclaimRecord is what Release needs to undo a mint: no secret.
+type reclaimRecord struct {
+	Target    string    `json:"target"`
+	Provider  string    `json:"provider"`
+	Subject   string    `json:"subject"`
+	LeaseID   string    `json:"lease_id,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 func (b *Broker) credKey(req Request) string { return b.cfg.KeyPrefix + "cred:" + req.cacheKey() }
-func (b *Broker) indexKey(grantID string) string {
+func (b *Broker) reclaimKey(grantID string) string {
 	return b.cfg.KeyPrefix + "grant-creds:" + grantID
 }
 
@@ -318,46 +334,55 @@ func (b *Broker) shared(ctx context.Context, req Request) (Credential, bool, err
 func (b *Broker) share(ctx context.Context, req Request, c Credential, validTo time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
 	defer cancel()
-	raw, err := json.Marshal(sharedEntry{
-		Target: req.Target, Provider: req.Provider, Token: c.Token.Reveal(),
-		ExpiresAt: c.ExpiresAt, Subject: c.Subject, LeaseID: c.LeaseID,
-	})
+	entry, err := json.Marshal(sharedEntry{Token: c.Token.Reveal(), ExpiresAt: c.ExpiresAt, Subject: c.Subject, LeaseID: c.LeaseID})
 	if err != nil {
 		return err
 	}
-	ttl := validTo.Sub(b.cfg.Now())
+	record, err := json.Marshal(reclaimRecord{Target: req.Target, Provider: req.Provider, Subject: c.Subject, LeaseID: c.LeaseID, ExpiresAt: c.ExpiresAt})
+	if err != nil {
+		return err
+	}
+	now := b.cfg.Now()
 	pipe := b.cfg.Redis.TxPipeline()
-	pipe.Set(ctx, b.credKey(req), raw, ttl)
-	pipe.SAdd(ctx, b.indexKey(req.GrantID), b.credKey(req))
-	// The index outlives the grant a little, so Release still finds it.
-	pipe.Expire(ctx, b.indexKey(req.GrantID), req.GrantExpiresAt.Sub(b.cfg.Now())+time.Hour)
+	pipe.Set(ctx, b.credKey(req), entry, validTo.Sub(now))
+	// A newer mint for the same grant and target replaces the record: the
+	// older credential, if still live, expires by itself.
+	pipe.HSet(ctx, b.reclaimKey(req.GrantID), req.Target, record)
+	pipe.Expire(ctx, b.reclaimKey(req.GrantID), req.GrantExpiresAt.Sub(now)+time.Hour)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("write credential cache: %w", err)
 	}
 	return nil
 }
 
-// unshare deletes the grant's cached credentials from Redis and returns them.
-func (b *Broker) unshare(ctx context.Context, grantID string) ([]sharedEntry, error) {
+// unshare deletes the grant's cached credentials and reclaim records from
+// Redis and returns the records. Of replicas releasing one grant at once,
+// one gets the records.
+func (b *Broker) unshare(ctx context.Context, grantID string) ([]reclaimRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
 	defer cancel()
-	keys, err := b.cfg.Redis.SMembers(ctx, b.indexKey(grantID)).Result()
+	var all *redis.MapStringStringCmd
+	_, err := b.cfg.Redis.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		all = pipe.HGetAll(ctx, b.reclaimKey(grantID))
+		pipe.Del(ctx, b.reclaimKey(grantID))
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read credential index: %w", err)
+		return nil, fmt.Errorf("read reclaim records: %w", err)
 	}
-	var out []sharedEntry
-	for _, k := range keys {
-		raw, err := b.cfg.Redis.GetDel(ctx, k).Bytes()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return out, fmt.Errorf("delete cached credential: %w", err)
-		}
-		var e sharedEntry
-		if err := json.Unmarshal(raw, &e); err == nil {
-			out = append(out, e)
+	var out []reclaimRecord
+	keys := []string{}
+	for target, raw := range all.Val() {
+		keys = append(keys, b.credKey(Request{GrantID: grantID, Target: target}))
+		var r reclaimRecord
+		if err := json.Unmarshal([]byte(raw), &r); err == nil {
+			out = append(out, r)
 		}
 	}
-	return out, b.cfg.Redis.Del(ctx, b.indexKey(grantID)).Err()
+	if len(keys) > 0 {
+		if err := b.cfg.Redis.Del(ctx, keys...).Err(); err != nil {
+			return out, fmt.Errorf("delete cached credentials: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -256,3 +256,24 @@ func BenchmarkCredentialCached(b *testing.B) {
 		}
 	}
 }
+
+// TestReleaseAfterTheCacheExpired: the cached token expires with its grant,
+// but the grant's end is handled after that; what was minted must still be
+// revoked then.
+func TestReleaseAfterTheCacheExpired(t *testing.T) {
+	f := newFixture(t, miniredis.RunT(t), newClock())
+	ctx := context.Background()
+	req := f.request(5 * time.Second)
+	if _, err := f.b.Credential(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(6 * time.Second)
+	f.mr.FastForward(6 * time.Second) // the token cache entry is gone
+	f.b.Release(ctx, "g-1")
+	if n := f.p.released.Load(); n != 1 {
+		t.Errorf("released %d times after the cache entry expired, want 1", n)
+	}
+	if keys := f.mr.Keys(); len(keys) != 0 {
+		t.Errorf("Redis keys left after release: %v", keys)
+	}
+}

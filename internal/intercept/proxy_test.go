@@ -268,7 +268,7 @@ func TestDenials(t *testing.T) {
 		},
 		{
 			name: "body that cannot be inspected", grants: []*jit.Grant{podReaderGrant(time.Hour)},
-			method: "POST", path: "/api/v1/namespaces/demo/pods", body: "k8s\x00", ctype: "application/vnd.kubernetes.protobuf",
+			method: "POST", path: "/api/v1/namespaces/demo/pods", body: "\xa0", ctype: "application/cbor",
 			wantStatus: 415, wantMsg: "send JSON",
 		},
 		{

@@ -15,8 +15,11 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -26,15 +29,19 @@ import (
 // Protocol implements intercept.Protocol for kube-apiserver. The zero value
 // is not usable; call New.
 type Protocol struct {
-	infos *request.RequestInfoFactory
+	infos    *request.RequestInfoFactory
+	protobuf runtime.Decoder // built-in types only, as client-go sends them
 }
 
 // New returns the Kubernetes protocol.
 func New() *Protocol {
-	return &Protocol{infos: &request.RequestInfoFactory{
-		APIPrefixes:          sets.NewString("api", "apis"),
-		GrouplessAPIPrefixes: sets.NewString("api"),
-	}}
+	return &Protocol{
+		infos: &request.RequestInfoFactory{
+			APIPrefixes:          sets.NewString("api", "apis"),
+			GrouplessAPIPrefixes: sets.NewString("api"),
+		},
+		protobuf: protobuf.NewSerializer(scheme.Scheme, scheme.Scheme),
+	}
 }
 
 // Kind returns access.KindKubernetes.
@@ -86,9 +93,14 @@ func (*Protocol) NeedsBody(a access.Action) bool {
 	return a.ResourceRequest && (a.Verb == "create" || a.Verb == "update" || a.Verb == "patch")
 }
 
-// DecodeBody decodes JSON bodies and JSON patches, and server-side-apply
-// YAML. Other encodings (protobuf, CBOR) are refused: a policy cannot check
-// what it cannot read.
+// protobufContentType is what client-go's typed clients send for built-in
+// types (kubectl create configmap, kubectl run).
+const protobufContentType = "application/vnd.kubernetes.protobuf"
+
+// DecodeBody decodes JSON bodies and JSON patches, server-side-apply YAML,
+// and protobuf objects of the built-in types, all to the same JSON shape.
+// Other encodings (CBOR) are refused: a policy cannot check what it cannot
+// read.
 func (p *Protocol) DecodeBody(a access.Action, contentType string, raw []byte) (any, error) {
 	if !p.NeedsBody(a) || len(raw) == 0 {
 		return nil, nil
@@ -103,6 +115,10 @@ func (p *Protocol) DecodeBody(a access.Action, contentType string, raw []byte) (
 		if raw, err = yaml.YAMLToJSON(raw); err != nil {
 			return nil, fmt.Errorf("body is not valid YAML")
 		}
+	case protobufContentType:
+		if raw, err = p.protobufToJSON(raw); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("content type %q cannot be inspected; send JSON", mt)
 	}
@@ -111,6 +127,18 @@ func (p *Protocol) DecodeBody(a access.Action, contentType string, raw []byte) (
 		return nil, fmt.Errorf("body is not valid JSON")
 	}
 	return body, nil
+}
+
+// protobufToJSON decodes a protobuf object of a type client-go knows (only
+// built-in types are ever sent as protobuf) and re-encodes it as JSON, with
+// its apiVersion and kind.
+func (p *Protocol) protobufToJSON(raw []byte) ([]byte, error) {
+	obj, gvk, err := p.protobuf.Decode(raw, nil, nil)
+	if err != nil {
+		return nil, errors.New("protobuf body is not a Kubernetes object of a built-in type")
+	}
+	obj.GetObjectKind().SetGroupVersionKind(*gvk)
+	return json.Marshal(obj)
 }
 
 // Describe names an action the way kubectl users think of it.

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/broker"
@@ -150,6 +154,25 @@ func TestStripCredentials(t *testing.T) {
 	}
 }
 
+// protobufPod encodes a privileged pod the way kubectl's typed clients do.
+func protobufPod(t *testing.T) string {
+	t.Helper()
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "priv", Namespace: "demo"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "priv", Image: "pause", SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
+		}}},
+	}
+	var b bytes.Buffer
+	if err := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme).Encode(pod, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func TestDecodeBody(t *testing.T) {
 	create := access.Action{ResourceRequest: true, Verb: "create", Resource: "pods"}
 	tests := []struct {
@@ -166,7 +189,17 @@ func TestDecodeBody(t *testing.T) {
 		{name: "json patch", action: create, ctype: "application/json-patch+json", raw: `[{"op":"add"}]`, want: []any{map[string]any{"op": "add"}}},
 		{name: "get has no body", action: access.Action{ResourceRequest: true, Verb: "get"}, raw: `{"x":1}`, want: nil},
 		{name: "empty", action: create, ctype: "application/json", raw: "", want: nil},
-		{name: "protobuf refused", action: create, ctype: "application/vnd.kubernetes.protobuf", raw: "k8s\x00", wantErr: "send JSON"},
+		{name: "protobuf pod", action: create, ctype: "application/vnd.kubernetes.protobuf", raw: protobufPod(t), want: map[string]any{
+			"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "priv", "namespace": "demo"},
+			"spec": map[string]any{"containers": []any{map[string]any{
+				"name": "priv", "image": "pause", "resources": map[string]any{},
+				"securityContext": map[string]any{"privileged": true},
+			}}},
+			"status": map[string]any{},
+		}},
+		{name: "protobuf garbage", action: create, ctype: "application/vnd.kubernetes.protobuf", raw: "k8s\x00", wantErr: "not a Kubernetes object"},
+		{name: "cbor refused", action: create, ctype: "application/cbor", raw: "\xa0", wantErr: "send JSON"},
 		{name: "bad json", action: create, ctype: "application/json", raw: "{", wantErr: "not valid JSON"},
 	}
 	for _, tt := range tests {

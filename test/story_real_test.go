@@ -1,0 +1,330 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/jitproxy/jitproxy/test/servers"
+)
+
+// realCluster is the environment of TestStoryRealCluster: every server real.
+type realCluster struct {
+	env     *servers.Env
+	root    string
+	kubectl string
+	admin   *kubernetes.Clientset
+	rdb     *redis.Client
+	dir     string
+
+	mu     sync.Mutex
+	minted []string // every token jitproxy minted, read from Redis: canaries
+}
+
+func startRealCluster(t *testing.T) *realCluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	root, err := servers.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl := kubectlPath(t)
+	dir := t.TempDir()
+	env, err := servers.StartEnv(ctx, dir, servers.Options{Redis: true, Vault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range env.Processes() {
+				t.Logf("%s log (%s):\n%s", p.Name, p.LogPath, p.Tail(20))
+			}
+		}
+		env.Stop()
+	})
+	if err := env.Bootstrap(ctx, root, kubectl); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := kubernetes.NewForConfig(&rest.Config{Host: env.Kube.URL, BearerToken: env.Kube.AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: env.Kube.CAPEM}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: env.Redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return &realCluster{env: env, root: root, kubectl: kubectl, admin: admin, rdb: rdb, dir: dir}
+}
+
+// config writes jitproxy's configuration for the cluster: real Redis, the
+// cluster as target demo, Vault with the kubernetes auth method, and the
+// example access policies with their Vault variants.
+func (c *realCluster) config(t *testing.T, proxyAddr, adminAddr string) (cfgPath, state string) {
+	t.Helper()
+	ctx := context.Background()
+	jwt, err := c.env.ServiceAccountToken(ctx, c.kubectl, "jitproxy-system", "jitproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	access := filepath.Join(c.dir, "access")
+	os.MkdirAll(access, 0o700)
+	for _, src := range []string{"policies/access", "deploy/vault/access"} {
+		files, _ := filepath.Glob(filepath.Join(c.root, src, "*.yaml"))
+		for _, f := range files {
+			os.WriteFile(filepath.Join(access, filepath.Base(f)), mustRead(t, f), 0o600)
+		}
+	}
+	state = filepath.Join(c.dir, "state")
+	os.MkdirAll(state, 0o700)
+	os.WriteFile(filepath.Join(state, "identities.yaml"), []byte(identitiesYAML), 0o600)
+	cfgPath = filepath.Join(c.dir, "jitproxy.yaml")
+	cfg := fmt.Sprintf(`
+state_dir: %s
+log: {level: debug}
+proxy: {listen: %q}
+admin: {listen: %q}
+redis: {address: %q}
+audit: {stdout: true}
+policies: {access_dir: %s}
+vault:
+  address: %s
+  auth: {method: kubernetes, role: jitproxy, jwt_file: %s}
+targets:
+  - name: demo
+    kind: kubernetes
+    hosts: [kubernetes.demo]
+    upstream: %s
+    ca_file: %s
+    credentials: {token_file: %s}
+    vault_mount: kubernetes
+`, state, proxyAddr, adminAddr, c.env.Redis.Addr, access, c.env.Vault.Addr, jwt, c.env.Kube.URL, c.env.Kube.CAFile, c.env.Kube.JitproxyTokenFile)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, state
+}
+
+// mintedToken reads the token jitproxy cached for a grant from Redis.
+func (c *realCluster) mintedToken(t *testing.T, grantID string) (token, subject string) {
+	t.Helper()
+	raw, err := c.rdb.Get(context.Background(), "jitproxy:cred:"+grantID+":demo").Bytes()
+	if err != nil {
+		t.Fatalf("no cached credential for grant %s: %v", grantID, err)
+	}
+	var e struct{ Token, Subject string }
+	json.Unmarshal(raw, &e)
+	c.mu.Lock()
+	c.minted = append(c.minted, e.Token)
+	c.mu.Unlock()
+	return e.Token, e.Subject
+}
+
+// as returns a client of the cluster with a bearer token, bypassing jitproxy.
+func (c *realCluster) as(t *testing.T, token string) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: c.env.Kube.URL, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: c.env.Kube.CAPEM}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// vaultObjects says which of the ServiceAccount, Role and RoleBinding Vault
+// made for subject (system:serviceaccount:NS:NAME; Vault gives all three
+// the same generated name) still exist.
+func (c *realCluster) vaultObjects(t *testing.T, subject string) []string {
+	t.Helper()
+	parts := strings.Split(subject, ":")
+	ns, name := parts[2], parts[3]
+	ctx := context.Background()
+	var left []string
+	if _, err := c.admin.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		left = append(left, "serviceaccount/"+name)
+	}
+	if _, err := c.admin.RbacV1().Roles(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		left = append(left, "role/"+name)
+	}
+	if _, err := c.admin.RbacV1().RoleBindings(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+		left = append(left, "rolebinding/"+name)
+	}
+	return left
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestStoryRealCluster walks the story of the foundation issue with every
+// part real: redis-server, etcd, kube-apiserver, Vault, the jitproxy binary
+// and kubectl, once with each credential source.
+func TestStoryRealCluster(t *testing.T) {
+	const agentCanary = "agent-canary-real-5d9a0c"
+	c := startRealCluster(t)
+	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
+	cfg, state := c.config(t, proxyAddr, adminAddr)
+	out := &outputs{}
+	p := startJitproxy(t, cfg, state, out)
+	kubeconfig := filepath.Join(c.dir, "agent.kubeconfig")
+	p.mustCLI("session", "create", "--as", "runner", "--agent", "e2e-agent", "--user", "dev", "--groups", "developers", "--kubeconfig", kubeconfig)
+	ag := &agent{t: t, kubectl: c.kubectl, kubeconfig: kubeconfig, home: filepath.Join(c.dir, "home"), out: out}
+	kubectl := func(args ...string) []string { return append([]string{"--token", agentCanary}, args...) }
+
+	ag.mustFail("Access policies that would allow it: pod-reader", kubectl("get", "pods", "-n", "demo")...)
+
+	// request asks for a grant and makes sure it ends with the test, so that
+	// a failure cannot leave access behind for the steps after it.
+	request := func(t *testing.T, args ...string) string {
+		t.Helper()
+		id := grantID(t, p.mustCLI(append([]string{"grant", "request"}, args...)...))
+		t.Cleanup(func() { p.cli("grant", "revoke", id, "--as", "root", "--reason", "test cleanup") })
+		return id
+	}
+
+	for _, src := range []struct{ provider, reader, editor string }{
+		{provider: "tokenrequest", reader: "pod-reader", editor: "namespace-editor"},
+		{provider: "vault", reader: "pod-reader-vault", editor: "namespace-editor-vault"},
+	} {
+		t.Run(src.provider, func(t *testing.T) {
+			ag.t = t
+			defer func() { ag.t = nil }()
+			id := request(t, src.reader, "--as", "dev", "--namespace", "demo", "--duration", "30m", "--reason", "look at web")
+			if got := ag.mustRun(kubectl("get", "pods", "-n", "demo")...); !strings.Contains(got, "web") {
+				t.Fatalf("kubectl get pods:\n%s", got)
+			}
+			token, subject := c.mintedToken(t, id)
+			t.Run("the cluster itself enforces the scope", func(t *testing.T) {
+				direct := c.as(t, token)
+				ctx := context.Background()
+				if _, err := direct.CoreV1().Pods("demo").List(ctx, metav1.ListOptions{}); err != nil {
+					t.Errorf("the minted token cannot list pods in demo: %v", err)
+				}
+				err := direct.CoreV1().Pods("demo").Delete(ctx, "web", metav1.DeleteOptions{})
+				if err == nil || !strings.Contains(err.Error(), "forbidden") {
+					t.Errorf("the minted token deleting a pod: %v, want forbidden by the apiserver", err)
+				}
+				if _, err := direct.CoreV1().Pods("staging").List(ctx, metav1.ListOptions{}); err == nil || !strings.Contains(err.Error(), "forbidden") {
+					t.Errorf("the minted token listing pods in staging: %v, want forbidden by the apiserver", err)
+				}
+			})
+			ag.mustFail(`jitproxy denied delete pods "web" in namespace "demo"`, kubectl("delete", "pod", "web", "-n", "demo")...)
+			ag.mustFail(`jitproxy denied list pods in namespace "staging"`, kubectl("get", "pods", "-n", "staging")...)
+
+			if src.provider == "vault" {
+				if left := c.vaultObjects(t, subject); len(left) != 3 {
+					t.Logf("objects: %v", left)
+					t.Fatalf("Vault made %v for %s, want a serviceaccount, role and rolebinding", left, subject)
+				}
+			}
+			p.mustCLI("grant", "revoke", id, "--as", "dev", "--reason", "done")
+			ag.mustFail("no active grant permits this request", kubectl("get", "pods", "-n", "demo")...)
+			if src.provider == "vault" {
+				waitUntil(t, "Vault to delete what it made for the revoked grant", 20*time.Second, func() bool { return len(c.vaultObjects(t, subject)) == 0 })
+			}
+
+			t.Run("approval, admission and expiry", func(t *testing.T) {
+				edit := request(t, src.editor, "--as", "carol", "--namespace", "demo", "--reason", "set a flag")
+				if got, err := p.cli("grant", "approve", edit, "--as", "carol"); err == nil || !strings.Contains(got, "cannot approve or deny their own request") {
+					t.Errorf("self-approval: %v %s", err, got)
+				}
+				p.mustCLI("grant", "approve", edit, "--as", "approver")
+				// carol's grant; the agent acts for dev, so dev requests one too.
+				p.mustCLI("grant", "revoke", edit, "--as", "carol")
+				edit = request(t, src.editor, "--as", "dev", "--namespace", "demo", "--reason", "set a flag")
+				p.mustCLI("grant", "approve", edit, "--as", "approver")
+				cm := "flag-" + src.provider
+				ag.mustRun(kubectl("create", "configmap", cm, "-n", "demo", "--from-literal=on=true")...)
+				ag.mustFail(`container "priv" must not be privileged`, kubectl("run", "priv", "-n", "demo", "--image=registry.k8s.io/pause:3.10", "--privileged")...)
+				ag.mustRun(kubectl("delete", "configmap", cm, "-n", "demo")...)
+				_, editSubject := c.mintedToken(t, edit)
+				p.mustCLI("grant", "revoke", edit, "--as", "approver")
+
+				short := request(t, src.reader, "--as", "dev", "--namespace", "demo", "--duration", "5s", "--reason", "quick look")
+				ag.mustRun(kubectl("get", "pods", "-n", "demo")...)
+				_, shortSubject := c.mintedToken(t, short)
+				waitUntil(t, "the grant to expire", 30*time.Second, func() bool {
+					_, err := ag.run(kubectl("get", "pods", "-n", "demo")...)
+					return err != nil
+				})
+				ag.mustFail("no active grant permits this request", kubectl("get", "pods", "-n", "demo")...)
+				if src.provider == "vault" {
+					waitUntil(t, "Vault to delete what it made for the revoked editor grant", 30*time.Second, func() bool {
+						return len(c.vaultObjects(t, editSubject)) == 0
+					})
+					waitUntil(t, "Vault to delete what it made for the expired grant", 30*time.Second, func() bool {
+						return len(c.vaultObjects(t, shortSubject)) == 0
+					})
+				}
+			})
+		})
+	}
+	ag.t = t
+
+	var events []map[string]any // audit events of the jitproxy before the restart
+	t.Run("a restart keeps grants and sessions", func(t *testing.T) {
+		id := request(t, "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "30m", "--reason", "across a restart")
+		ag.mustRun(kubectl("get", "pods", "-n", "demo")...)
+		events = append(events, p.auditEvents()...)
+		p.stop()
+		p = startJitproxy(t, cfg, state, out)
+		if got := p.mustCLI("grant", "show", id, "--as", "dev"); !strings.Contains(got, "ACTIVE") {
+			t.Errorf("after restart: %s", got)
+		}
+		if got := ag.mustRun(kubectl("get", "pods", "-n", "demo")...); !strings.Contains(got, "web") {
+			t.Errorf("kubectl after restart:\n%s", got)
+		}
+		_, subject := c.mintedToken(t, id)
+		p.mustCLI("grant", "revoke", id, "--as", "dev")
+		waitUntil(t, "the restarted jitproxy to reclaim the grant's Vault objects", 20*time.Second, func() bool { return len(c.vaultObjects(t, subject)) == 0 })
+	})
+
+	t.Run("audit stream", func(t *testing.T) {
+		types := map[string]int{}
+		for _, e := range append(events, p.auditEvents()...) {
+			types[e["type"].(string)]++
+		}
+		for _, typ := range []string{"session.created", "grant.requested", "grant.approved", "grant.activated", "grant.revoked", "grant.expired", "credential.minted", "credential.released", "request"} {
+			if types[typ] == 0 {
+				t.Errorf("no %s event; got %v", typ, types)
+			}
+		}
+	})
+
+	p.stop()
+	t.Run("secrets are nowhere they do not belong", func(t *testing.T) {
+		secrets := map[string]string{
+			"the agent's token":         agentCanary,
+			"the apiserver admin token": c.env.Kube.AdminToken,
+			"jitproxy's own token":      c.env.Kube.JitproxyToken,
+			"Vault's cluster token":     c.env.Kube.VaultToken,
+			"the Vault root token":      c.env.Vault.RootToken,
+		}
+		for i, tok := range c.minted {
+			secrets[fmt.Sprintf("minted token %d", i)] = tok
+		}
+		if len(c.minted) < 6 {
+			t.Errorf("only %d minted tokens collected", len(c.minted))
+		}
+		for what, s := range secrets {
+			if got := out.containing(s); len(got) != 0 {
+				t.Errorf("%s appears in %v", what, got)
+			}
+		}
+	})
+}
