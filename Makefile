@@ -1,21 +1,44 @@
-# jitproxy: `make run` serves on embedded defaults; `make test` runs every test.
+# jitproxy: `make run` brings up a local cluster and serves jitproxy against
+# it; `make test` runs every test. Both install and build what they need.
 GO      ?= go
 BIN     := bin/jitproxy
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: build run test unit e2e lint bench fuzz clean
+.PHONY: build run serve test test-env unit e2e lint bench fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/proxy
 
+# run: with JITPROXY_CONFIG set, serve that configuration; with
+# CLUSTER=path/to/kubeconfig, serve against that cluster's current context;
+# otherwise start etcd, kube-apiserver and Vault locally (test/servers/devenv).
 run: build
+ifneq ($(JITPROXY_CONFIG),)
+	exec ./$(BIN) serve --config $(JITPROXY_CONFIG)
+else ifneq ($(CLUSTER),)
+	$(GO) build -o bin/devenv ./test/servers/devenv
+	exec bin/devenv -jitproxy $(BIN) -kubeconfig $(CLUSTER)
+else
+	$(MAKE) test-env
+	$(GO) build -o bin/devenv ./test/servers/devenv
+	exec bin/devenv -jitproxy $(BIN)
+endif
+
+# serve: jitproxy alone on embedded defaults, no cluster.
+serve: build
 	./$(BIN) serve
+
+# test-env: the Debian packages and server builds the integration tests and
+# `make run` use (cached in .cache/bin).
+test-env:
+	test/servers/install-packages.sh
+	test/servers/build.sh
 
 # Every test: unit tests, Rego policy tests, fuzz seeds and the end-to-end
 # story with the real jitproxy binary and kubectl.
-test: lint
+test: lint test-env
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 unit:

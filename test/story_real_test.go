@@ -187,6 +187,9 @@ func TestStoryRealCluster(t *testing.T) {
 	kubectl := func(args ...string) []string { return append([]string{"--token", agentCanary}, args...) }
 
 	ag.mustFail("Access policies that would allow it: pod-reader", kubectl("get", "pods", "-n", "demo")...)
+	// The session's kubeconfig works as it is: kubectl must not ask for a
+	// username it does not need (jitproxy injects the credential).
+	ag.mustFail("Access policies that would allow it: pod-reader", "get", "pods", "-n", "demo")
 
 	// request asks for a grant and makes sure it ends with the test, so that
 	// a failure cannot leave access behind for the steps after it.

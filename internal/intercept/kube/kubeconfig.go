@@ -12,13 +12,19 @@ type Cluster struct {
 	Server string
 }
 
+// PlaceholderToken is the user token in agents' kubeconfigs. It is not a
+// secret and grants nothing: without some credential kubectl prompts for a
+// username, and jitproxy strips whatever the agent sends.
+const PlaceholderToken = "jitproxy-injects-the-credential"
+
 // Kubeconfig returns a kubeconfig for an agent session: each cluster's
 // server is reached through proxyURL (which carries the session credential)
-// and trusts caPEM, the jitproxy CA. It holds no user credential: jitproxy
-// injects the grant's. The first cluster is the current context.
+// and trusts caPEM, the jitproxy CA. Its user holds only PlaceholderToken:
+// jitproxy injects the grant's credential. The first cluster is the
+// current context.
 func Kubeconfig(clusters []Cluster, caPEM []byte, proxyURL string) ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
-	cfg.AuthInfos["jitproxy-agent"] = &clientcmdapi.AuthInfo{}
+	cfg.AuthInfos["jitproxy-agent"] = &clientcmdapi.AuthInfo{Token: PlaceholderToken}
 	for i, c := range clusters {
 		cfg.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Server, CertificateAuthorityData: caPEM, ProxyURL: proxyURL}
 		cfg.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: "jitproxy-agent"}
