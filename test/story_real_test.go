@@ -48,12 +48,16 @@ func startRealCluster(t *testing.T) *realCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		env.Stop()
 		if t.Failed() {
 			for _, p := range env.Processes() {
-				t.Logf("%s log (%s):\n%s", p.Name, p.LogPath, p.Tail(20))
+				t.Logf("%s log, last lines:\n%s", p.Name, p.Tail(20))
+			}
+			kept := filepath.Join(root, ".cache", "test-logs", strings.ReplaceAll(t.Name(), "/", "_"))
+			if err := env.KeepLogs(kept); err == nil {
+				t.Logf("server logs kept in %s", kept)
 			}
 		}
-		env.Stop()
 	})
 	if err := env.Bootstrap(ctx, root, kubectl); err != nil {
 		t.Fatal(err)

@@ -86,6 +86,24 @@ func (e *Env) Processes() []*Process {
 	return out
 }
 
+// KeepLogs copies every server's log into dir, for a failed test whose
+// own directory is about to be removed.
+func (e *Env) KeepLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, p := range e.Processes() {
+		b, err := os.ReadFile(p.LogPath)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, p.Name+".log"), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Kubectl runs kubectl as the cluster's admin and returns its output.
 func (e *Env) Kubectl(ctx context.Context, kubectl string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", e.Kube.AdminKubeconfig}, args...)...)
