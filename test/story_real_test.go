@@ -81,13 +81,9 @@ func (c *realCluster) config(t *testing.T, proxyAddr, adminAddr string) (cfgPath
 	if err != nil {
 		t.Fatal(err)
 	}
-	access := filepath.Join(c.dir, "access")
-	os.MkdirAll(access, 0o700)
-	for _, src := range []string{"policies/access", "deploy/vault/access"} {
-		files, _ := filepath.Glob(filepath.Join(c.root, src, "*.yaml"))
-		for _, f := range files {
-			os.WriteFile(filepath.Join(access, filepath.Base(f)), mustRead(t, f), 0o600)
-		}
+	access, err := servers.AccessPolicies(c.root, c.dir, true)
+	if err != nil {
+		t.Fatal(err)
 	}
 	state = filepath.Join(c.dir, "state")
 	os.MkdirAll(state, 0o700)

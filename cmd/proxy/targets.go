@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,7 +194,7 @@ func checkPolicies(ps *jit.Policies, bt *builtTargets, log *slog.Logger) error {
 		key := broker.ProviderKey(p.Target, p.Credential.Provider)
 		prov, ok := bt.providers[key]
 		switch {
-		case !contains(bt.names, p.Target):
+		case !slices.Contains(bt.names, p.Target):
 			log.Warn("access policy names a target that is not configured; it cannot be requested", "policy", p.Name, "target", p.Target)
 		case !ok:
 			errs = append(errs, fmt.Errorf("access policy %s: no credential provider %q for target %s", p.Name, p.Credential.Provider, p.Target))
@@ -204,13 +205,4 @@ func checkPolicies(ps *jit.Policies, bt *builtTargets, log *slog.Logger) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

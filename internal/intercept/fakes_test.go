@@ -16,6 +16,7 @@ import (
 
 	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/audit/audittest"
 	"github.com/jitproxy/jitproxy/internal/authz"
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
@@ -92,44 +93,19 @@ func (f *fakeCredentials) Credential(_ context.Context, req broker.Request) (bro
 	return broker.Credential{Token: secret.Value(mintedToken), ExpiresAt: req.GrantExpiresAt, Subject: "sa"}, nil
 }
 
-// auditLog records events.
-type auditLog struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (l *auditLog) Record(_ context.Context, e audit.Event) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-	return nil
-}
-
-func (l *auditLog) last(t *testing.T) audit.Event {
+// lastEvent waits for an audit event and returns the latest.
+func lastEvent(t *testing.T, l *audittest.Log) audit.Event {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		l.mu.Lock()
-		n := len(l.events)
-		var e audit.Event
-		if n > 0 {
-			e = l.events[n-1]
-		}
-		l.mu.Unlock()
-		if n > 0 {
-			return e
+		if evs := l.Events(); len(evs) > 0 {
+			return evs[len(evs)-1]
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no audit event")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func (l *auditLog) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.events)
 }
 
 // panicProtocol panics on classification.
@@ -153,7 +129,7 @@ type harness struct {
 	ca       *CA
 	sessions *fakeSessions
 	creds    *fakeCredentials
-	audit    *auditLog
+	audit    *audittest.Log
 	upstream *httptest.Server
 }
 
@@ -196,7 +172,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{ca: ca, sessions: &fakeSessions{}, creds: &fakeCredentials{}, audit: &auditLog{}, upstream: up}
+	h := &harness{ca: ca, sessions: &fakeSessions{}, creds: &fakeCredentials{}, audit: &audittest.Log{}, upstream: up}
 	discovery := &CredentialSource{Provider: "tokenrequest", Options: map[string]string{"serviceAccount": "default", "serviceAccountNamespace": "default"}}
 	if o.noDiscovery {
 		discovery = nil

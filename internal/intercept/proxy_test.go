@@ -164,7 +164,7 @@ func TestProxyAuthentication(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
 				t.Errorf("Get() error = %v, want 407", err)
 			}
-			e := h.audit.last(t)
+			e := lastEvent(t, h.audit)
 			if e.Outcome.Status != 407 || e.Action.Method != "CONNECT" || h.creds.calls.Load() != 0 {
 				t.Errorf("audit = %+v, credentials asked %d times", e, h.creds.calls.Load())
 			}
@@ -195,7 +195,7 @@ func TestAllowedRequestGetsMintedCredential(t *testing.T) {
 	if got.Get("Authorization") != "Bearer "+mintedToken || got.Get("Impersonate-User") != "" || got.Get("Impersonate-Group") != "" || got.Get("Proxy-Authorization") != "" {
 		t.Errorf("upstream saw headers %v", got)
 	}
-	e := h.audit.last(t)
+	e := lastEvent(t, h.audit)
 	want := audit.Event{
 		Type:     audit.TypeRequest,
 		Caller:   &access.Caller{Session: testSessionID, Agent: "claude", User: "alice", Groups: []string{"developers"}, AuthMethod: "proxy-basic"},
@@ -299,7 +299,7 @@ func TestDenials(t *testing.T) {
 			if upstreamHits.Load() != 0 || h.creds.calls.Load() != 0 {
 				t.Errorf("a denied request reached upstream %d times and asked for %d credentials", upstreamHits.Load(), h.creds.calls.Load())
 			}
-			if e := h.audit.last(t); e.Outcome.Status != tt.wantStatus || e.Decision != nil && e.Decision.Allowed {
+			if e := lastEvent(t, h.audit); e.Outcome.Status != tt.wantStatus || e.Decision != nil && e.Decision.Allowed {
 				t.Errorf("audit outcome %+v decision %+v", e.Outcome, e.Decision)
 			}
 		})
@@ -409,7 +409,7 @@ func TestPanicInOneConnectionIsContained(t *testing.T) {
 	if status != http.StatusProxyAuthRequired {
 		t.Errorf("after panics, CONNECT = %d, want 407", status)
 	}
-	if e := h.audit.last(t); e.Type != audit.TypeRequest {
+	if e := lastEvent(t, h.audit); e.Type != audit.TypeRequest {
 		t.Errorf("last audit event %+v", e)
 	}
 }
@@ -441,7 +441,7 @@ func TestWatchEndsWhenGrantExpires(t *testing.T) {
 	}
 	for sc.Scan() {
 	} // returns when the stream ends; the client's 10s timeout would fail the test
-	e := h.audit.last(t)
+	e := lastEvent(t, h.audit)
 	if e.Action.Verb != "watch" || e.Outcome.Error != "the grant expired while the response was streaming" {
 		t.Errorf("audit %+v %+v", e.Action, e.Outcome)
 	}
@@ -476,7 +476,7 @@ func TestDiscoveryUsesTheDiscoveryIdentity(t *testing.T) {
 			if last.GrantID != "discovery" || last.Options["serviceAccount"] != "default" {
 				t.Errorf("credential asked for %+v, want the discovery identity", last)
 			}
-			if e := h.audit.last(t); e.Grant != nil || e.Decision.Reasons[0] != "discovery documents need no grant" {
+			if e := lastEvent(t, h.audit); e.Grant != nil || e.Decision.Reasons[0] != "discovery documents need no grant" {
 				t.Errorf("audit grant %+v decision %+v", e.Grant, e.Decision)
 			}
 		})

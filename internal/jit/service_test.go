@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/audit/audittest"
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
@@ -74,34 +75,11 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// auditLog records events.
-type auditLog struct {
-	mu     sync.Mutex
-	events []audit.Event
-}
-
-func (l *auditLog) Record(_ context.Context, e audit.Event) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-	return nil
-}
-
-func (l *auditLog) types() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, e := range l.events {
-		out = append(out, e.Type)
-	}
-	return out
-}
-
 type fixture struct {
 	svc   *Service
 	mr    *miniredis.Miniredis
 	clock *clock
-	audit *auditLog
+	audit *audittest.Log
 	ended chan *Grant
 }
 
@@ -128,7 +106,7 @@ func newFixtureOn(t *testing.T, mr *miniredis.Miniredis, clk *clock) *fixture {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	f := &fixture{mr: mr, clock: clk, audit: &auditLog{}, ended: make(chan *Grant, 10)}
+	f := &fixture{mr: mr, clock: clk, audit: &audittest.Log{}, ended: make(chan *Grant, 10)}
 	f.svc, err = New(Config{
 		Redis: rdb, Policies: set, Identities: ids, Audit: f.audit,
 		Targets: []string{"demo"}, Now: clk.Now,
@@ -178,7 +156,7 @@ func TestRequestGrantWithoutApprovalIsActiveAtOnce(t *testing.T) {
 	if g.State != StateActive || !g.ExpiresAt.Equal(now.Add(15*time.Minute)) || !g.ActivatedAt.Equal(now) {
 		t.Errorf("grant = %s, expires %v; want ACTIVE until %v", g.State, g.ExpiresAt, now.Add(15*time.Minute))
 	}
-	if diff := cmp.Diff([]string{audit.TypeGrantRequested, audit.TypeGrantActivated}, f.audit.types()); diff != "" {
+	if diff := cmp.Diff([]string{audit.TypeGrantRequested, audit.TypeGrantActivated}, f.audit.Types()); diff != "" {
 		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 	s, _ := f.session(t, "alice", "developers")
@@ -212,7 +190,7 @@ func TestRequestGrantRejects(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Errorf("RequestGrant() error = %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
 			}
-			if n := len(f.audit.types()); n != 0 {
+			if n := len(f.audit.Types()); n != 0 {
 				t.Errorf("a refused request left %d audit events", n)
 			}
 		})
@@ -239,7 +217,7 @@ func TestApprovalMakesGrantActive(t *testing.T) {
 		t.Errorf("after two approvals: %s until %v, want ACTIVE for 30m from the last approval", g.State, g.ExpiresAt)
 	}
 	want := []string{audit.TypeGrantRequested, audit.TypeGrantApproved, audit.TypeGrantApproved, audit.TypeGrantActivated}
-	if diff := cmp.Diff(want, f.audit.types()); diff != "" {
+	if diff := cmp.Diff(want, f.audit.Types()); diff != "" {
 		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 }
@@ -359,7 +337,7 @@ func TestExpiry(t *testing.T) {
 		audit.TypeGrantRequested,
 		audit.TypeGrantExpired, audit.TypeGrantExpired, // the active grant, and the pending one past its 10m timeout
 	}
-	if diff := cmp.Diff(want, f.audit.types()); diff != "" {
+	if diff := cmp.Diff(want, f.audit.Types()); diff != "" {
 		t.Errorf("audit events (-want +got):\n%s", diff)
 	}
 	if got, _ := f.svc.Get(ctx, alice, pending.ID); got.State != StateExpired {

@@ -152,3 +152,33 @@ func (e *Env) ServiceAccountToken(ctx context.Context, kubectl, namespace, name 
 
 // IsMissing reports whether err says a server binary is missing.
 func IsMissing(err error) bool { return errors.Is(err, ErrMissing) }
+
+// AccessPolicies copies the example access policies (policies/access and,
+// with vault, deploy/vault/access) into dir/access and returns that
+// directory, for a configuration's policies.access_dir.
+func AccessPolicies(root, dir string, vault bool) (string, error) {
+	out := filepath.Join(dir, "access")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return "", err
+	}
+	srcs := []string{"policies/access"}
+	if vault {
+		srcs = append(srcs, "deploy/vault/access")
+	}
+	for _, src := range srcs {
+		files, err := filepath.Glob(filepath.Join(root, src, "*.yaml"))
+		if err != nil {
+			return "", err
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", err
+			}
+			if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), b, 0o600); err != nil {
+				return "", err
+			}
+		}
+	}
+	return out, nil
+}

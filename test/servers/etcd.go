@@ -46,18 +46,7 @@ func StartEtcd(ctx context.Context, dir string) (*Etcd, error) {
 		return nil, err
 	}
 	e := &Etcd{Process: p, URL: clientURL}
-	err = p.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", clientURL+"/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("health: %s", resp.Status)
-		}
-		return nil
-	})
+	err = p.waitReady(ctx, 60*time.Second, httpOK(http.DefaultClient, clientURL+"/health", nil))
 	if err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("etcd: %w", err)

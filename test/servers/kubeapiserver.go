@@ -88,19 +88,7 @@ func StartKubeAPIServer(ctx context.Context, dir, etcdURL string) (*KubeAPIServe
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(k.CAPEM)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Proxy: nil}, Timeout: 5 * time.Second}
-	err = p.waitReady(ctx, 2*time.Minute, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", k.URL+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+k.AdminToken)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
-	})
+	err = p.waitReady(ctx, 2*time.Minute, httpOK(hc, k.URL+"/readyz", http.Header{"Authorization": {"Bearer " + k.AdminToken}}))
 	if err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("kube-apiserver: %w", err)

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +99,27 @@ func (p *Process) waitReady(ctx context.Context, timeout time.Duration, ready fu
 			return fmt.Errorf("%s not ready after %s (%v):\n%s", p.Name, timeout, last, p.Tail(30))
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// httpOK returns a readiness check that GETs url (with the given headers)
+// through client and wants 200.
+func httpOK(client *http.Client, url string, header http.Header) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if err != nil {
+			return err
+		}
+		maps.Copy(req.Header, header)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
 	}
 }
 

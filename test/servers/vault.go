@@ -42,18 +42,7 @@ func StartVault(ctx context.Context, dir string) (*Vault, error) {
 		return nil, err
 	}
 	v.Process = p
-	err = p.waitReady(ctx, time.Minute, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", v.Addr+"/v1/sys/health", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("health: %s", resp.Status)
-		}
-		return nil
-	})
+	err = p.waitReady(ctx, time.Minute, httpOK(http.DefaultClient, v.Addr+"/v1/sys/health", nil))
 	if err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("vault: %w", err)

@@ -98,7 +98,7 @@ func localCluster(ctx context.Context, o options) (*servers.Env, string, error) 
 	if err := env.Bootstrap(ctx, o.root, o.kubectl); err != nil {
 		return env, "", err
 	}
-	access, err := accessPolicies(o)
+	access, err := servers.AccessPolicies(o.root, o.dir, o.vault)
 	if err != nil {
 		return env, "", err
 	}
@@ -152,7 +152,7 @@ func existingCluster(ctx context.Context, o options) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return "", err
 	}
-	access, err := accessPolicies(options{root: o.root, dir: o.dir})
+	access, err := servers.AccessPolicies(o.root, o.dir, false)
 	if err != nil {
 		return "", err
 	}
@@ -172,32 +172,6 @@ targets:
 `, o.kubeconfig, raw.CurrentContext, filepath.Join(o.root, ".jitproxy"), access, cluster.Server, caLine, o.kubeconfig)
 	path := filepath.Join(o.dir, "jitproxy.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
-}
-
-// accessPolicies gathers the example access policies, with the Vault ones
-// when Vault runs.
-func accessPolicies(o options) (string, error) {
-	dir := filepath.Join(o.dir, "access")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	srcs := []string{"policies/access"}
-	if o.vault {
-		srcs = append(srcs, "deploy/vault/access")
-	}
-	for _, src := range srcs {
-		files, _ := filepath.Glob(filepath.Join(o.root, src, "*.yaml"))
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return "", err
-			}
-			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600); err != nil {
-				return "", err
-			}
-		}
-	}
-	return dir, nil
 }
 
 // serve runs jitproxy until ctx ends; once it is ready, it creates an agent
