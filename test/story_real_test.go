@@ -190,6 +190,11 @@ func TestStoryRealCluster(t *testing.T) {
 	// The session's kubeconfig works as it is: kubectl must not ask for a
 	// username it does not need (jitproxy injects the credential).
 	ag.mustFail("Access policies that would allow it: pod-reader", "get", "pods", "-n", "demo")
+	// The cluster's real address is not a target: no tunnel to it.
+	ag.mustFail("Forbidden", "--server", c.env.Kube.URL, "--insecure-skip-tls-verify", "get", "pods", "-n", "demo")
+	if got, err := p.cli("grant", "request", "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "3h", "--reason", "r"); err == nil || !strings.Contains(got, "exceeds the maximum 1h0m0s") {
+		t.Errorf("over-long grant: %v %s", err, got)
+	}
 
 	// request asks for a grant and makes sure it ends with the test, so that
 	// a failure cannot leave access behind for the steps after it.
