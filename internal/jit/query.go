@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 )
@@ -112,12 +111,4 @@ func (p *Policy) RequestableNamespace(ns string) (string, bool) {
 		return "", true
 	}
 	return ns, p.allowsNamespace(ns)
-}
-
-// Remaining is how long the grant has left at now; zero once it ended.
-func (g *Grant) Remaining(now time.Time) time.Duration {
-	if g.StateAt(now) != StateActive {
-		return 0
-	}
-	return g.ExpiresAt.Sub(now)
 }

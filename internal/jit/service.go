@@ -136,9 +136,6 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// Policies returns the access policies.
-func (s *Service) Policies() *Policies { return s.cfg.Policies }
-
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
 func (s *Service) record(ctx context.Context, e audit.Event) {

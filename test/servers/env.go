@@ -2,7 +2,6 @@ package servers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -149,9 +148,6 @@ func (e *Env) ServiceAccountToken(ctx context.Context, kubectl, namespace, name 
 	}
 	return p, nil
 }
-
-// IsMissing reports whether err says a server binary is missing.
-func IsMissing(err error) bool { return errors.Is(err, ErrMissing) }
 
 // AccessPolicies copies the example access policies (policies/access and,
 // with vault, deploy/vault/access) into dir/access and returns that
