@@ -35,7 +35,9 @@ func (l *lockedBuffer) String() string {
 // created, identities generated, and the CA reused on the next start.
 func TestServeOnEmbeddedDefaults(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
-	start := func() (adminURL string, stop func()) {
+	// start runs serve and waits for it; first says whether this start
+	// generates the identities (the banner names them only then).
+	start := func(first bool) (adminURL string, stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		stderr := &lockedBuffer{}
 		done := make(chan error, 1)
@@ -57,8 +59,12 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(stderr.String(), "identities      "+filepath.Join(state, "identities.yaml")) && !strings.Contains(stderr.String(), "CA certificate  "+filepath.Join(state, "ca.crt")) {
-			t.Errorf("banner does not say where things are:\n%s", stderr.String())
+		banner := stderr.String()
+		if !strings.Contains(banner, "CA certificate  "+filepath.Join(state, "ca.crt")) {
+			t.Errorf("banner does not say where the CA is:\n%s", banner)
+		}
+		if got := strings.Contains(banner, "identities      "+filepath.Join(state, "identities.yaml")+" (generated"); got != first {
+			t.Errorf("banner names generated identities: %v, want %v:\n%s", got, first, banner)
 		}
 		return adminURL, func() {
 			cancel()
@@ -67,7 +73,7 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 			}
 		}
 	}
-	admin, stop := start()
+	admin, stop := start(true)
 	e := env(map[string]string{"JITPROXY_ADMIN_URL": admin, "JITPROXY_STATE_DIR": state})
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"policy", "list", "--as", "dev"}, e, &out, &bytes.Buffer{}); err != nil {
@@ -87,7 +93,7 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 	ca := mustRead(t, filepath.Join(state, "ca.crt"))
 	stop()
 
-	_, stop = start()
+	_, stop = start(false)
 	defer stop()
 	if !bytes.Equal(ca, mustRead(t, filepath.Join(state, "ca.crt"))) {
 		t.Error("the CA changed across restarts")

@@ -32,7 +32,13 @@ AUTH_MOUNT=${AUTH_MOUNT:-kubernetes}
 JITPROXY_SA=${JITPROXY_SA:-jitproxy-system/jitproxy}
 vault=${VAULT:-vault}
 
-if ! "$vault" secrets list -format=json | grep -q "\"$MOUNT/\""; then
+# Whether something is mounted is asked of the one mount, never by piping a
+# listing into grep: under pipefail, grep -q exiting at its first match can
+# kill the writer with SIGPIPE and make a present mount look absent.
+mounted() { "$vault" read -format=json "sys/mounts/$1" >/dev/null 2>&1; }
+auth_enabled() { "$vault" read -format=json "sys/auth/$1" >/dev/null 2>&1; }
+
+if ! mounted "$MOUNT"; then
 	"$vault" secrets enable -path="$MOUNT" kubernetes
 fi
 "$vault" write "$MOUNT/config" \
@@ -69,7 +75,7 @@ path "auth/token/lookup-self" {
 }
 POLICY
 
-if ! "$vault" auth list -format=json | grep -q "\"$AUTH_MOUNT/\""; then
+if ! auth_enabled "$AUTH_MOUNT"; then
 	"$vault" auth enable -path="$AUTH_MOUNT" kubernetes
 fi
 "$vault" write "auth/$AUTH_MOUNT/config" \

@@ -73,3 +73,17 @@ type Permission struct {
 	ResourceNames   []string `json:"resourceNames,omitempty" yaml:"resourceNames"`
 	NonResourceURLs []string `json:"nonResourceURLs,omitempty" yaml:"nonResourceURLs"`
 }
+
+// Write is what a request that creates or changes a stored object will
+// store, as the target itself computed it before the request was forwarded
+// (for Kubernetes, by a dry run). Policies see it as input.object and
+// input.old_object. The zero Write means the request stores nothing that
+// policies judge.
+type Write struct {
+	// Object is the object as it will be stored, decoded from JSON (maps,
+	// slices, strings, json.Number, bools, nil).
+	Object any
+	// OldObject is the object as stored before the request, when the
+	// request changes an existing object and it was asked for; else nil.
+	OldObject any
+}

@@ -25,6 +25,12 @@ type Input struct {
 	// Body is the request body decoded from JSON (maps, slices, strings,
 	// float64, bool, nil), or nil when the request has none or it is not JSON.
 	Body any
+	// Object is the object the request will store, as the target computed
+	// it (input.object), for writes the target judges; nil otherwise.
+	Object any
+	// OldObject is the object as stored before the request
+	// (input.old_object), when it changes an existing object; nil otherwise.
+	OldObject any
 	// Grants are the caller's active grants. Decide does not check their
 	// state or expiry: the caller passes only grants in force.
 	Grants []Grant
@@ -166,6 +172,12 @@ func (in Input) regoValue() map[string]any {
 	}
 	if in.Body != nil {
 		m["body"] = in.Body
+	}
+	if in.Object != nil {
+		m["object"] = in.Object
+	}
+	if in.OldObject != nil {
+		m["old_object"] = in.OldObject
 	}
 	return m
 }

@@ -51,7 +51,8 @@ type Config struct {
 
 // Engine evaluates the compiled policies. It is safe for concurrent use.
 type Engine struct {
-	query rego.PreparedEvalQuery
+	query         rego.PreparedEvalQuery
+	usesOldObject bool
 }
 
 // New loads and compiles the policies in cfg.Policies. It returns an error
@@ -81,7 +82,37 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authz: compile policies: %w", err)
 	}
-	return &Engine{query: pq}, nil
+	return &Engine{query: pq, usesOldObject: readsInput(modules, "old_object")}, nil
+}
+
+// UsesOldObject reports whether the policies read input.old_object, so
+// that the stored object is fetched for changes only when a policy needs it.
+func (e *Engine) UsesOldObject() bool { return e.usesOldObject }
+
+// readsInput reports whether any module may read input[key]: a reference
+// to input.key, or to input as a whole or under a key computed at
+// evaluation time (which could be key).
+func readsInput(modules []*ast.Module, key string) bool {
+	found := false
+	for _, m := range modules {
+		ast.WalkRefs(m, func(ref ast.Ref) bool {
+			if found || !ref.HasPrefix(ast.InputRootRef) {
+				return found
+			}
+			if len(ref) == 1 {
+				found = true
+				return true
+			}
+			switch k := ref[1].Value.(type) {
+			case ast.String:
+				found = string(k) == key
+			default:
+				found = true
+			}
+			return found
+		})
+	}
+	return found
 }
 
 func loadModules(fsys fs.FS) ([]*ast.Module, error) {

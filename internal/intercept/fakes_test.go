@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +38,32 @@ type fakeSessions struct {
 	grants   []*jit.Grant
 	ended    bool
 	policies []*jit.Policy
+	revoked  chan struct{} // closed by revoke: every watch ends
+	watched  []string      // grants named to watches
+}
+
+func (f *fakeSessions) Watch(string) (<-chan struct{}, func(string), func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.revoked == nil {
+		f.revoked = make(chan struct{})
+	}
+	setGrant := func(id string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.watched = append(f.watched, id)
+	}
+	return f.revoked, setGrant, func() {}
+}
+
+// revoke ends every watch, as a revocation seen by the jit service would.
+func (f *fakeSessions) revoke() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.revoked == nil {
+		f.revoked = make(chan struct{})
+	}
+	close(f.revoked)
 }
 
 func (f *fakeSessions) session() *jit.Session {
@@ -140,6 +167,10 @@ type harnessOptions struct {
 	untrustedUpstream bool
 	// noDiscovery leaves the target without a discovery identity.
 	noDiscovery bool
+	// policies replaces the shipped Rego policies.
+	policies fs.FS
+	// config adjusts the proxy's configuration before it starts.
+	config func(*Config)
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -168,7 +199,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := authz.New(context.Background(), authz.Config{Policies: policies.Authz()})
+	if o.policies == nil {
+		o.policies = policies.Authz()
+	}
+	engine, err := authz.New(context.Background(), authz.Config{Policies: o.policies})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +211,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.noDiscovery {
 		discovery = nil
 	}
-	h.proxy, err = New(Config{
+	cfg := Config{
 		CA: ca, Sessions: h.sessions, Decider: engine, Credentials: h.creds, Audit: h.audit,
 		MaxBodyBytes: 1 << 10,
 		Targets: []*Target{{
@@ -185,7 +219,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
 			Discovery: discovery,
 		}},
-	})
+	}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	h.proxy, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

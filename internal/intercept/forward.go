@@ -29,11 +29,18 @@ type Sessions interface {
 	AuthenticateSession(ctx context.Context, id string, sec secret.Value) (*jit.Session, error)
 	ActiveGrants(ctx context.Context, sessionID string) (*jit.Session, []*jit.Grant, error)
 	Requestable(c access.Caller, target string) []*jit.Policy
+	// Watch follows a request's session, and its grant once named with
+	// setGrant, so that a stream ends when either ends: done is closed.
+	// stop must be called when the request ends.
+	Watch(sessionID string) (done <-chan struct{}, setGrant func(grantID string), stop func())
 }
 
 // Decider evaluates policies.
 type Decider interface {
 	Decide(ctx context.Context, in authz.Input) (authz.Decision, error)
+	// UsesOldObject reports whether policies read input.old_object, which
+	// costs a read of the stored object per change.
+	UsesOldObject() bool
 }
 
 // Credentials returns the credential for a grant on a target.
@@ -57,6 +64,21 @@ type Config struct {
 	// MaxBodyBytes caps a request body that policies inspect; larger
 	// requests are refused. Default 4 MiB.
 	MaxBodyBytes int64
+	// ReadHeaderTimeout bounds reading a CONNECT request, the TLS handshake
+	// of a tunnel and each request's headers; default 10s.
+	ReadHeaderTimeout time.Duration
+	// BodyTimeout bounds reading a request body (not an upgraded stream's);
+	// a slower client is answered 408 or cut off. Default 60s.
+	BodyTimeout time.Duration
+	// IdleTimeout closes a tunnel or proxy connection that carries no
+	// request for this long; default 5m.
+	IdleTimeout time.Duration
+	// MaxTunnelsPerSession caps the tunnels one session holds open at
+	// once; a CONNECT beyond it is refused with 429. Default 64.
+	MaxTunnelsPerSession int
+	// UpstreamTimeout bounds jitproxy's own requests to a target (the dry
+	// run that computes a write's object); default 60s.
+	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for open requests when
 	// its context ends; default 10s.
 	ShutdownTimeout time.Duration
@@ -73,6 +95,7 @@ type Proxy struct {
 	pipeline *pipeline
 	log      *slog.Logger
 	tunnels  *tunnelListener
+	open     *sessionTunnels
 }
 
 // New validates cfg and returns a Proxy.
@@ -101,8 +124,18 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 4 << 20
 	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.ReadHeaderTimeout, 10*time.Second)
+	def(&cfg.BodyTimeout, time.Minute)
+	def(&cfg.IdleTimeout, 5*time.Minute)
+	def(&cfg.UpstreamTimeout, time.Minute)
+	def(&cfg.ShutdownTimeout, 10*time.Second)
+	if cfg.MaxTunnelsPerSession <= 0 {
+		cfg.MaxTunnelsPerSession = 64
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -110,7 +143,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Proxy{cfg: cfg, targets: ts, leaves: newLeafCerts(cfg.CA, cfg.Now), log: cfg.Logger}
+	p := &Proxy{cfg: cfg, targets: ts, leaves: newLeafCerts(cfg.CA, cfg.Now), log: cfg.Logger,
+		open: &sessionTunnels{max: cfg.MaxTunnelsPerSession, open: map[string]int{}}}
 	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: log.New(slogWriter{cfg.Logger}, "", 0)}
 	p.gp = p.newGoproxy()
 	return p, nil
@@ -210,15 +244,21 @@ func (p *Proxy) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Conn
 		return reject(http.StatusForbidden, "host is not a jitproxy target",
 			fmt.Sprintf("CONNECT to %s is not allowed: jitproxy intercepts only its configured targets", host), nil)
 	}
+	if !p.open.acquire(caller.Session) {
+		return reject(http.StatusTooManyRequests, "too many open tunnels",
+			fmt.Sprintf("your session has %d tunnels open, the most allowed; close some connections", p.cfg.MaxTunnelsPerSession), nil)
+	}
 	tun := &tunnel{caller: caller, target: t, hostport: hostport}
+	release := func() { p.open.release(caller.Session) }
 	return &goproxy.ConnectAction{
 		Action: goproxy.ConnectHijack,
 		Hijack: func(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+			tc := &tunnelConn{Conn: client, tunnel: tun, release: release}
 			if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-				client.Close()
+				tc.Close()
 				return
 			}
-			p.tunnels.deliver(&tunnelConn{Conn: client, tunnel: tun})
+			p.tunnels.deliver(tc)
 		},
 	}, host
 }
@@ -255,12 +295,17 @@ func (p *Proxy) tlsConfig() *tls.Config {
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	errLog := p.pipeline.errLog
 	p.tunnels = newTunnelListener(p.tlsConfig(), ln.Addr())
-	outer := &http.Server{Handler: p.gp, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	outer := &http.Server{
+		Handler:           p.gp,
+		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+		IdleTimeout:       p.cfg.IdleTimeout,
+		ErrorLog:          errLog,
+	}
 	inner := &http.Server{
 		Handler:           p.pipeline,
 		ConnContext:       tunnelContext,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+		IdleTimeout:       p.cfg.IdleTimeout,
 		ErrorLog:          errLog,
 	}
 	g, gctx := errgroup.WithContext(ctx)

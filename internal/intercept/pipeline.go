@@ -13,8 +13,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -90,6 +93,10 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusMisdirectedRequest, fmt.Sprintf("request for host %q inside a tunnel to %s", r.Host, t.hostport))
 		return
 	}
+	// Watched from before the grants are read, so that a revocation or the
+	// session's end cannot fall between the read and the watch.
+	ended, setGrant, stopWatch := p.cfg.Sessions.Watch(t.caller.Session)
+	defer stopWatch()
 	// The session may have ended since the tunnel opened.
 	session, grants, err := p.cfg.Sessions.ActiveGrants(ctx, t.caller.Session)
 	if errors.Is(err, jit.ErrUnauthenticated) {
@@ -98,7 +105,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	if err != nil {
 		p.log.Error("load grants", "request_id", x.event.RequestID, "err", err)
-		p.fail(w, x, http.StatusServiceUnavailable, "cannot load your grants right now; try again")
+		p.fail(w, x, http.StatusServiceUnavailable, "cannot load your grants right now; the request was not forwarded; try again")
 		return
 	}
 	caller := session.Caller()
@@ -107,27 +114,27 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 
 	action, err := proto.Classify(r)
 	if err != nil {
-		p.fail(w, x, http.StatusBadRequest, "cannot classify the request: "+err.Error())
+		p.fail(w, x, http.StatusBadRequest, "request refused: "+err.Error())
 		return
 	}
 	action.Kind, action.Target = proto.Kind(), t.target.Name
 	x.event.Action = &action
 
 	var body any
+	var raw []byte
 	if proto.NeedsBody(action) {
 		var ok bool
-		if body, ok = p.readBody(w, r, x, action); !ok {
+		if body, raw, ok = p.readBody(w, r, x, action); !ok {
 			return
 		}
+	} else {
+		p.limitBodyTime(w, r)
 	}
 	in := authz.Input{Caller: caller, Action: action, Body: body, Grants: policyGrants(grants)}
-	d, err := p.cfg.Decider.Decide(ctx, in)
-	if err != nil {
-		p.log.Error("evaluate policies", "request_id", x.event.RequestID, "err", err)
-		p.fail(w, x, http.StatusInternalServerError, "policy evaluation failed; the request was not forwarded")
+	d, ok := p.decide(ctx, w, x, in)
+	if !ok {
 		return
 	}
-	x.event.Decision = &audit.Decision{Allowed: d.Allowed, Reasons: d.Reasons}
 	if !d.Allowed {
 		p.deny(w, r, x, in, d)
 		return
@@ -139,6 +146,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 			GrantID: g.ID, GrantExpiresAt: g.ExpiresAt, Target: t.target.Name, Namespace: g.Namespace,
 			Provider: g.Credential.Provider, Options: g.Credential.Options,
 		}
+		setGrant(g.ID)
 	} else {
 		// Allowed by permit_discovery alone.
 		src := t.target.Discovery
@@ -157,45 +165,200 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", req.GrantID))
 		return
 	}
-	p.forward(w, r, x, req.GrantExpiresAt, req.GrantID, cred)
+	if adm, ok := proto.(Admitter); ok && adm.NeedsObject(action) {
+		if !p.admit(w, r, x, adm, in, raw, req, cred) {
+			return
+		}
+	}
+	p.forward(w, r, x, req.GrantExpiresAt, req.GrantID, cred, ended)
 }
 
-// readBody reads the body policies need, within the size limit, and puts
-// it back for forwarding.
-func (p *pipeline) readBody(w http.ResponseWriter, r *http.Request, x *exchange, a access.Action) (any, bool) {
+// decide evaluates the policies; a failure is answered here and fails closed.
+func (p *pipeline) decide(ctx context.Context, w http.ResponseWriter, x *exchange, in authz.Input) (authz.Decision, bool) {
+	d, err := p.cfg.Decider.Decide(ctx, in)
+	if err != nil {
+		p.log.Error("evaluate policies", "request_id", x.event.RequestID, "err", err)
+		p.fail(w, x, http.StatusInternalServerError, "policy evaluation failed; the request was not forwarded")
+		return authz.Decision{}, false
+	}
+	x.event.Decision = &audit.Decision{Allowed: d.Allowed, Reasons: d.Reasons}
+	return d, true
+}
+
+// admit has the target compute the object the write r would store, with
+// the grant's credential, and decides again with that object. It reports
+// whether r may go on to be forwarded; otherwise the agent was answered.
+func (p *pipeline) admit(w http.ResponseWriter, r *http.Request, x *exchange, adm Admitter, in authz.Input, raw []byte, req broker.Request, cred broker.Credential) bool {
+	t := x.tunnel.target
+	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.UpstreamTimeout)
+	defer cancel()
+	write, answer, err := adm.Admit(ctx, p.sender(ctx, t, cred), r, raw, in.Action, p.cfg.Decider.UsesOldObject())
+	if err != nil {
+		p.log.Warn("judge the stored object", "request_id", x.event.RequestID, "target", t.Name, "err", err)
+		p.fail(w, x, http.StatusBadGateway, "cannot judge the object this request would store ("+err.Error()+"); it was not forwarded")
+		return false
+	}
+	if answer != nil {
+		defer answer.Body.Close()
+	}
+	if write.Object == nil {
+		if answer == nil {
+			p.fail(w, x, http.StatusBadGateway, "the target computed no object for this request; it was not forwarded")
+			return false
+		}
+		// The dry run failed: the write would fail the same way.
+		p.relay(w, x, answer)
+		return false
+	}
+	in.Object, in.OldObject = write.Object, write.OldObject
+	d, ok := p.decide(r.Context(), w, x, in)
+	if !ok {
+		return false
+	}
+	if !d.Allowed {
+		p.deny(w, r, x, in, d)
+		return false
+	}
+	if req.GrantID != discoveryGrantID && !slices.Contains(d.GrantIDs, req.GrantID) {
+		// The credential that computed the object belongs to a grant that
+		// does not allow the object.
+		x.event.Decision = &audit.Decision{Reasons: []string{"the grant that allowed the request does not allow the object it would store"}}
+		p.fail(w, x, http.StatusForbidden, fmt.Sprintf("grant %s does not allow the object this request would store", req.GrantID))
+		return false
+	}
+	if answer != nil {
+		// The request was itself a dry run: its answer is all it asked for.
+		p.relay(w, x, answer)
+		return false
+	}
+	return true
+}
+
+// relay gives the agent the upstream's own answer.
+func (p *pipeline) relay(w http.ResponseWriter, x *exchange, resp *http.Response) {
+	for k, vs := range resp.Header {
+		switch k {
+		case "Connection", "Content-Length", "Transfer-Encoding", "Keep-Alive", "Upgrade", "Trailer":
+			continue
+		}
+		w.Header()[k] = vs
+	}
+	x.status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// sender returns the function through which a protocol sends its own
+// requests to t's upstream with cred: the same URL rewriting, header
+// allow-list and credential as forwarded requests.
+func (p *pipeline) sender(ctx context.Context, t *Target, cred broker.Credential) func(*http.Request) (*http.Response, error) {
+	return func(req *http.Request) (*http.Response, error) {
+		out := req.WithContext(ctx)
+		out.URL = &url.URL{Path: req.URL.Path, RawQuery: req.URL.RawQuery}
+		(&httputil.ProxyRequest{In: req, Out: out}).SetURL(t.Upstream)
+		out.Header = t.Protocol.OutboundHeader(req.Header)
+		if _, ok := out.Header["User-Agent"]; !ok {
+			out.Header.Set("User-Agent", "jitproxy")
+		}
+		t.Protocol.Authorize(out, cred)
+		return t.Transport.RoundTrip(out)
+	}
+}
+
+// readBody reads the body policies need, within the size and time limits,
+// and puts it back for forwarding.
+func (p *pipeline) readBody(w http.ResponseWriter, r *http.Request, x *exchange, a access.Action) (any, []byte, bool) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(p.cfg.Now().Add(p.cfg.BodyTimeout))
 	raw, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBodyBytes+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.fail(w, x, http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s", p.cfg.BodyTimeout))
+		return nil, nil, false
+	}
 	if err != nil {
 		p.fail(w, x, http.StatusBadRequest, "cannot read the request body")
-		return nil, false
+		return nil, nil, false
 	}
+	// Cleared only after a whole body: after a failed read the deadline
+	// stays, so that net/http's discarding of the rest of the body before
+	// the answer cannot wait for a client that sends nothing.
+	rc.SetReadDeadline(time.Time{})
 	if int64(len(raw)) > p.cfg.MaxBodyBytes {
 		p.fail(w, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes cannot be inspected", p.cfg.MaxBodyBytes))
-		return nil, false
+		return nil, nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.ContentLength = int64(len(raw))
 	body, err := x.tunnel.target.Protocol.DecodeBody(a, r.Header.Get("Content-Type"), raw)
 	if err != nil {
 		p.fail(w, x, http.StatusUnsupportedMediaType, "cannot inspect the request body: "+err.Error())
-		return nil, false
+		return nil, nil, false
 	}
-	return body, true
+	return body, raw, true
 }
 
-// forward sends the request upstream with the agent's credentials stripped
-// and the minted one injected, ending it when the grant expires.
-func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, until time.Time, grantID string, cred broker.Credential) {
+// limitBodyTime bounds the time a body forwarded as it streams may take to
+// arrive, so that a slow client cannot hold a connection and an upstream
+// request open. Upgraded streams (exec, port-forward) are not bounded.
+func (p *pipeline) limitBodyTime(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.Header.Get("Upgrade") != "" {
+		return
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(p.cfg.Now().Add(p.cfg.BodyTimeout))
+	r.Body = &deadlineBody{ReadCloser: r.Body, clear: func() { rc.SetReadDeadline(time.Time{}) }}
+}
+
+// deadlineBody clears the connection's read deadline once the whole body
+// is read, so that it cannot cut short a long response (net/http cancels a
+// request whose connection fails to read). After a failed read it stays.
+type deadlineBody struct {
+	io.ReadCloser
+	clear func()
+	once  sync.Once
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.once.Do(b.clear)
+	}
+	return n, err
+}
+
+// errGrantEnded ends a response that was streaming when its grant or
+// session ended.
+var errGrantEnded = errors.New("the grant or session ended")
+
+// forward sends the request upstream with only the headers its protocol
+// allows and the minted credential, ending it when the grant expires or
+// when the grant or session ends (ended is closed).
+func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, until time.Time, grantID string, cred broker.Credential, ended <-chan struct{}) {
 	t := x.tunnel.target
-	ctx, cancel := context.WithDeadline(r.Context(), until)
-	defer cancel()
+	ctx, cancelDeadline := context.WithDeadline(r.Context(), until)
+	defer cancelDeadline()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-ended:
+			cancel(errGrantEnded)
+		case <-ctx.Done():
+		}
+	}()
+	why := func() string {
+		switch {
+		case errors.Is(context.Cause(ctx), errGrantEnded):
+			return fmt.Sprintf("grant %s or your session has ended", grantID)
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return fmt.Sprintf("grant %s has expired", grantID)
+		}
+		return ""
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(t.Upstream)
-			pr.Out.Host = ""
-			h := pr.Out.Header
-			h.Del("Proxy-Authorization")
-			h.Del("Proxy-Connection")
-			t.Protocol.StripCredentials(h)
+			pr.Out.Header = t.Protocol.OutboundHeader(pr.Out.Header)
 			t.Protocol.Authorize(pr.Out, cred)
 		},
 		Transport: t.Transport,
@@ -204,8 +367,8 @@ func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, 
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				p.fail(w, x, http.StatusForbidden, fmt.Sprintf("grant %s has expired", grantID))
+			if msg := why(); msg != "" {
+				p.fail(w, x, http.StatusForbidden, msg)
 				return
 			}
 			p.log.Warn("upstream request failed", "request_id", x.event.RequestID, "target", t.Name, "err", err)
@@ -214,8 +377,8 @@ func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, 
 		ErrorLog: p.errLog,
 	}
 	defer func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && x.errMsg == "" {
-			x.errMsg = "the grant expired while the response was streaming"
+		if msg := why(); msg != "" && x.errMsg == "" {
+			x.errMsg = msg + " while the response was streaming"
 		}
 	}()
 	rp.ServeHTTP(w, r.WithContext(ctx))

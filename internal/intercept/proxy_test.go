@@ -234,6 +234,7 @@ func TestDenials(t *testing.T) {
 		policies   []*jit.Policy
 		method     string
 		path       string
+		query      string
 		body       string
 		ctype      string
 		wantStatus int
@@ -275,6 +276,11 @@ func TestDenials(t *testing.T) {
 			name: "ambiguous path", grants: []*jit.Grant{podReaderGrant(time.Hour)},
 			method: "GET", path: "/api/v1/namespaces/demo/../kube-system/pods", wantStatus: 400, wantMsg: "'..'",
 		},
+		{
+			name: "credential in the query", grants: []*jit.Grant{podReaderGrant(time.Hour)},
+			method: "GET", path: "/api/v1/namespaces/demo/pods", query: "access_token=stolen", wantStatus: 400,
+			wantMsg: `credentials in the query string are refused (parameter "access_token")`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,6 +291,7 @@ func TestDenials(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, "https://kubernetes.demo/", strings.NewReader(tt.body))
 			req.URL.Path = tt.path
 			req.URL.RawPath = ""
+			req.URL.RawQuery = tt.query
 			if tt.ctype != "" {
 				req.Header.Set("Content-Type", tt.ctype)
 			}
@@ -307,7 +314,8 @@ func TestDenials(t *testing.T) {
 }
 
 func TestUpstreamTLSIsVerified(t *testing.T) {
-	h := newHarness(t, harnessOptions{untrustedUpstream: true})
+	var upstreamHits atomic.Int32
+	h := newHarness(t, harnessOptions{untrustedUpstream: true, handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { upstreamHits.Add(1) })})
 	h.sessions.setGrants(podReaderGrant(time.Hour))
 	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
 	if err != nil {
@@ -316,6 +324,11 @@ func TestUpstreamTLSIsVerified(t *testing.T) {
 	st := kubeStatus(t, resp)
 	if resp.StatusCode != http.StatusBadGateway || st.Message != "jitproxy: the target could not be reached" {
 		t.Errorf("got %d %q; want 502 without internal detail", resp.StatusCode, st.Message)
+	}
+	// The handshake failed before a byte of the request, and so before the
+	// credential, was sent.
+	if n := upstreamHits.Load(); n != 0 {
+		t.Errorf("the unverified upstream got %d requests", n)
 	}
 }
 
@@ -409,8 +422,16 @@ func TestPanicInOneConnectionIsContained(t *testing.T) {
 	if status != http.StatusProxyAuthRequired {
 		t.Errorf("after panics, CONNECT = %d, want 407", status)
 	}
-	if e := lastEvent(t, h.audit); e.Type != audit.TypeRequest {
-		t.Errorf("last audit event %+v", e)
+	// Each aborted request still left its audit record (the deferred
+	// finish), apart from the CONNECT records.
+	var aborted int
+	for _, e := range h.audit.Events() {
+		if e.Type == audit.TypeRequest && e.Action != nil && e.Action.Method == http.MethodGet && e.Action.Path == "/api/v1/namespaces/demo/pods" {
+			aborted++
+		}
+	}
+	if aborted != 2 {
+		t.Errorf("%d audit records of the aborted requests, want 2", aborted)
 	}
 }
 
@@ -442,7 +463,7 @@ func TestWatchEndsWhenGrantExpires(t *testing.T) {
 	for sc.Scan() {
 	} // returns when the stream ends; the client's 10s timeout would fail the test
 	e := lastEvent(t, h.audit)
-	if e.Action.Verb != "watch" || e.Outcome.Error != "the grant expired while the response was streaming" {
+	if e.Action.Verb != "watch" || e.Outcome.Error != "grant g-read has expired while the response was streaming" {
 		t.Errorf("audit %+v %+v", e.Action, e.Outcome)
 	}
 }

@@ -1,6 +1,7 @@
 package intercept
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -18,7 +19,8 @@ type Protocol interface {
 	// Kind is the target kind, for example access.KindKubernetes.
 	Kind() string
 	// Classify parses a request into an Action. Kind and Target are filled
-	// in by the pipeline. An error means the request is malformed.
+	// in by the pipeline. An error means the request is malformed or
+	// refused; its message is safe to show the agent.
 	Classify(r *http.Request) (access.Action, error)
 	// DecodeBody returns the request body as policies see it, or nil when
 	// policies need no body for this action. raw is the body, already read
@@ -29,13 +31,36 @@ type Protocol interface {
 	NeedsBody(a access.Action) bool
 	// Describe names an action for people, as in "list pods in namespace demo".
 	Describe(a access.Action) string
-	// StripCredentials removes from h every credential an agent may send.
-	StripCredentials(h http.Header)
+	// OutboundHeader returns the headers of an outbound request that may
+	// reach the upstream: an allow-list of what the protocol needs, never a
+	// credential. Everything else the agent sent is dropped.
+	OutboundHeader(h http.Header) http.Header
 	// Authorize adds the minted credential to the outbound request.
 	Authorize(out *http.Request, c broker.Credential)
 	// WriteError writes an error in the target's own format, so that its
 	// clients show the message (for Kubernetes, a Status object).
 	WriteError(w http.ResponseWriter, status int, message string)
+}
+
+// Admitter is implemented by the protocols of targets that store objects.
+// Before a write is forwarded, it asks the upstream what the write would
+// store, so that policies judge exactly that object (input.object,
+// input.old_object), and makes the write conditional on it.
+type Admitter interface {
+	// NeedsObject reports whether policies must judge the object a stores
+	// before it is forwarded. Such a request is never forwarded without it.
+	NeedsObject(a access.Action) bool
+	// Admit computes the object the write r would store, through send,
+	// which sends a request the protocol made to the upstream with the
+	// grant's credential. body is r's body, already read. With withOld it
+	// also returns the object as stored before. It may replace r's body to
+	// make the write conditional on what was judged.
+	//
+	// A non-nil response is the upstream's own answer to give the agent
+	// instead of forwarding r, after policies allowed the Write if it is
+	// not zero. An error means the object cannot be known; its message is
+	// safe to show the agent.
+	Admit(ctx context.Context, send func(*http.Request) (*http.Response, error), r *http.Request, body []byte, a access.Action, withOld bool) (access.Write, *http.Response, error)
 }
 
 // Target is one upstream API jitproxy brokers access to.

@@ -21,10 +21,44 @@ func (t *tunnel) hostname() string {
 	return h
 }
 
-// tunnelConn is a hijacked client connection with its tunnel.
+// tunnelConn is a hijacked client connection with its tunnel. Closing it
+// gives its place back to the session's count of open tunnels.
 type tunnelConn struct {
 	net.Conn
-	tunnel *tunnel
+	tunnel  *tunnel
+	release func()
+	once    sync.Once
+}
+
+func (c *tunnelConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// sessionTunnels counts the open tunnels of each session, up to max.
+type sessionTunnels struct {
+	mu   sync.Mutex
+	max  int
+	open map[string]int
+}
+
+// acquire counts one more tunnel of the session, unless it holds max.
+func (s *sessionTunnels) acquire(session string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[session] >= s.max {
+		return false
+	}
+	s.open[session]++
+	return true
+}
+
+func (s *sessionTunnels) release(session string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[session]--; s.open[session] <= 0 {
+		delete(s.open, session)
+	}
 }
 
 // tunnelListener hands hijacked CONNECT tunnels, wrapped in server-side

@@ -69,8 +69,10 @@ func (c *activeCache) flush(ready bool) {
 }
 
 // follow subscribes to the changes channel and flushes the cache on every
-// message, until ctx ends.
-func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, channel string, log *slog.Logger) {
+// message, until ctx ends. It passes every message's payload to changed,
+// and calls subscribed whenever a subscription is (re)established, since
+// messages may have been missed before it.
+func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, channel string, log *slog.Logger, changed func(payload string), subscribed func()) {
 	ps := rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	defer c.flush(false)
@@ -91,11 +93,13 @@ func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, cha
 			}
 			continue
 		}
-		switch msg.(type) {
+		switch m := msg.(type) {
 		case *redis.Subscription:
 			c.flush(true)
+			subscribed()
 		case *redis.Message:
 			c.flush(true)
+			changed(m.Payload)
 		}
 	}
 }

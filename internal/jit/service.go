@@ -63,10 +63,11 @@ type Config struct {
 // Service manages sessions and grants. It is safe for concurrent use; Run
 // must be running for the cache and the expiry loop to work.
 type Service struct {
-	cfg   Config
-	store *store
-	cache *activeCache
-	log   *slog.Logger
+	cfg     Config
+	store   *store
+	cache   *activeCache
+	watches *watchSet
+	log     *slog.Logger
 }
 
 // New validates cfg and returns a Service.
@@ -112,18 +113,23 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		cfg:   cfg,
 		store: &store{rdb: cfg.Redis, prefix: cfg.KeyPrefix, retention: cfg.Retention, timeout: cfg.RedisTimeout},
 		cache: newActiveCache(),
 		log:   cfg.Logger,
-	}, nil
+	}
+	s.watches = newWatchSet(s.ended, func(key string, err error) {
+		s.log.Warn("check whether a watched grant or session ended", "key", key, "err", err)
+	})
+	return s, nil
 }
 
-// Run follows grant changes for the cache and ends grants past their
-// deadline, until ctx is done. It returns nil when ctx ends.
+// Run follows grant changes for the cache and the watches, and ends grants
+// past their deadline, until ctx is done. It returns nil when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	go s.cache.follow(ctx, s.cfg.Redis, s.store.changesChannel(), s.log)
+	s.watches.run(ctx)
+	go s.cache.follow(ctx, s.cfg.Redis, s.store.changesChannel(), s.log, s.watches.changed, s.watches.recheckAll)
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
 	for {

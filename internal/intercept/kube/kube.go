@@ -1,8 +1,10 @@
 // Package kube is the Kubernetes protocol of jitproxy's pipeline: it
 // classifies requests exactly as kube-apiserver does (with the apiserver's
 // own RequestInfoFactory), decodes object bodies for admission policies,
-// strips every credential a Kubernetes client can send, injects the minted
-// bearer token, and answers errors as Status objects that kubectl prints.
+// asks the apiserver (dry run) for the object a write will store, forwards
+// only the headers the apiserver needs (an allow-list, so no credential an
+// agent sends gets through), injects the minted bearer token, and answers
+// errors as Status objects that kubectl prints.
 package kube
 
 import (
@@ -49,9 +51,10 @@ func (*Protocol) Kind() string { return access.KindKubernetes }
 
 // Classify returns the request's RequestInfo as an Action. Paths that are
 // not in canonical form (dot segments, empty segments, encoded slashes) are
-// refused, so that jitproxy and the apiserver cannot read one path two ways.
+// refused, so that jitproxy and the apiserver cannot read one path two ways,
+// and so is a query string that carries a credential.
 func (p *Protocol) Classify(r *http.Request) (access.Action, error) {
-	if err := checkPath(r); err != nil {
+	if err := checkRequest(r); err != nil {
 		return access.Action{}, err
 	}
 	info, err := p.infos.NewRequestInfo(r)
@@ -70,6 +73,13 @@ func (p *Protocol) Classify(r *http.Request) (access.Action, error) {
 		a.Namespace, a.Name = info.Namespace, info.Name
 	}
 	return a, nil
+}
+
+func checkRequest(r *http.Request) error {
+	if k := credentialInQuery(r.URL.Query()); k != "" {
+		return fmt.Errorf("credentials in the query string are refused (parameter %q): jitproxy supplies the credential", k)
+	}
+	return checkPath(r)
 }
 
 func checkPath(r *http.Request) error {
@@ -161,36 +171,6 @@ func (*Protocol) Describe(a access.Action) string {
 		return s + fmt.Sprintf(" in namespace %q", a.Namespace)
 	}
 	return s + " (cluster-wide)"
-}
-
-// bearerProtocolPrefix marks a bearer token that websocket clients (kubectl
-// exec, port-forward) send as a subprotocol.
-const bearerProtocolPrefix = "base64url.bearer.authorization.k8s.io."
-
-// StripCredentials removes Authorization, Impersonate-* headers, cookies
-// and the websocket bearer subprotocol.
-func (*Protocol) StripCredentials(h http.Header) {
-	h.Del("Authorization")
-	h.Del("Cookie")
-	for k := range h {
-		if strings.HasPrefix(k, "Impersonate-") {
-			delete(h, k)
-		}
-	}
-	if vals, ok := h["Sec-Websocket-Protocol"]; ok {
-		var keep []string
-		for _, v := range vals {
-			for _, proto := range strings.Split(v, ",") {
-				if proto = strings.TrimSpace(proto); proto != "" && !strings.HasPrefix(proto, bearerProtocolPrefix) {
-					keep = append(keep, proto)
-				}
-			}
-		}
-		h.Del("Sec-Websocket-Protocol")
-		if len(keep) > 0 {
-			h.Set("Sec-Websocket-Protocol", strings.Join(keep, ", "))
-		}
-	}
 }
 
 // Authorize sets the minted bearer token.

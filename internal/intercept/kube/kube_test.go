@@ -128,24 +128,91 @@ func FuzzClassify(f *testing.F) {
 	})
 }
 
-func TestStripCredentials(t *testing.T) {
-	h := http.Header{
-		"Authorization":            {"Bearer agent-token"},
-		"Cookie":                   {"session=x"},
-		"Impersonate-User":         {"admin"},
-		"Impersonate-Group":        {"system:masters"},
-		"Impersonate-Uid":          {"1"},
-		"Impersonate-Extra-Scopes": {"all"},
-		"Sec-Websocket-Protocol":   {"base64url.bearer.authorization.k8s.io.YWdlbnQ, v5.channel.k8s.io", "channel.k8s.io"},
-		"Accept":                   {"application/json"},
+func TestOutboundHeader(t *testing.T) {
+	tests := []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{
+			name: "credentials and identity headers are dropped",
+			in: http.Header{
+				"Authorization":               {"Bearer agent-token"},
+				"Cookie":                      {"session=x"},
+				"Impersonate-User":            {"admin"},
+				"Impersonate-Group":           {"system:masters"},
+				"Impersonate-Uid":             {"1"},
+				"Impersonate-Extra-Scopes":    {"all"},
+				"X-Remote-User":               {"admin"},
+				"X-Remote-Group":              {"system:masters"},
+				"X-Remote-Extra-Scopes":       {"all"},
+				"X-Forwarded-User":            {"admin"},
+				"X-Forwarded-Access-Token":    {"tok"},
+				"X-Auth-Request-User":         {"admin"},
+				"X-Auth-Request-Access-Token": {"tok"},
+				"Proxy-Authorization":         {"Basic eA=="},
+				"X-Something-New":             {"x"},
+				"Accept":                      {"application/json"},
+				"Content-Type":                {"application/json-patch+json"},
+				"User-Agent":                  {"kubectl/v1.32"},
+				"Kubectl-Command":             {"kubectl get"},
+				"Traceparent":                 {"00-abc-def-01"},
+			},
+			want: http.Header{
+				"Accept":          {"application/json"},
+				"Content-Type":    {"application/json-patch+json"},
+				"User-Agent":      {"kubectl/v1.32"},
+				"Kubectl-Command": {"kubectl get"},
+				"Traceparent":     {"00-abc-def-01"},
+			},
+		},
+		{
+			name: "websocket bearer subprotocol in any case is dropped",
+			in: http.Header{
+				"Connection":             {"Upgrade"},
+				"Upgrade":                {"websocket"},
+				"Sec-Websocket-Key":      {"k"},
+				"Sec-Websocket-Version":  {"13"},
+				"Sec-Websocket-Protocol": {"base64url.bearer.authorization.k8s.io.YWdlbnQ, v5.channel.k8s.io", "BASE64URL.Bearer.Authorization.K8S.IO.YWdlbnQ,channel.k8s.io", "x-custom"},
+			},
+			want: http.Header{
+				"Connection":             {"Upgrade"},
+				"Upgrade":                {"websocket"},
+				"Sec-Websocket-Key":      {"k"},
+				"Sec-Websocket-Version":  {"13"},
+				"Sec-Websocket-Protocol": {"v5.channel.k8s.io, channel.k8s.io"},
+			},
+		},
+		{
+			name: "SPDY stream versions are filtered",
+			in: http.Header{
+				"Connection":                {"Upgrade"},
+				"Upgrade":                   {"SPDY/3.1"},
+				"X-Stream-Protocol-Version": {"v4.channel.k8s.io", "base64url.bearer.authorization.k8s.io.x", "portforward.k8s.io"},
+			},
+			want: http.Header{
+				"Connection":                {"Upgrade"},
+				"Upgrade":                   {"SPDY/3.1"},
+				"X-Stream-Protocol-Version": {"v4.channel.k8s.io", "portforward.k8s.io"},
+			},
+		},
+		{
+			name: "only the bearer subprotocol: the header goes",
+			in:   http.Header{"Sec-Websocket-Protocol": {"base64url.bearer.authorization.k8s.io.YWdlbnQ"}},
+			want: http.Header{},
+		},
+		{
+			name: "upgrades other than websocket and SPDY are dropped",
+			in:   http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}, "Accept": {"*/*"}},
+			want: http.Header{"Accept": {"*/*"}},
+		},
 	}
-	New().StripCredentials(h)
-	want := http.Header{
-		"Accept":                 {"application/json"},
-		"Sec-Websocket-Protocol": {"v5.channel.k8s.io, channel.k8s.io"},
-	}
-	if diff := cmp.Diff(want, h); diff != "" {
-		t.Errorf("after StripCredentials (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, New().OutboundHeader(tt.in)); diff != "" {
+				t.Errorf("OutboundHeader (-want +got):\n%s", diff)
+			}
+		})
 	}
 	out := httptest.NewRequest("GET", "https://x/", nil)
 	New().Authorize(out, broker.Credential{Token: secret.Value("minted")})
@@ -154,8 +221,18 @@ func TestStripCredentials(t *testing.T) {
 	}
 }
 
+func TestClassifyRefusesCredentialsInTheQuery(t *testing.T) {
+	for _, q := range []string{"access_token=x", "Access_Token=x", "token=x", "watch=1&id_token=x", "X-Amz-Signature=x", "api_key=x"} {
+		r := httptest.NewRequest("GET", "https://kubernetes.demo/api/v1/namespaces/demo/pods?"+q, nil)
+		_, err := New().Classify(r)
+		if err == nil || !strings.Contains(err.Error(), "credentials in the query string are refused") {
+			t.Errorf("Classify(?%s) = %v, want a refusal", q, err)
+		}
+	}
+}
+
 // protobufPod encodes a privileged pod the way kubectl's typed clients do.
-func protobufPod(t *testing.T) string {
+func protobufPod(t testing.TB) string {
 	t.Helper()
 	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
@@ -252,4 +329,35 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("Describe() = %q, want %q", got, tt.want)
 		}
 	}
+}
+
+// FuzzDecodeBody feeds DecodeBody what an untrusted agent may send: any
+// content type, any bytes. It must never panic, and a body it accepts is
+// plain JSON data that policies can read.
+func FuzzDecodeBody(f *testing.F) {
+	for _, seed := range []struct{ ctype, raw string }{
+		{"application/json", `{"kind":"Pod","spec":{"hostPID":true}}`},
+		{"application/json-patch+json", `[{"op":"add","path":"/spec/hostPID","value":true}]`},
+		{"application/merge-patch+json", `{"spec":null}`},
+		{"application/strategic-merge-patch+json", `{"spec":{"$patch":"replace"}}`},
+		{"application/apply-patch+yaml", "kind: Pod\nspec: {hostNetwork: true}\n"},
+		{"application/yaml", "a: &x [*x]\n"},
+		{"application/vnd.kubernetes.protobuf", "k8s\x00\n\x02v1\x12\x03Pod"},
+		{"application/cbor", "\xa0"},
+		{"text/plain; charset=\"", "x"},
+	} {
+		f.Add(seed.ctype, []byte(seed.raw))
+	}
+	f.Add("application/vnd.kubernetes.protobuf", []byte(protobufPod(f)))
+	p := New()
+	create := access.Action{ResourceRequest: true, Verb: "create", Resource: "pods"}
+	f.Fuzz(func(t *testing.T, ctype string, raw []byte) {
+		body, err := p.DecodeBody(create, ctype, raw)
+		if err != nil || body == nil {
+			return
+		}
+		if _, err := json.Marshal(body); err != nil {
+			t.Fatalf("accepted a body policies cannot read: %v", err)
+		}
+	})
 }

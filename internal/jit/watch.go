@@ -1,0 +1,200 @@
+package jit
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+)
+
+// watch follows one proxied request's session and, once it is set, the
+// grant the request runs under, so that a long-lived request (a watch, a
+// followed log, exec, port-forward) ends when either stops being in force:
+// a revocation or a session's end made on any replica reaches every replica
+// through the changes channel within milliseconds. Expiry needs no watch
+// (the request's deadline is the grant's expiry).
+//
+// A watch is created before the request's grants are read, so that no change
+// can fall between the read and the watch. done is closed at most once.
+type watch struct {
+	set     *watchSet
+	session string
+	done    chan struct{}
+	once    sync.Once
+
+	// Guarded by set.mu.
+	grant   string
+	pending map[string]bool // grants changed before SetGrant named one
+}
+
+// setGrant names the grant the request runs under. If that grant changed
+// since the watch began, its state is checked now.
+func (w *watch) setGrant(id string) {
+	s := w.set
+	s.mu.Lock()
+	w.grant = id
+	changed := w.pending[id]
+	w.pending = nil
+	s.mu.Unlock()
+	if changed {
+		s.check("grant:" + id)
+	}
+}
+
+// stop forgets the watch.
+func (w *watch) stop() {
+	s := w.set
+	s.mu.Lock()
+	delete(s.watches, w)
+	s.mu.Unlock()
+}
+
+func (w *watch) end() { w.once.Do(func() { close(w.done) }) }
+
+// watchSet holds the open watches of a Service and checks, on every change
+// message, whether what they follow has ended.
+type watchSet struct {
+	// ended reports whether the grant or session named by key ("grant:ID",
+	// "session:ID") is no longer in force. An error leaves the watches open:
+	// the request's deadline still bounds them, and the check runs again on
+	// the next change or resubscription.
+	ended func(ctx context.Context, key string) (bool, error)
+	onErr func(key string, err error)
+
+	mu      sync.Mutex
+	ctx     context.Context // bounds checks; Run sets it
+	watches map[*watch]struct{}
+}
+
+func newWatchSet(ended func(context.Context, string) (bool, error), onErr func(string, error)) *watchSet {
+	return &watchSet{ended: ended, onErr: onErr, ctx: context.Background(), watches: map[*watch]struct{}{}}
+}
+
+// run makes checks run under ctx, which ends them when the Service stops.
+func (s *watchSet) run(ctx context.Context) {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+}
+
+func (s *watchSet) add(session string) *watch {
+	w := &watch{set: s, session: session, done: make(chan struct{})}
+	s.mu.Lock()
+	s.watches[w] = struct{}{}
+	s.mu.Unlock()
+	return w
+}
+
+// changed handles one change message: the payload names a grant or a
+// session ("grant:ID", "session:ID").
+func (s *watchSet) changed(key string) {
+	kind, id, ok := strings.Cut(key, ":")
+	if !ok {
+		return
+	}
+	interested := false
+	s.mu.Lock()
+	for w := range s.watches {
+		switch {
+		case kind == "session" && w.session == id, kind == "grant" && w.grant == id:
+			interested = true
+		case kind == "grant" && w.grant == "":
+			if w.pending == nil {
+				w.pending = map[string]bool{}
+			}
+			w.pending[id] = true
+		}
+	}
+	s.mu.Unlock()
+	if interested {
+		s.check(key)
+	}
+}
+
+// recheckAll checks everything open watches follow, after the subscription
+// was (re)established: messages may have been missed while it was down.
+func (s *watchSet) recheckAll() {
+	keys := map[string]bool{}
+	s.mu.Lock()
+	for w := range s.watches {
+		keys["session:"+w.session] = true
+		if w.grant != "" {
+			keys["grant:"+w.grant] = true
+		}
+	}
+	s.mu.Unlock()
+	for k := range keys {
+		s.check(k)
+	}
+}
+
+// check asks, in the background, whether key has ended, and ends the
+// watches that follow it if so.
+func (s *watchSet) check(key string) {
+	s.mu.Lock()
+	ctx := s.ctx
+	s.mu.Unlock()
+	go func() {
+		ended, err := s.ended(ctx, key)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.onErr(key, err)
+			}
+			return
+		}
+		if !ended {
+			return
+		}
+		kind, id, _ := strings.Cut(key, ":")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for w := range s.watches {
+			if kind == "session" && w.session == id || kind == "grant" && w.grant == id {
+				w.end()
+			}
+		}
+	}()
+}
+
+// Watch follows a proxied request of the session sessionID, so that a
+// long-lived request (a watch, a followed log, exec, port-forward) ends when
+// the session or the request's grant stops being in force: a revocation or
+// a session's end made on any replica reaches every replica through the
+// changes channel within milliseconds. (Expiry needs no watch: the request's
+// deadline is the grant's expiry.) Call it before reading the session's
+// grants, so that no change falls between the read and the watch; name the
+// grant with setGrant once chosen (if it changed since Watch, it is checked
+// at once). done is closed when the session or the grant ended; stop must
+// be called when the request ends. Run must be running for changes to be
+// seen. All three are safe for concurrent use.
+func (s *Service) Watch(sessionID string) (done <-chan struct{}, setGrant func(grantID string), stop func()) {
+	w := s.watches.add(sessionID)
+	return w.done, w.setGrant, w.stop
+}
+
+// ended reports whether the grant or session key names is no longer in
+// force: gone, ended, expired.
+func (s *Service) ended(ctx context.Context, key string) (bool, error) {
+	kind, id, _ := strings.Cut(key, ":")
+	switch kind {
+	case "grant":
+		g, err := s.store.getGrant(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return g.StateAt(s.now()) != StateActive, nil
+	case "session":
+		ss, err := s.store.getSession(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return !s.now().Before(ss.ExpiresAt), nil
+	}
+	return false, nil
+}
