@@ -5,12 +5,19 @@
 // Providers (TokenRequest, Vault, STS) live in child packages; the Broker in
 // front of them keeps one credential per grant and target: in process, and
 // in Redis so that replicas share it. Concurrent first requests for a
-// credential mint it once. A cached credential is never used past its
-// grant's expiry nor within MinRemaining of its own.
+// credential mint it once, across replicas too: within a process the
+// callers share one mint, and between replicas a lock in Redis lets one
+// mint while the others wait for the credential it shares. A mint runs to
+// its end even if the request that started it goes away. Every minted
+// credential has its own reclaim record, so that Release revokes each one,
+// including a second credential minted if a lock was lost. A cached
+// credential is never used past its grant's expiry nor within MinRemaining
+// of its own.
 package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +92,12 @@ type Config struct {
 	// handed out; default 30s.
 	MinRemaining time.Duration
 	// MintTimeout bounds one mint; RedisTimeout one Redis call. Defaults 10s, 2s.
+	// A replica holds the mint lock for at most MintTimeout+RedisTimeout, and
+	// waits as long at most for another replica's mint.
 	MintTimeout, RedisTimeout time.Duration
+	// LockPollInterval is how often a replica waiting for another replica's
+	// mint looks for the shared credential and tries the mint lock; default 50ms.
+	LockPollInterval time.Duration
 	// KeyPrefix prefixes Redis keys; default "jitproxy:".
 	KeyPrefix string
 	Now       func() time.Time
@@ -137,6 +149,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.RedisTimeout <= 0 {
 		cfg.RedisTimeout = 2 * time.Second
 	}
+	if cfg.LockPollInterval <= 0 {
+		cfg.LockPollInterval = 50 * time.Millisecond
+	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "jitproxy:"
 	}
@@ -155,8 +170,11 @@ func (b *Broker) Provider(target, name string) Provider {
 }
 
 // Credential returns a credential for req: from the process, from Redis,
-// or freshly minted. Concurrent calls for one grant and target mint once.
-// Any failure is an error; the caller must not forward the request.
+// or freshly minted. Concurrent calls for one grant and target mint once,
+// on this replica and across replicas. The mint does not depend on ctx: if
+// ctx ends first, Credential returns an error wrapping ctx.Err() while the
+// mint goes on, and its credential is cached for the next caller. Any
+// failure is an error; the caller must not forward the request.
 func (b *Broker) Credential(ctx context.Context, req Request) (Credential, error) {
 	now := b.cfg.Now()
 	if !now.Before(req.GrantExpiresAt) {
@@ -169,25 +187,64 @@ func (b *Broker) Credential(ctx context.Context, req Request) (Credential, error
 	if ok && now.Before(c.validTo) {
 		return c.cred, nil
 	}
-	v, err, _ := b.flight.Do(key, func() (any, error) { return b.load(ctx, req) })
-	if err != nil {
-		return Credential{}, err
+	// The load runs detached from the caller that starts it, so that this
+	// caller going away fails neither the mint nor the callers waiting for
+	// it; each of its steps has its own deadline. Every caller waits with
+	// its own ctx.
+	ch := b.flight.DoChan(key, func() (any, error) { return b.load(context.WithoutCancel(ctx), req) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return Credential{}, r.Err
+		}
+		return r.Val.(Credential), nil
+	case <-ctx.Done():
+		return Credential{}, fmt.Errorf("wait for %s credential: %w", req.Provider, ctx.Err())
 	}
-	return v.(Credential), nil
 }
 
-// load reads the shared cache or mints, and fills both caches.
+// load returns the shared credential or mints one under the mint lock, and
+// fills both caches. While another replica holds the lock it polls for that
+// replica's credential, for as long as the lock may be held; if the lock
+// goes without a credential (that mint failed), it takes the lock itself.
+// Every Redis error is returned: nothing is minted without the lock.
 func (b *Broker) load(ctx context.Context, req Request) (Credential, error) {
 	p := b.Provider(req.Target, req.Provider)
 	if p == nil {
 		return Credential{}, fmt.Errorf("%w: %q on target %q", ErrNoProvider, req.Provider, req.Target)
 	}
-	if c, ok, err := b.shared(ctx, req); err != nil {
-		return Credential{}, err
-	} else if ok {
-		b.keep(req, c)
-		return c, nil
+	wait, cancel := context.WithTimeout(ctx, b.lockTTL())
+	defer cancel()
+	poll := time.NewTicker(b.cfg.LockPollInterval)
+	defer poll.Stop()
+	for {
+		if c, ok, err := b.shared(ctx, req); err != nil {
+			return Credential{}, err
+		} else if ok {
+			b.keep(req, c)
+			return c, nil
+		}
+		token, err := b.lock(ctx, req)
+		if err != nil {
+			return Credential{}, err
+		}
+		if token != "" {
+			return b.mint(ctx, req, p, token)
+		}
+		select {
+		case <-wait.Done():
+			return Credential{}, fmt.Errorf("wait for another replica's credential: %w", wait.Err())
+		case <-poll.C:
+		}
 	}
+}
+
+// mint mints while holding the mint lock token, shares the credential and
+// its reclaim record, and lets the lock go. A credential it cannot share is
+// revoked at once (if the provider can revoke), since nothing would reclaim
+// it later.
+func (b *Broker) mint(ctx context.Context, req Request, p Provider, token string) (Credential, error) {
+	defer b.unlock(ctx, req, token)
 	mctx, cancel := context.WithTimeout(ctx, b.cfg.MintTimeout)
 	defer cancel()
 	c, err := p.Mint(mctx, req)
@@ -196,6 +253,7 @@ func (b *Broker) load(ctx context.Context, req Request) (Credential, error) {
 	}
 	validTo := b.validTo(req, c)
 	if !b.cfg.Now().Before(validTo) {
+		b.release(ctx, req.Provider, p, c)
 		return Credential{}, fmt.Errorf("mint %s credential: it expires at %s, too soon to use", req.Provider, c.ExpiresAt.Format(time.RFC3339))
 	}
 	if err := b.share(ctx, req, c, validTo); err != nil {
@@ -281,10 +339,15 @@ func (b *Broker) release(ctx context.Context, name string, p Provider, c Credent
 
 // Redis keys, under the prefix:
 //
-//	cred:GRANT:TARGET    the cached credential (sharedEntry, with the token),
-//	                     expiring when it may no longer be used
-//	grant-creds:GRANT    hash of TARGET -> reclaimRecord (no secret), kept
-//	                     until an hour after the grant's expiry, for Release
+//	cred:GRANT:TARGET       the cached credential (sharedEntry, with the
+//	                        token), expiring when it may no longer be used
+//	grant-creds:GRANT       hash of TARGET/MINT -> reclaimRecord (no secret),
+//	                        one field per minted credential (MINT is a random
+//	                        ID), kept until an hour after the grant's expiry,
+//	                        for Release
+//	mint-lock:GRANT:TARGET  a random token of the replica minting for the
+//	                        grant and target, expiring after MintTimeout +
+//	                        RedisTimeout (see mintlock.go)
 
 // sharedEntry is a credential as stored in Redis. Token holds the raw
 // secret: Redis is jitproxy's trusted state store (see the README).
@@ -345,9 +408,10 @@ func (b *Broker) share(ctx context.Context, req Request, c Credential, validTo t
 	now := b.cfg.Now()
 	pipe := b.cfg.Redis.TxPipeline()
 	pipe.Set(ctx, b.credKey(req), entry, validTo.Sub(now))
-	// A newer mint for the same grant and target replaces the record: the
-	// older credential, if still live, expires by itself.
-	pipe.HSet(ctx, b.reclaimKey(req.GrantID), req.Target, record)
+	// Every mint has its own record, never replaced: should two credentials
+	// be minted for one grant and target (a mint lock lost during a slow
+	// mint, or a renewal), Release revokes both.
+	pipe.HSet(ctx, b.reclaimKey(req.GrantID), req.Target+"/"+rand.Text(), record)
 	pipe.Expire(ctx, b.reclaimKey(req.GrantID), req.GrantExpiresAt.Sub(now)+time.Hour)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("write credential cache: %w", err)
@@ -371,13 +435,20 @@ func (b *Broker) unshare(ctx context.Context, grantID string) ([]reclaimRecord, 
 		return nil, fmt.Errorf("read reclaim records: %w", err)
 	}
 	var out []reclaimRecord
-	keys := []string{}
-	for target, raw := range all.Val() {
-		keys = append(keys, b.credKey(Request{GrantID: grantID, Target: target}))
+	targets := map[string]bool{}
+	for field, raw := range all.Val() {
 		var r reclaimRecord
-		if err := json.Unmarshal([]byte(raw), &r); err == nil {
-			out = append(out, r)
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			b.cfg.Logger.Error("decode reclaim record; its credential is not revoked", "grant", grantID, "field", field, "err", err)
+			targets[recordTarget(field)] = true
+			continue
 		}
+		targets[r.Target] = true
+		out = append(out, r)
+	}
+	var keys []string
+	for target := range targets {
+		keys = append(keys, b.credKey(Request{GrantID: grantID, Target: target}))
 	}
 	if len(keys) > 0 {
 		if err := b.cfg.Redis.Del(ctx, keys...).Err(); err != nil {
@@ -385,4 +456,13 @@ func (b *Broker) unshare(ctx context.Context, grantID string) ([]reclaimRecord, 
 		}
 	}
 	return out, nil
+}
+
+// recordTarget returns the target in a reclaim record's field, TARGET/MINT
+// (MINT has no "/"), for a record that cannot be decoded.
+func recordTarget(field string) string {
+	if i := strings.LastIndex(field, "/"); i >= 0 {
+		return field[:i]
+	}
+	return field
 }
