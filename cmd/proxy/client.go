@@ -128,9 +128,9 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return errors.New(esc(e.Error))
 		}
-		return fmt.Errorf("admin API answered %s", resp.Status)
+		return fmt.Errorf("admin API answered %s", esc(resp.Status))
 	}
 	if out == nil {
 		return nil

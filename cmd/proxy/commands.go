@@ -9,9 +9,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
@@ -78,15 +81,7 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 			if err := c.do(ctx, "GET", "/v1/grants?"+q.Encode(), nil, &gs); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(stdout, gs)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPOLICY\tUSER\tNAMESPACE\tSTATE\tEXPIRES")
-			for _, g := range gs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Policy, g.User, dash(g.Namespace), g.State, when(g.ExpiresAt))
-			}
-			return tw.Flush()
+			return printGrants(stdout, cf.output, gs)
 		}
 	case "grant show":
 		cmd = oneGrant(stdout, &cf, "GET", "", nil)
@@ -102,19 +97,7 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 			if err := c.do(ctx, "GET", "/v1/policies", nil, &ps); err != nil {
 				return err
 			}
-			if cf.output == "json" {
-				return printJSON(stdout, ps)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTARGET\tNAMESPACES\tDEFAULT\tMAX\tAPPROVALS\tDESCRIPTION")
-			for _, p := range ps {
-				nss := strings.Join(p.Namespaces, ",")
-				if p.ClusterWide {
-					nss = "(cluster-wide)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Target, nss, p.DefaultDuration, p.MaxDuration, p.Approvals, p.Description)
-			}
-			return tw.Flush()
+			return printPolicies(stdout, cf.output, ps)
 		}
 	default:
 		return fmt.Errorf("unknown command %q; see 'jitproxy help'", name)
@@ -151,31 +134,65 @@ func oneGrant(stdout io.Writer, cf *clientFlags, method, verb string, comment *s
 	}
 }
 
+func printGrants(w io.Writer, output string, gs []*jit.Grant) error {
+	if output == "json" {
+		return printJSON(w, gs)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPOLICY\tUSER\tNAMESPACE\tSTATE\tEXPIRES")
+	for _, g := range gs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(g.ID), esc(g.Policy), esc(g.User), dash(esc(g.Namespace)), esc(string(g.State)), when(g.ExpiresAt))
+	}
+	return tw.Flush()
+}
+
+func printPolicies(w io.Writer, output string, ps []jit.PolicyView) error {
+	if output == "json" {
+		return printJSON(w, ps)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTARGET\tNAMESPACES\tDEFAULT\tMAX\tAPPROVALS\tDESCRIPTION")
+	for _, p := range ps {
+		var escaped []string
+		for _, ns := range p.Namespaces {
+			escaped = append(escaped, esc(ns))
+		}
+		nss := strings.Join(escaped, ",")
+		if p.ClusterWide {
+			nss = "(cluster-wide)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", esc(p.Name), esc(p.Target), nss, esc(p.DefaultDuration), esc(p.MaxDuration), p.Approvals, esc(p.Description))
+	}
+	return tw.Flush()
+}
+
+// printGrant prints g. Every string in it came from the server, so each is
+// passed through esc; -o json is escaped by encoding/json.
 func printGrant(w io.Writer, output string, g *jit.Grant) error {
 	if output == "json" {
 		return printJSON(w, g)
 	}
 	scope := "cluster-wide"
 	if g.Namespace != "" {
-		scope = "namespace " + g.Namespace
+		scope = "namespace " + esc(g.Namespace)
 	}
-	fmt.Fprintf(w, "grant %s: %s (%s on %s, %s, for %s)\n", g.ID, g.State, g.Policy, g.Target, scope, g.User)
+	fmt.Fprintf(w, "grant %s: %s (%s on %s, %s, for %s)\n", esc(g.ID), esc(string(g.State)), esc(g.Policy), esc(g.Target), scope, esc(g.User))
 	switch g.State {
 	case jit.StateActive:
 		fmt.Fprintf(w, "  active until %s\n", when(g.ExpiresAt))
 	case jit.StatePending:
 		fmt.Fprintf(w, "  waiting for %d of %d approvals until %s; an approver runs: jitproxy grant approve %s\n",
-			g.RequiredApprovals-len(g.Approvals), g.RequiredApprovals, when(g.PendingUntil), g.ID)
+			g.RequiredApprovals-len(g.Approvals), g.RequiredApprovals, when(g.PendingUntil), esc(g.ID))
 	default:
 		if g.EndReason != "" {
-			fmt.Fprintf(w, "  ended %s by %s: %s\n", when(g.EndedAt), g.EndedBy, g.EndReason)
+			fmt.Fprintf(w, "  ended %s by %s: %s\n", when(g.EndedAt), esc(g.EndedBy), esc(g.EndReason))
 		} else if !g.EndedAt.IsZero() {
-			fmt.Fprintf(w, "  ended %s by %s\n", when(g.EndedAt), g.EndedBy)
+			fmt.Fprintf(w, "  ended %s by %s\n", when(g.EndedAt), esc(g.EndedBy))
 		}
 	}
-	fmt.Fprintf(w, "  reason: %s\n", g.Reason)
+	fmt.Fprintf(w, "  reason: %s\n", esc(g.Reason))
 	for _, a := range g.Approvals {
-		fmt.Fprintf(w, "  approved by %s at %s\n", a.By, when(a.At))
+		fmt.Fprintf(w, "  approved by %s at %s\n", esc(a.By), when(a.At))
 	}
 	return nil
 }
@@ -185,6 +202,17 @@ func when(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// esc returns s unchanged when it is valid UTF-8 and every character is
+// printable, and otherwise quoted with Go's escapes (strconv.Quote), so a
+// string from the server cannot start a terminal escape sequence, move the
+// cursor or begin a line of its own.
+func esc(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func dash(s string) string {
@@ -243,7 +271,7 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 	if f.envFile != "" {
 		abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 		var b strings.Builder
-		fmt.Fprintf(&b, "# Environment of jitproxy session %s (agent %s, user %s). Holds the session credential.\n", ans.Session.ID, ans.Session.Agent, ans.Session.User)
+		fmt.Fprintf(&b, "# Environment of jitproxy session %s (agent %s, user %s). Holds the session credential.\n", esc(ans.Session.ID), esc(ans.Session.Agent), esc(ans.Session.User))
 		fmt.Fprintf(&b, "export HTTPS_PROXY=%q\n", ans.ProxyURL)
 		fmt.Fprintf(&b, "export NO_PROXY=\"\"\n")
 		for _, k := range []string{"SSL_CERT_FILE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"} {
@@ -261,7 +289,7 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 	if output == "json" {
 		return printJSON(stdout, ans)
 	}
-	fmt.Fprintf(stdout, "session %s: agent %s for user %s until %s\n", ans.Session.ID, ans.Session.Agent, ans.Session.User, when(ans.Session.ExpiresAt))
+	fmt.Fprintf(stdout, "session %s: agent %s for user %s until %s\n", esc(ans.Session.ID), esc(ans.Session.Agent), esc(ans.Session.User), when(ans.Session.ExpiresAt))
 	for _, p := range written {
 		fmt.Fprintf(stdout, "  wrote %s\n", p)
 	}

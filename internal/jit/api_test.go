@@ -67,13 +67,29 @@ func TestAPIErrors(t *testing.T) {
 		{name: "unknown field", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789", body: `{"policy":"reader","namespace":"demo","reason":"r","sudo":true}`, wantStatus: 400, wantError: `unknown field "sudo"`},
 		{name: "bad duration", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789", body: `{"policy":"reader","namespace":"demo","reason":"r","duration":"forever"}`, wantStatus: 400, wantError: `duration "forever" is not a duration`},
 		{name: "over max", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789", body: `{"policy":"reader","namespace":"demo","reason":"r","duration":"3h"}`, wantStatus: 400, wantError: "exceeds the maximum"},
+		{
+			name: "hostile session user", method: "POST", path: "/v1/sessions", auth: "Bearer runner-token-0123456789",
+			body:       `{"agent":"claude","user":"alice\u001b]0;pwned\u0007","groups":["developers"]}`,
+			wantStatus: 400, wantError: `invalid request: user holds the control or non-printable character '\x1b' at byte 5`,
+		},
+		{
+			name: "hostile grant reason", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789",
+			body:       `{"policy":"reader","namespace":"demo","reason":"look\n\u001b[31mAPPROVED"}`,
+			wantStatus: 400, wantError: `invalid request: reason holds the control or non-printable character '\n' at byte 4`,
+		},
+		{
+			name: "hostile grant namespace", method: "POST", path: "/v1/grants", auth: "Bearer alice-token-0123456789",
+			body:       `{"policy":"editor","namespace":"../kube-system","reason":"r"}`,
+			wantStatus: 400, wantError: `invalid request: namespace "../kube-system" is not a DNS-1123 label`,
+		},
 		{name: "not a runner", method: "POST", path: "/v1/sessions", auth: "Bearer alice-token-0123456789", body: `{"agent":"a","user":"alice"}`, wantStatus: 403, wantError: "only runners"},
 		{name: "unknown grant", method: "GET", path: "/v1/grants/g-nope", auth: "Bearer alice-token-0123456789", wantStatus: 404, wantError: "not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, out := call(t, srv, tt.method, tt.path, tt.auth, tt.body)
-			if status != tt.wantStatus || !strings.Contains(out["error"].(string), tt.wantError) {
+			msg, _ := out["error"].(string)
+			if status != tt.wantStatus || !strings.Contains(msg, tt.wantError) {
 				t.Errorf("%s %s = %d %v, want %d %q", tt.method, tt.path, status, out, tt.wantStatus, tt.wantError)
 			}
 		})

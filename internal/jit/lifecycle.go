@@ -25,7 +25,9 @@ type GrantRequest struct {
 }
 
 // RequestGrant creates a grant. It is ACTIVE at once when the policy needs
-// no approval, PENDING otherwise.
+// no approval, PENDING otherwise. A namespace that is not a DNS-1123 label,
+// or a reason that is not printable text of at most MaxTextLength bytes, is
+// ErrInvalid.
 func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantRequest) (*Grant, error) {
 	p := s.cfg.Policies.Get(req.Policy)
 	if p == nil {
@@ -37,10 +39,17 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	if !slices.Contains(s.cfg.Targets, p.Target) {
 		return nil, fmt.Errorf("%w: access policy %q names target %q, which this jitproxy does not serve", ErrInvalid, p.Name, p.Target)
 	}
-	if !p.allowsNamespace(req.Namespace) {
-		if p.ClusterWide {
-			return nil, fmt.Errorf("%w: access policy %q is cluster-wide; request it without a namespace", ErrInvalid, p.Name)
+	switch {
+	case p.ClusterWide && req.Namespace != "":
+		return nil, fmt.Errorf("%w: access policy %q is cluster-wide; request it without a namespace", ErrInvalid, p.Name)
+	case !p.ClusterWide && req.Namespace == "":
+		return nil, fmt.Errorf("%w: access policy %q is namespaced; request it with a namespace", ErrInvalid, p.Name)
+	case !p.ClusterWide:
+		if err := invalid(checkNamespace(req.Namespace)); err != nil {
+			return nil, err
 		}
+	}
+	if !p.allowsNamespace(req.Namespace) {
 		return nil, fmt.Errorf("%w: access policy %q allows namespaces %v, not %q", ErrInvalid, p.Name, p.Namespaces, req.Namespace)
 	}
 	d := req.Duration
@@ -56,6 +65,9 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	if req.Reason == "" {
 		return nil, fmt.Errorf("%w: a reason is required", ErrInvalid)
 	}
+	if err := invalid(checkText("reason", req.Reason)); err != nil {
+		return nil, err
+	}
 	session := req.Session
 	if by.IsAgent() {
 		if session != "" && session != by.Session {
@@ -65,7 +77,7 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	} else if session != "" {
 		ss, err := s.store.getSession(ctx, session)
 		if err != nil || ss.User != by.Name {
-			return nil, fmt.Errorf("%w: %s has no session %s", ErrInvalid, by.Name, session)
+			return nil, fmt.Errorf("%w: %s has no session %q", ErrInvalid, by.Name, session)
 		}
 	}
 	now := s.now()
@@ -114,8 +126,13 @@ func (s *Service) checkApprover(by Principal, g *Grant) error {
 }
 
 // Approve records by's approval of a PENDING grant; the grant becomes ACTIVE
-// once it has the approvals its policy requires.
+// once it has the approvals its policy requires. The comment, like the
+// reason of Deny and Revoke, is printable text of at most MaxTextLength
+// bytes, or ErrInvalid.
 func (s *Service) Approve(ctx context.Context, by Principal, id, comment string) (*Grant, error) {
+	if err := invalid(checkText("comment", comment)); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	_, g, err := s.store.updateGrant(ctx, id, func(g *Grant) error {
 		if err := s.checkApprover(by, g); err != nil {
@@ -146,6 +163,9 @@ func (s *Service) Approve(ctx context.Context, by Principal, id, comment string)
 
 // Deny ends a PENDING grant as DENIED.
 func (s *Service) Deny(ctx context.Context, by Principal, id, reason string) (*Grant, error) {
+	if err := invalid(checkText("reason", reason)); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	_, g, err := s.store.updateGrant(ctx, id, func(g *Grant) error {
 		if err := s.checkApprover(by, g); err != nil {
@@ -169,6 +189,9 @@ func (s *Service) Deny(ctx context.Context, by Principal, id, reason string) (*G
 // Revoke ends a PENDING or ACTIVE grant as REVOKED. The grant's user, its
 // approvers and admins may revoke it.
 func (s *Service) Revoke(ctx context.Context, by Principal, id, reason string) (*Grant, error) {
+	if err := invalid(checkText("reason", reason)); err != nil {
+		return nil, err
+	}
 	g, err := s.store.getGrant(ctx, id)
 	if err != nil {
 		return nil, err

@@ -176,6 +176,13 @@ func (d *policyDoc) policy() (*Policy, error) {
 	case !s.ClusterWide && len(s.Namespaces) == 0:
 		bad("spec.namespaces is required unless spec.clusterWide is true")
 	}
+	for i, ns := range s.Namespaces {
+		if ns != "*" {
+			if err := checkNamespace(ns); err != nil {
+				bad("spec.namespaces[%d]: %w", i, err)
+			}
+		}
+	}
 	if len(s.Permissions) == 0 {
 		bad("spec.permissions must list at least one permission")
 	}
@@ -188,6 +195,16 @@ func (d *policyDoc) policy() (*Policy, error) {
 		}
 		if len(p.Resources) > 0 && len(p.APIGroups) == 0 {
 			bad("spec.permissions[%d].apiGroups is required with resources (\"\" is the core group)", i)
+		}
+		for j, n := range p.ResourceNames {
+			if err := checkName(fmt.Sprintf("spec.permissions[%d].resourceNames[%d]", i, j), n); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for j, u := range p.NonResourceURLs {
+			if err := checkName(fmt.Sprintf("spec.permissions[%d].nonResourceURLs[%d]", i, j), u); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if s.Duration.Max <= 0 {

@@ -76,6 +76,46 @@ func TestParsePoliciesRejects(t *testing.T) {
 			wantErr: []string{"spec.permissions[0].apiGroups is required"},
 		},
 		{
+			name: "namespace not a label",
+			edit: func(s string) string {
+				return strings.Replace(s, "namespaces: [demo]", `namespaces: [Demo, demo, "../kube-system", ""]`, 1)
+			},
+			wantErr: []string{`spec.namespaces[0]: namespace "Demo" is not a DNS-1123 label`, `spec.namespaces[2]: namespace "../kube-system"`, `spec.namespaces[3]: namespace ""`},
+		},
+		{
+			name: "namespace too long",
+			edit: func(s string) string {
+				return strings.Replace(s, "namespaces: [demo]", "namespaces: ["+strings.Repeat("a", 64)+"]", 1)
+			},
+			wantErr: []string{"spec.namespaces[0]", "must be no more than 63 characters"},
+		},
+		{
+			name: "namespace with a slash beside a wildcard",
+			edit: func(s string) string {
+				return strings.Replace(s, "namespaces: [demo]", `namespaces: ["*", "demo/x"]`, 1)
+			},
+			wantErr: []string{`spec.namespaces[1]: namespace "demo/x"`},
+		},
+		{
+			name: "hostile resourceNames",
+			edit: func(s string) string {
+				return strings.Replace(s, "resources: [pods]}", `resources: [pods], resourceNames: [ok, "\e[31mred", "a\nb", "", "`+strings.Repeat("r", 254)+`"]}`, 1)
+			},
+			wantErr: []string{
+				`spec.permissions[0].resourceNames[1] holds the control or non-printable character '\x1b'`,
+				`spec.permissions[0].resourceNames[2] holds the control or non-printable character '\n'`,
+				"spec.permissions[0].resourceNames[3] is empty",
+				"spec.permissions[0].resourceNames[4] is 254 bytes, more than the limit of 253",
+			},
+		},
+		{
+			name: "hostile nonResourceURLs",
+			edit: func(s string) string {
+				return strings.Replace(s, `{verbs: [get, list], apiGroups: [""], resources: [pods]}`, `{verbs: [get], nonResourceURLs: ["/healthz", "/x\a"]}`, 1)
+			},
+			wantErr: []string{`spec.permissions[0].nonResourceURLs[1] holds the control or non-printable character '\a'`},
+		},
+		{
 			name:    "second document bad",
 			edit:    func(s string) string { return s + "---\n" + strings.Replace(s, "provider: tokenrequest, ", "", 1) },
 			wantErr: []string{"document 2", "spec.credential.provider is required"},
@@ -126,6 +166,11 @@ func FuzzParsePolicies(f *testing.F) {
 		for _, p := range ps {
 			if p.Duration.Max <= 0 || p.Duration.Default <= 0 || p.Duration.Default > p.Duration.Max || p.Target == "" || p.Approval.Timeout <= 0 {
 				t.Fatalf("accepted an invalid policy: %+v", p)
+			}
+			for _, ns := range p.Namespaces {
+				if ns != "*" && checkNamespace(ns) != nil {
+					t.Fatalf("accepted namespace %q", ns)
+				}
 			}
 		}
 	})

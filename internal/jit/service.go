@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -175,15 +174,15 @@ type SessionRequest struct {
 
 // CreateSession creates an agent session and returns it with its secret,
 // which is not stored and cannot be recovered. Only runners may call it.
+// Agent, user and each group must be printable names of at most
+// MaxNameLength bytes, at most MaxGroups groups, and the user may not hold
+// ':'; otherwise the error wraps ErrInvalid.
 func (s *Service) CreateSession(ctx context.Context, by Principal, req SessionRequest) (*Session, secret.Value, error) {
 	if !s.inGroups(by, s.cfg.RunnerGroups) && !s.isAdmin(by) {
 		return nil, "", fmt.Errorf("%w: only runners may create sessions", ErrForbidden)
 	}
-	if req.Agent == "" || req.User == "" {
-		return nil, "", fmt.Errorf("%w: agent and user are required", ErrInvalid)
-	}
-	if strings.ContainsAny(req.User, ":\n") || strings.ContainsAny(req.Agent, "\n") {
-		return nil, "", fmt.Errorf("%w: user and agent must not contain ':' or newlines", ErrInvalid)
+	if err := req.validate(); err != nil {
+		return nil, "", err
 	}
 	ttl := req.TTL
 	if ttl == 0 {

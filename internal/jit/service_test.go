@@ -176,7 +176,7 @@ func TestRequestGrantRejects(t *testing.T) {
 		{name: "unknown policy", by: alice, req: GrantRequest{Policy: "nope", Namespace: "demo", Reason: "r"}, wantErr: ErrNotFound, wantMsg: `access policy "nope"`},
 		{name: "not a subject", by: bob, req: GrantRequest{Policy: "reader", Namespace: "demo", Reason: "r"}, wantErr: ErrForbidden, wantMsg: `bob may not request access policy "reader"`},
 		{name: "namespace outside policy", by: alice, req: GrantRequest{Policy: "reader", Namespace: "prod", Reason: "r"}, wantErr: ErrInvalid, wantMsg: `allows namespaces [demo staging], not "prod"`},
-		{name: "no namespace", by: alice, req: GrantRequest{Policy: "reader", Reason: "r"}, wantErr: ErrInvalid, wantMsg: `not ""`},
+		{name: "no namespace", by: alice, req: GrantRequest{Policy: "reader", Reason: "r"}, wantErr: ErrInvalid, wantMsg: `access policy "reader" is namespaced; request it with a namespace`},
 		{name: "duration over max", by: alice, req: GrantRequest{Policy: "reader", Namespace: "demo", Duration: 2 * time.Hour, Reason: "r"}, wantErr: ErrInvalid, wantMsg: `duration 2h0m0s exceeds the maximum 1h0m0s of access policy "reader"`},
 		{name: "negative duration", by: alice, req: GrantRequest{Policy: "reader", Namespace: "demo", Duration: -time.Minute, Reason: "r"}, wantErr: ErrInvalid, wantMsg: "positive"},
 		{name: "no reason", by: alice, req: GrantRequest{Policy: "reader", Namespace: "demo"}, wantErr: ErrInvalid, wantMsg: "reason is required"},
