@@ -18,6 +18,7 @@ import (
 	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/audit/audittest"
 	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/authz/podsecurity"
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
@@ -168,7 +169,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := authz.New(context.Background(), authz.Config{Policies: policies.Authz()})
+	ps, err := podsecurity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := authz.New(context.Background(), authz.Config{Policies: policies.Authz(), Builtins: []authz.Builtin{ps.Builtin()}})
 	if err != nil {
 		t.Fatal(err)
 	}
