@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSessionCredential$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicies$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzPodSecurity$$' -fuzztime $(FUZZTIME) ./internal/authz/podsecurity
 
 clean:
 	rm -rf bin

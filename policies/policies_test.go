@@ -8,9 +8,24 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
+
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/authz/podsecurity"
 )
 
-// TestRego runs the Rego tests beside the policies, as `opa test authz/` would.
+// builtins are the Go functions the shipped policies call, as cmd/proxy
+// gives them to the engine.
+func builtins(t testing.TB) []authz.Builtin {
+	t.Helper()
+	ps, err := podsecurity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []authz.Builtin{ps.Builtin()}
+}
+
+// TestRego runs the Rego tests beside the policies, as `opa test authz/`
+// would if it knew jitproxy's builtins. A builtin error fails the test.
 func TestRego(t *testing.T) {
 	modules := map[string]*ast.Module{}
 	err := fs.WalkDir(Authz(), ".", func(p string, d fs.DirEntry, err error) error {
@@ -31,7 +46,12 @@ func TestRego(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := tester.NewRunner().SetModules(modules).RunTests(context.Background(), nil)
+	var custom []*tester.Builtin
+	for _, b := range builtins(t) {
+		custom = append(custom, &tester.Builtin{Decl: &ast.Builtin{Name: b.Name, Decl: b.Decl}, Func: b.Rego()})
+	}
+	runner := tester.NewRunner().SetModules(modules).AddCustomBuiltins(custom).RaiseBuiltinErrors(true)
+	ch, err := runner.RunTests(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -258,7 +258,7 @@ func TestStoryRealCluster(t *testing.T) {
 				p.mustCLI("grant", "approve", edit, "--as", "approver")
 				cm := "flag-" + src.provider
 				ag.mustRun(kubectl("create", "configmap", cm, "-n", "demo", "--from-literal=on=true")...)
-				ag.mustFail(`container "priv" must not be privileged`, kubectl("run", "priv", "-n", "demo", "--image=registry.k8s.io/pause:3.10", "--privileged")...)
+				ag.mustFail(`pod violates PodSecurity "baseline:latest": privileged (container "priv" must not set securityContext.privileged=true)`, kubectl("run", "priv", "-n", "demo", "--image=registry.k8s.io/pause:3.10", "--privileged")...)
 				ag.mustRun(kubectl("delete", "configmap", cm, "-n", "demo")...)
 				_, editSubject := c.mintedToken(t, edit)
 				p.mustCLI("grant", "revoke", edit, "--as", "approver")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/authz/podsecurity"
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/intercept"
 	"github.com/jitproxy/jitproxy/internal/jit"
@@ -146,7 +147,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if cfg.Policies.AccessDir != "" {
 		accessFS = os.DirFS(cfg.Policies.AccessDir)
 	}
-	if c.engine, err = authz.New(ctx, authz.Config{Policies: authzFS}); err != nil {
+	if c.engine, err = newEngine(ctx, authzFS); err != nil {
 		return nil, err
 	}
 	if c.policies, err = jit.LoadPolicies(accessFS); err != nil {
@@ -279,7 +280,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 func checkConfig(ctx context.Context, cfg Config) error {
-	if _, err := authz.New(ctx, authz.Config{Policies: dirOr(cfg.Policies.AuthzDir, policies.Authz())}); err != nil {
+	if _, err := newEngine(ctx, dirOr(cfg.Policies.AuthzDir, policies.Authz())); err != nil {
 		return err
 	}
 	ps, err := jit.LoadPolicies(dirOr(cfg.Policies.AccessDir, policies.Access()))
@@ -291,6 +292,16 @@ func checkConfig(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return checkPolicies(ps, bt, slog.New(slog.DiscardHandler))
+}
+
+// newEngine compiles the Rego policies in fsys with the builtins they may
+// call: jitproxy.pod_security.
+func newEngine(ctx context.Context, fsys fs.FS) (*authz.Engine, error) {
+	ps, err := podsecurity.New()
+	if err != nil {
+		return nil, err
+	}
+	return authz.New(ctx, authz.Config{Policies: fsys, Builtins: []authz.Builtin{ps.Builtin()}})
 }
 
 func dirOr(dir string, def fs.FS) fs.FS {

@@ -24,12 +24,19 @@ type Input struct {
 	Action access.Action
 	// Body is the request body decoded from JSON (maps, slices, strings,
 	// float64, bool, nil), or nil when the request has none or it is not JSON.
+	// Policies see it as input.body. For admission decisions prefer Object:
+	// a body is a patch or an unapplied manifest, not what will be stored.
 	Body any
-	// Object is the object the request will store, as the target computed
-	// it (input.object), for writes the target judges; nil otherwise.
+	// Object is the object as the target will store it, decoded from JSON
+	// like Body: for Kubernetes, the result of sending a create, update or
+	// patch (or a write of pods/ephemeralcontainers, where it is the whole
+	// Pod) with dryRun=All. Policies see it as input.object. Nil when the
+	// request writes no object; input.object is then absent.
 	Object any
-	// OldObject is the object as stored before the request
-	// (input.old_object), when it changes an existing object; nil otherwise.
+	// OldObject is the stored object an update or patch replaces, decoded
+	// from JSON like Body. Policies see it as input.old_object. Nil for a
+	// create and for requests that write no object; input.old_object is
+	// then absent.
 	OldObject any
 	// Grants are the caller's active grants. Decide does not check their
 	// state or expiry: the caller passes only grants in force.

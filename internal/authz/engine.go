@@ -10,6 +10,10 @@
 // request is allowed only when permit is not empty or permit_discovery holds,
 // and forbid is empty: deny by default, and forbid beats permit. An
 // evaluation error is returned as an error and the caller must deny.
+//
+// Policies may call functions written in Go, given as Config.Builtins; the
+// child package podsecurity provides jitproxy.pod_security, the Kubernetes
+// Pod Security Standards as the cluster's own admission applies them.
 package authz
 
 import (
@@ -47,6 +51,10 @@ type Config struct {
 	// Policies holds the .rego files to load, at any depth. Files ending in
 	// _test.rego are skipped. Required.
 	Policies fs.FS
+	// Builtins are the Go functions the policies may call, in addition to
+	// OPA's built-ins. Nil means none: policies that call one then fail to
+	// compile.
+	Builtins []Builtin
 }
 
 // Engine evaluates the compiled policies. It is safe for concurrent use.
@@ -55,13 +63,20 @@ type Engine struct {
 	usesOldObject bool
 }
 
-// New loads and compiles the policies in cfg.Policies. It returns an error
-// when a file cannot be read or parsed, when the policies do not compile, or
-// when no module defines data.jitproxy.authz.permit (every request would be
-// denied, which is almost certainly a wrong policy directory).
+// New loads and compiles the policies in cfg.Policies with cfg.Builtins. It
+// returns an error when a builtin lacks its name, declaration or function or
+// two share a name, when a file cannot be read or parsed, when the policies
+// do not compile (a call of a builtin not given is one way), or when no
+// module defines data.jitproxy.authz.permit (every request would be denied,
+// which is almost certainly a wrong policy directory).
 func New(ctx context.Context, cfg Config) (*Engine, error) {
+	var errs []error
 	if cfg.Policies == nil {
-		return nil, errors.New("authz: Config.Policies is required")
+		errs = append(errs, errors.New("authz: Config.Policies is required"))
+	}
+	errs = append(errs, validateBuiltins(cfg.Builtins))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	modules, err := loadModules(cfg.Policies)
 	if err != nil {
@@ -77,6 +92,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	for _, m := range modules {
 		opts = append(opts, rego.ParsedModule(m))
+	}
+	for _, b := range cfg.Builtins {
+		opts = append(opts, b.Rego())
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {

@@ -1,4 +1,4 @@
-package authz
+package authz_test
 
 import (
 	"context"
@@ -9,24 +9,32 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/authz/podsecurity"
 	"github.com/jitproxy/jitproxy/policies"
 )
 
-func newEngine(t testing.TB) *Engine {
+// newEngine builds an Engine on the shipped policies, with the builtins
+// they call.
+func newEngine(t testing.TB) *authz.Engine {
 	t.Helper()
-	e, err := New(context.Background(), Config{Policies: policies.Authz()})
+	ps, err := podsecurity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := authz.New(context.Background(), authz.Config{Policies: policies.Authz(), Builtins: []authz.Builtin{ps.Builtin()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
-var podReader = Grant{
+var podReader = authz.Grant{
 	ID: "g-1", Policy: "pod-reader", Target: "demo", Namespace: "demo",
 	Permissions: []access.Permission{{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
 }
 
-var podAdmin = Grant{
+var podAdmin = authz.Grant{
 	ID: "g-2", Policy: "pod-admin", Target: "demo", Namespace: "demo",
 	Permissions: []access.Permission{{Verbs: []string{"*"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
 }
@@ -41,43 +49,50 @@ func listPods(ns string) access.Action {
 func TestDecide(t *testing.T) {
 	createPod := listPods("demo")
 	createPod.Verb, createPod.Method = "create", "POST"
-	privileged := map[string]any{"spec": map[string]any{"containers": []any{
-		map[string]any{"name": "app", "securityContext": map[string]any{"privileged": true}},
+	privileged := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "web"}, "spec": map[string]any{"containers": []any{
+		map[string]any{"name": "app", "image": "registry.k8s.io/pause", "securityContext": map[string]any{"privileged": true}},
 	}}}
 	tests := []struct {
 		name string
-		in   Input
-		want Decision
+		in   authz.Input
+		want authz.Decision
 	}{
 		{
 			name: "no grant denies by default",
-			in:   Input{Action: listPods("demo")},
-			want: Decision{GrantIDs: []string{}, Reasons: []string{ReasonNoGrant}},
+			in:   authz.Input{Action: listPods("demo")},
+			want: authz.Decision{GrantIDs: []string{}, Reasons: []string{authz.ReasonNoGrant}},
 		},
 		{
 			name: "grant in scope allows",
-			in:   Input{Action: listPods("demo"), Grants: []Grant{podReader}},
-			want: Decision{Allowed: true, GrantIDs: []string{"g-1"}, Reasons: []string{"permitted by grant g-1"}},
+			in:   authz.Input{Action: listPods("demo"), Grants: []authz.Grant{podReader}},
+			want: authz.Decision{Allowed: true, GrantIDs: []string{"g-1"}, Reasons: []string{"permitted by grant g-1"}},
 		},
 		{
 			name: "every permitting grant is listed",
-			in:   Input{Action: listPods("demo"), Grants: []Grant{podAdmin, podReader}},
-			want: Decision{Allowed: true, GrantIDs: []string{"g-1", "g-2"}, Reasons: []string{"permitted by grant g-1", "permitted by grant g-2"}},
+			in:   authz.Input{Action: listPods("demo"), Grants: []authz.Grant{podAdmin, podReader}},
+			want: authz.Decision{Allowed: true, GrantIDs: []string{"g-1", "g-2"}, Reasons: []string{"permitted by grant g-1", "permitted by grant g-2"}},
 		},
 		{
 			name: "other namespace denies",
-			in:   Input{Action: listPods("prod"), Grants: []Grant{podReader}},
-			want: Decision{GrantIDs: []string{}, Reasons: []string{ReasonNoGrant}},
+			in:   authz.Input{Action: listPods("prod"), Grants: []authz.Grant{podReader}},
+			want: authz.Decision{GrantIDs: []string{}, Reasons: []string{authz.ReasonNoGrant}},
 		},
 		{
 			name: "discovery needs no grant",
-			in:   Input{Action: access.Action{Kind: access.KindKubernetes, Target: "demo", Verb: "get", Method: "GET", Path: "/api"}},
-			want: Decision{Allowed: true, Discovery: true, GrantIDs: []string{}, Reasons: []string{ReasonDiscovery}},
+			in:   authz.Input{Action: access.Action{Kind: access.KindKubernetes, Target: "demo", Verb: "get", Method: "GET", Path: "/api"}},
+			want: authz.Decision{Allowed: true, Discovery: true, GrantIDs: []string{}, Reasons: []string{authz.ReasonDiscovery}},
 		},
 		{
 			name: "forbid beats permit",
-			in:   Input{Action: createPod, Body: privileged, Grants: []Grant{podAdmin}},
-			want: Decision{GrantIDs: []string{"g-2"}, Reasons: []string{`container "app" must not be privileged`}},
+			in:   authz.Input{Action: createPod, Object: privileged, Grants: []authz.Grant{podAdmin}},
+			want: authz.Decision{GrantIDs: []string{"g-2"}, Reasons: []string{
+				`pod violates PodSecurity "baseline:latest": privileged (container "app" must not set securityContext.privileged=true)`,
+			}},
+		},
+		{
+			name: "the body is not judged",
+			in:   authz.Input{Action: createPod, Body: privileged, Grants: []authz.Grant{podAdmin}},
+			want: authz.Decision{Allowed: true, GrantIDs: []string{"g-2"}, Reasons: []string{"permitted by grant g-2"}},
 		},
 	}
 	e := newEngine(t)
@@ -89,6 +104,41 @@ func TestDecide(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Decide() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestObjectsInInput(t *testing.T) {
+	files := fstest.MapFS{"a.rego": {Data: []byte(`package jitproxy.authz
+permit contains "g-1" if true
+forbid contains sprintf("object=%v old_object=%v", [object.get(input, "object", "absent"), object.get(input, "old_object", "absent")])
+`)}}
+	e, err := authz.New(context.Background(), authz.Config{Policies: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   authz.Input
+		want []string
+	}{
+		{name: "neither", in: authz.Input{}, want: []string{"object=absent old_object=absent"}},
+		{name: "create", in: authz.Input{Object: map[string]any{"kind": "Pod"}}, want: []string{`object={"kind": "Pod"} old_object=absent`}},
+		{
+			name: "update",
+			in:   authz.Input{Object: map[string]any{"v": 2.0}, OldObject: map[string]any{"v": 1.0}},
+			want: []string{`object={"v": 2} old_object={"v": 1}`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := e.Decide(context.Background(), tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got.Reasons); diff != "" {
+				t.Errorf("Decide() reasons (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -109,7 +159,7 @@ func TestNewRejectsBadPolicySets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(context.Background(), Config{Policies: tt.files})
+			_, err := authz.New(context.Background(), authz.Config{Policies: tt.files})
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("New() error = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -119,11 +169,11 @@ func TestNewRejectsBadPolicySets(t *testing.T) {
 
 func TestPolicyWithoutForbidRule(t *testing.T) {
 	files := fstest.MapFS{"a.rego": {Data: []byte("package jitproxy.authz\npermit contains g.id if some g in input.grants\n")}}
-	e, err := New(context.Background(), Config{Policies: files})
+	e, err := authz.New(context.Background(), authz.Config{Policies: files})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.Decide(context.Background(), Input{Grants: []Grant{{ID: "g-1"}}})
+	got, err := e.Decide(context.Background(), authz.Input{Grants: []authz.Grant{{ID: "g-1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +190,11 @@ forbid contains reason if reason := conflict
 conflict := "a" if true
 conflict := "b" if input.action.verb == "get"
 `)}}
-	e, err := New(context.Background(), Config{Policies: files})
+	e, err := authz.New(context.Background(), authz.Config{Policies: files})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.Decide(context.Background(), Input{Action: access.Action{Verb: "get"}})
+	got, err := e.Decide(context.Background(), authz.Input{Action: access.Action{Verb: "get"}})
 	if err == nil {
 		t.Fatalf("Decide() = %+v, nil; want an error", got)
 	}
@@ -155,16 +205,46 @@ conflict := "b" if input.action.verb == "get"
 
 func BenchmarkDecide(b *testing.B) {
 	e := newEngine(b)
-	in := Input{
+	in := authz.Input{
 		Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
 		Action: listPods("demo"),
-		Grants: []Grant{podAdmin, podReader},
+		Grants: []authz.Grant{podAdmin, podReader},
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.Decide(ctx, in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecideDeployment measures admission: the shipped policies judge
+// a Deployment's pod template with jitproxy.pod_security.
+func BenchmarkDecideDeployment(b *testing.B) {
+	e := newEngine(b)
+	action := listPods("demo")
+	action.Verb, action.Method, action.APIGroup, action.Resource = "create", "POST", "apps", "deployments"
+	in := authz.Input{
+		Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
+		Action: action,
+		Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "web", "namespace": "demo"},
+			"spec": map[string]any{"replicas": 2.0, "template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]any{"app": "web"}},
+				"spec": map[string]any{"containers": []any{
+					map[string]any{"name": "app", "image": "registry.k8s.io/pause", "ports": []any{map[string]any{"containerPort": 8080.0}}},
+				}},
+			}},
+		},
+		Grants: []authz.Grant{{ID: "g-3", Target: "demo", Namespace: "demo", Permissions: []access.Permission{{Verbs: []string{"*"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}}},
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := e.Decide(ctx, in)
+		if err != nil || !d.Allowed {
+			b.Fatalf("Decide() = %+v, %v; want allowed", d, err)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/audit/audittest"
 	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/authz/podsecurity"
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
@@ -202,7 +203,11 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.policies == nil {
 		o.policies = policies.Authz()
 	}
-	engine, err := authz.New(context.Background(), authz.Config{Policies: o.policies})
+	ps, err := podsecurity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := authz.New(context.Background(), authz.Config{Policies: o.policies, Builtins: []authz.Builtin{ps.Builtin()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,44 @@
 # Authorization and admission for Kubernetes targets.
 #
 # jitproxy evaluates data.jitproxy.authz for every proxied request with
-#   input.caller  the agent session (session, agent, user, groups)
-#   input.action  the classified request (kind, target, verb, api_group,
-#                 resource, subresource, namespace, name, path, ...)
-#   input.body    the request body as JSON, for create, update and patch
-#   input.grants  the caller's ACTIVE grants (id, policy, target, namespace,
-#                 permissions)
+#   input.caller      the agent session (session, agent, user, groups,
+#                     auth_method, source_address)
+#   input.action      the classified request (kind, target, verb, api_group,
+#                     resource, subresource, namespace, name, path, ...)
+#   input.object      the object as the apiserver will store it (a full
+#                     Kubernetes object: apiVersion, kind, metadata, spec,
+#                     ...), the result of sending the request with
+#                     dryRun=All first. Present for create, update and patch
+#                     (every patch type) of resources, and for writes of
+#                     pods/ephemeralcontainers, where it is the whole Pod.
+#                     jitproxy never forwards such a write without it.
+#   input.old_object  the stored object an update or patch replaces; absent
+#                     for a create
+#   input.body        the raw request body as JSON (a manifest or a patch),
+#                     for policies that want it; the rules below judge
+#                     input.object instead
+#   input.grants      the caller's ACTIVE grants (id, policy, target,
+#                     namespace, permissions)
 # A request is allowed when `permit` holds at least one grant ID (or
 # `permit_discovery` holds) and `forbid` holds no reason: deny by default,
 # and forbid beats permit.
+#
+# Policies may call jitproxy.pod_security(level, pod_template), the
+# Kubernetes Pod Security Standards as the cluster's own Pod Security
+# Admission evaluates them: it returns the failed checks, each
+# {"check", "reason", "detail"}, or an empty array.
 package jitproxy.authz
+
+# The Pod Security Standards level (https://kubernetes.io/docs/concepts/security/pod-security-standards/)
+# every pod and pod template an agent writes must meet. "baseline", the
+# default, forbids privileged containers, host namespaces, hostPath volumes,
+# host ports, added capabilities and the like. "restricted" forbids that and
+# also requires running as non-root, dropping ALL capabilities, a
+# RuntimeDefault or Localhost seccomp profile, no privilege escalation and
+# only volume types that do not reach into the node. To enforce restricted,
+# change "baseline" to "restricted" on the next line ("privileged" turns the
+# check off).
+pod_security_level := "baseline"
 
 # A grant permits a resource request its permissions cover, in its namespace.
 permit contains grant.id if {
@@ -107,32 +135,48 @@ forbid contains "exec, attach and port-forward into kube-system are forbidden" i
 	input.action.subresource in {"exec", "attach", "portforward"}
 }
 
-# Admission: no grant lets an agent run a privileged container.
-forbid contains sprintf("container %q must not be privileged", [container.name]) if {
+# Admission: no grant lets an agent write a pod, or an object that makes
+# pods, that fails the Pod Security Standards at pod_security_level.
+forbid contains sprintf("%s violates PodSecurity %q: %s", [where, level, violation_text(violation)]) if {
 	input.action.kind == "kubernetes"
-	input.action.verb in {"create", "update", "patch"}
-	some container in pod_containers
-	container.securityContext.privileged == true
+	some path, template in pod_templates(input.object)
+	some violation in jitproxy.pod_security(pod_security_level, template)
+	where := template_place(path)
+	level := sprintf("%s:latest", [pod_security_level])
 }
 
-# Admission: no grant lets an agent share the node's namespaces.
-forbid contains sprintf("pods must not set %s", [field]) if {
-	input.action.kind == "kubernetes"
-	input.action.verb in {"create", "update", "patch"}
-	some field in {"hostNetwork", "hostPID", "hostIPC"}
-	pod_spec[field] == true
+# pod_templates(obj) finds the pods obj would run: an object that maps where
+# each pod template sits in obj ("" for a Pod itself, else a path such as
+# "spec.template") to the template {"metadata": {...}, "spec": {...}}.
+# A Pod is matched by its kind; everything else by shape, so custom
+# resources that embed a pod template (an Argo Rollout, ...) are covered:
+#   template                        PodTemplate
+#   spec.template                   ReplicationController, ReplicaSet,
+#                                   Deployment, StatefulSet, DaemonSet, Job,
+#                                   and custom resources
+#   spec.jobTemplate.spec.template  CronJob, and custom resources
+pod_templates(obj) := {path: template |
+	some path in ["", "template", "spec.template", "spec.jobTemplate.spec.template"]
+	template := pod_template_at(obj, path)
 }
 
-# The pod spec of a pod or of a workload's pod template, from the body.
-pod_spec := input.body.spec if input.action.resource == "pods"
-
-pod_spec := input.body.spec.template.spec if {
-	input.action.resource in {"deployments", "replicasets", "statefulsets", "daemonsets", "jobs"}
+# A Pod's spec is taken even when missing (null), so that
+# jitproxy.pod_security refuses it rather than the Pod go unjudged.
+pod_template_at(obj, "") := {"metadata": object.get(obj, "metadata", {}), "spec": object.get(obj, "spec", null)} if {
+	obj.apiVersion == "v1"
+	obj.kind == "Pod"
 }
 
-pod_spec := input.body.spec.jobTemplate.spec.template.spec if input.action.resource == "cronjobs"
-
-pod_containers contains container if {
-	some list in ["containers", "initContainers", "ephemeralContainers"]
-	some container in pod_spec[list]
+pod_template_at(obj, path) := template if {
+	path != ""
+	template := object.get(obj, split(path, "."), null)
+	is_array(template.spec.containers)
 }
+
+template_place("") := "pod"
+
+template_place(path) := sprintf("pod template at %s", [path]) if path != ""
+
+violation_text(violation) := violation.reason if violation.detail == ""
+
+violation_text(violation) := sprintf("%s (%s)", [violation.reason, violation.detail]) if violation.detail != ""
