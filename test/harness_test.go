@@ -24,6 +24,12 @@ import (
 var jitproxyBin string
 
 func TestMain(m *testing.M) {
+	// JITPROXY_BIN runs the tests against a given binary (an older build,
+	// a release) instead of one built from this tree.
+	if bin := os.Getenv("JITPROXY_BIN"); bin != "" {
+		jitproxyBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "jitproxy-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -238,10 +244,17 @@ type agent struct {
 
 func (a *agent) run(args ...string) (string, error) {
 	a.t.Helper()
+	return a.runStdin("", args...)
+}
+
+// runStdin runs kubectl with stdin, for manifests given as -f -.
+func (a *agent) runStdin(stdin string, args ...string) (string, error) {
+	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, a.kubectl, append([]string{"--request-timeout=20s"}, args...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + a.home, "KUBECONFIG=" + a.kubeconfig}
+	cmd.Stdin = strings.NewReader(stdin)
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
 	err := cmd.Run()

@@ -97,7 +97,7 @@ targets:
 	}
 	ag := &agent{t: t, kubectl: kubectlPath(t), kubeconfig: kubeconfig, home: filepath.Join(dir, "home"), out: out}
 	env, _ := os.ReadFile(filepath.Join(dir, "agent.env"))
-	proxyURL := regexp.MustCompile(`HTTPS_PROXY="([^"]+)"`).FindSubmatch(env)
+	proxyURL := regexp.MustCompile(`HTTPS_PROXY='([^']+)'`).FindSubmatch(env)
 	if proxyURL == nil {
 		t.Fatalf("no HTTPS_PROXY in the agent's env file:\n%s", env)
 	}

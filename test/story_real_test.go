@@ -33,7 +33,7 @@ type realCluster struct {
 	minted []string // every token jitproxy minted, read from Redis: canaries
 }
 
-func startRealCluster(t *testing.T) *realCluster {
+func startRealCluster(t *testing.T, o servers.Options) *realCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -43,7 +43,7 @@ func startRealCluster(t *testing.T) *realCluster {
 	}
 	kubectl := kubectlPath(t)
 	dir := t.TempDir()
-	env, err := servers.StartEnv(ctx, dir, servers.Options{Redis: true, Vault: true})
+	env, err := servers.StartEnv(ctx, dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,16 +72,14 @@ func startRealCluster(t *testing.T) *realCluster {
 }
 
 // config writes jitproxy's configuration for the cluster: real Redis, the
-// cluster as target demo, Vault with the kubernetes auth method, and the
-// example access policies with their Vault variants.
-func (c *realCluster) config(t *testing.T, proxyAddr, adminAddr string) (cfgPath, state string) {
+// cluster as target demo, and the example access policies; with Vault
+// running, Vault with the kubernetes auth method and the policies' Vault
+// variants. extra is appended to the file (more targets, say).
+func (c *realCluster) config(t *testing.T, proxyAddr, adminAddr string, extra ...string) (cfgPath, state string) {
 	t.Helper()
 	ctx := context.Background()
-	jwt, err := c.env.ServiceAccountToken(ctx, c.kubectl, "jitproxy-system", "jitproxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	access, err := servers.AccessPolicies(c.root, c.dir, true)
+	withVault := c.env.Vault != nil
+	access, err := servers.AccessPolicies(c.root, c.dir, withVault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,18 +95,27 @@ admin: {listen: %q}
 redis: {address: %q}
 audit: {stdout: true}
 policies: {access_dir: %s}
-vault:
+`, state, proxyAddr, adminAddr, c.env.Redis.Addr, access)
+	vaultMount := ""
+	if withVault {
+		jwt, err := c.env.ServiceAccountToken(ctx, c.kubectl, "jitproxy-system", "jitproxy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf(`vault:
   address: %s
   auth: {method: kubernetes, role: jitproxy, jwt_file: %s}
-targets:
+`, c.env.Vault.Addr, jwt)
+		vaultMount = "    vault_mount: kubernetes\n"
+	}
+	cfg += fmt.Sprintf(`targets:
   - name: demo
     kind: kubernetes
     hosts: [kubernetes.demo]
     upstream: %s
     ca_file: %s
     credentials: {token_file: %s}
-    vault_mount: kubernetes
-`, state, proxyAddr, adminAddr, c.env.Redis.Addr, access, c.env.Vault.Addr, jwt, c.env.Kube.URL, c.env.Kube.CAFile, c.env.Kube.JitproxyTokenFile)
+`, c.env.Kube.URL, c.env.Kube.CAFile, c.env.Kube.JitproxyTokenFile) + vaultMount + strings.Join(extra, "")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +183,7 @@ func freeAddr(t *testing.T) string {
 // and kubectl, once with each credential source.
 func TestStoryRealCluster(t *testing.T) {
 	const agentCanary = "agent-canary-real-5d9a0c"
-	c := startRealCluster(t)
+	c := startRealCluster(t, servers.Options{Redis: true, Vault: true})
 	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cfg, state := c.config(t, proxyAddr, adminAddr)
 	out := &outputs{}
@@ -247,6 +254,9 @@ func TestStoryRealCluster(t *testing.T) {
 			}
 
 			t.Run("approval, admission and expiry", func(t *testing.T) {
+				outer := ag.t
+				ag.t = t
+				defer func() { ag.t = outer }()
 				edit := request(t, src.editor, "--as", "carol", "--namespace", "demo", "--reason", "set a flag")
 				if got, err := p.cli("grant", "approve", edit, "--as", "carol"); err == nil || !strings.Contains(got, "cannot approve or deny their own request") {
 					t.Errorf("self-approval: %v %s", err, got)

@@ -197,6 +197,13 @@ func printGrant(w io.Writer, output string, g *jit.Grant) error {
 	return nil
 }
 
+// shellQuote quotes s for a POSIX shell: inside single quotes nothing is
+// expanded, so a value from the server cannot run a command when the env
+// file is sourced.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func when(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -272,15 +279,15 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 		abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 		var b strings.Builder
 		fmt.Fprintf(&b, "# Environment of jitproxy session %s (agent %s, user %s). Holds the session credential.\n", esc(ans.Session.ID), esc(ans.Session.Agent), esc(ans.Session.User))
-		fmt.Fprintf(&b, "export HTTPS_PROXY=%q\n", ans.ProxyURL)
-		fmt.Fprintf(&b, "export NO_PROXY=\"\"\n")
+		fmt.Fprintf(&b, "export HTTPS_PROXY=%s\n", shellQuote(ans.ProxyURL))
+		fmt.Fprintf(&b, "export NO_PROXY=''\n")
 		for _, k := range []string{"SSL_CERT_FILE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"} {
-			fmt.Fprintf(&b, "export %s=%q\n", k, abs(f.caFile))
+			fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(abs(f.caFile)))
 		}
 		if f.kubeconfig != "" {
-			fmt.Fprintf(&b, "export KUBECONFIG=%q\n", abs(f.kubeconfig))
+			fmt.Fprintf(&b, "export KUBECONFIG=%s\n", shellQuote(abs(f.kubeconfig)))
 		}
-		fmt.Fprintf(&b, "export JITPROXY_ADMIN_URL=%q\n", adminURL)
+		fmt.Fprintf(&b, "export JITPROXY_ADMIN_URL=%s\n", shellQuote(adminURL))
 		if err := os.WriteFile(f.envFile, []byte(b.String()), 0o600); err != nil {
 			return err
 		}

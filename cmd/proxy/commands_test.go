@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -183,6 +185,30 @@ func TestSessionCreateEscapes(t *testing.T) {
 	checkTerminalSafe(t, string(env), 8)
 	if !strings.HasPrefix(string(env), `# Environment of jitproxy session "s-\x1b]0;pwned\a" (agent "claude\nrm -rf ~", user "alice\x1b[31m").`) {
 		t.Errorf("env file comment:\n%s", env)
+	}
+}
+
+// TestEnvFileRunsNothing sources an env file whose proxy URL, from a hostile
+// admin API, holds shell syntax: the value arrives as it was, and nothing
+// runs.
+func TestEnvFileRunsNothing(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	hostile := "http://s-abc:x$(touch " + marker + ")`touch " + marker + "`'\"$HOME@127.0.0.1:8080"
+	c := fakeAdmin(t, http.StatusCreated, jit.SessionAnswer{Session: &jit.Session{ID: "s-abc", Agent: "a", User: "u", ExpiresAt: at}, ProxyURL: hostile})
+	envFile := filepath.Join(dir, "agent.env")
+	if err := sessionCreate(context.Background(), c, "text", io.Discard, sessionFlags{agent: "a", user: "u", envFile: envFile}, "http://127.0.0.1:8081"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", "-c", `. "$1" && printf '%s' "$HTTPS_PROXY"`, "sh", envFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing the env file: %v\n%s", err, out)
+	}
+	if string(out) != hostile {
+		t.Errorf("HTTPS_PROXY = %q, want %q", out, hostile)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("sourcing the env file ran a command")
 	}
 }
 

@@ -74,6 +74,37 @@ type ProxyConfig struct {
 	URL string `yaml:"url"`
 	// MaxBodyBytes caps request bodies policies inspect. Default 4 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxTunnelsPerSession caps the tunnels one agent session holds open
+	// at once; a CONNECT beyond it is refused with 429. Default 64.
+	MaxTunnelsPerSession int           `yaml:"max_tunnels_per_session"`
+	Timeouts             ProxyTimeouts `yaml:"timeouts"`
+}
+
+// ProxyTimeouts bound what a client of the forward proxy may hold open.
+type ProxyTimeouts struct {
+	// ReadHeader bounds a CONNECT, a tunnel's TLS handshake and each
+	// request's headers. Default 10s.
+	ReadHeader time.Duration `yaml:"read_header"`
+	// Body bounds the arrival of a request body (not an upgraded stream's).
+	// Default 60s.
+	Body time.Duration `yaml:"body"`
+	// Idle closes a tunnel or connection that carries no request. Default 5m.
+	Idle time.Duration `yaml:"idle"`
+	// Upstream bounds jitproxy's own requests to a target, such as the dry
+	// run of a write. Default 60s.
+	Upstream time.Duration `yaml:"upstream"`
+}
+
+// AdminTimeouts bound what a client of the admin API may hold open.
+type AdminTimeouts struct {
+	// ReadHeader bounds each request's headers. Default 10s.
+	ReadHeader time.Duration `yaml:"read_header"`
+	// Read bounds a whole request, body included. Default 30s.
+	Read time.Duration `yaml:"read"`
+	// Write bounds writing an answer. Default 60s.
+	Write time.Duration `yaml:"write"`
+	// Idle closes a keep-alive connection with no request. Default 2m.
+	Idle time.Duration `yaml:"idle"`
 }
 
 // AdminConfig configures the admin API.
@@ -85,9 +116,10 @@ type AdminConfig struct {
 	// IdentitiesFile is a YAML list of identities. When no identities are
 	// configured at all, jitproxy generates local ones into
 	// STATE_DIR/identities.yaml.
-	IdentitiesFile string   `yaml:"identities_file"`
-	RunnerGroups   []string `yaml:"runner_groups"`
-	AdminGroups    []string `yaml:"admin_groups"`
+	IdentitiesFile string        `yaml:"identities_file"`
+	RunnerGroups   []string      `yaml:"runner_groups"`
+	AdminGroups    []string      `yaml:"admin_groups"`
+	Timeouts       AdminTimeouts `yaml:"timeouts"`
 }
 
 // IdentityConfig is one static identity. Exactly one of Token and
@@ -171,7 +203,10 @@ func defaultConfig() Config {
 	c.StateDir = ".jitproxy"
 	c.Log = LogConfig{Level: "info", Format: "json"}
 	c.Proxy.Listen = "127.0.0.1:8080"
+	c.Proxy.MaxTunnelsPerSession = 64
+	c.Proxy.Timeouts = ProxyTimeouts{ReadHeader: 10 * time.Second, Body: time.Minute, Idle: 5 * time.Minute, Upstream: time.Minute}
 	c.Admin.Listen = "127.0.0.1:8081"
+	c.Admin.Timeouts = AdminTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: 2 * time.Minute}
 	c.Sessions.TTL = 8 * time.Hour
 	c.Sessions.MaxTTL = 24 * time.Hour
 	return c
@@ -244,6 +279,19 @@ func (c *Config) validate() error {
 	}
 	if c.Proxy.MaxBodyBytes < 0 {
 		bad("proxy.max_body_bytes must not be negative")
+	}
+	if c.Proxy.MaxTunnelsPerSession <= 0 {
+		bad("proxy.max_tunnels_per_session must be positive")
+	}
+	for name, d := range map[string]time.Duration{
+		"proxy.timeouts.read_header": c.Proxy.Timeouts.ReadHeader, "proxy.timeouts.body": c.Proxy.Timeouts.Body,
+		"proxy.timeouts.idle": c.Proxy.Timeouts.Idle, "proxy.timeouts.upstream": c.Proxy.Timeouts.Upstream,
+		"admin.timeouts.read_header": c.Admin.Timeouts.ReadHeader, "admin.timeouts.read": c.Admin.Timeouts.Read,
+		"admin.timeouts.write": c.Admin.Timeouts.Write, "admin.timeouts.idle": c.Admin.Timeouts.Idle,
+	} {
+		if d <= 0 {
+			bad("%s %s must be positive", name, d)
+		}
 	}
 	for i, id := range c.Admin.Identities {
 		if (id.Token == "") == (id.TokenFile == "") {

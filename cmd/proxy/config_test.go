@@ -53,6 +53,12 @@ func TestConfigRejects(t *testing.T) {
 		{name: "unknown key", yaml: "proxy: {listne: x}\n", want: []string{"field listne not found"}},
 		{name: "bad duration", yaml: "sessions: {ttl: soon}\n", want: []string{"line 1", "`soon` into time.Duration"}},
 		{
+			name: "limits that would switch a protection off",
+			yaml: "proxy: {max_tunnels_per_session: 0, timeouts: {idle: 0s, body: -1s}}\nadmin: {timeouts: {read: 0s}}\n",
+			want: []string{"proxy.max_tunnels_per_session must be positive", "proxy.timeouts.idle 0s must be positive",
+				"proxy.timeouts.body -1s must be positive", "admin.timeouts.read 0s must be positive"},
+		},
+		{
 			name: "every problem at once",
 			yaml: `
 log: {level: loud}

@@ -185,7 +185,10 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	}
 	if c.proxy, err = intercept.New(intercept.Config{
 		CA: c.ca, Targets: c.targets.targets, Sessions: c.jit, Decider: c.engine, Credentials: c.broker,
-		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, Logger: log.With("component", "proxy"),
+		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, MaxTunnelsPerSession: cfg.Proxy.MaxTunnelsPerSession,
+		ReadHeaderTimeout: cfg.Proxy.Timeouts.ReadHeader, BodyTimeout: cfg.Proxy.Timeouts.Body,
+		IdleTimeout: cfg.Proxy.Timeouts.Idle, UpstreamTimeout: cfg.Proxy.Timeouts.Upstream,
+		Logger: log.With("component", "proxy"),
 	}); err != nil {
 		return nil, err
 	}
@@ -253,7 +256,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProxyURL: cfg.proxyURL(), CACertPEM: c.ca.CertPEM, Targets: c.targets.infos,
 		Logger: log.With("component", "admin"),
 	})
-	adminSrv := &http.Server{Handler: c.api, ReadHeaderTimeout: 10 * time.Second}
+	at := cfg.Admin.Timeouts
+	adminSrv := &http.Server{
+		Handler: c.api, ReadHeaderTimeout: at.ReadHeader, ReadTimeout: at.Read, WriteTimeout: at.Write, IdleTimeout: at.Idle,
+		ErrorLog: slog.NewLogLogger(log.With("component", "admin").Handler(), slog.LevelWarn),
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.proxy.Serve(gctx, proxyLn) })

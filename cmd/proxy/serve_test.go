@@ -5,6 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,4 +102,76 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 	if !bytes.Equal(ca, mustRead(t, filepath.Join(state, "ca.crt"))) {
 		t.Error("the CA changed across restarts")
 	}
+}
+
+// TestAdminCutsOffSlowClients runs serve with short admin timeouts: a
+// request body that does not arrive and an idle keep-alive connection are
+// both closed.
+func TestAdminCutsOffSlowClients(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", `
+state_dir: state
+proxy: {listen: "127.0.0.1:0", timeouts: {idle: 300ms, body: 300ms, read_header: 300ms}}
+admin: {listen: "127.0.0.1:0", timeouts: {read: 300ms, idle: 300ms, read_header: 300ms}}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, env(nil), &bytes.Buffer{}, stderr) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}()
+	var admin string
+	deadline := time.Now().Add(20 * time.Second)
+	for admin == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+		for sc.Scan() {
+			var l struct{ Msg, Admin string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "jitproxy ready" {
+				admin = strings.TrimPrefix(l.Admin, "http://")
+			}
+		}
+	}
+	closedWithin := func(t *testing.T, c net.Conn, d time.Duration) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.ReadAll(c)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("connection still open after %s", d)
+		}
+	}
+	t.Run("a body that does not arrive", func(t *testing.T) {
+		c, err := net.Dial("tcp", admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /v1/grants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"policy\":")
+		closedWithin(t, c, 5*time.Second)
+	})
+	t.Run("an idle keep-alive connection", func(t *testing.T) {
+		c, err := net.Dial("tcp", admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("healthz: %v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("idle connection: %v, want EOF", err)
+		}
+	})
 }

@@ -175,3 +175,31 @@ func FuzzParsePolicies(f *testing.F) {
 		}
 	})
 }
+
+func TestRequestableNamespace(t *testing.T) {
+	any := &Policy{Namespaces: []string{"*"}}
+	listed := &Policy{Namespaces: []string{"demo"}}
+	cluster := &Policy{ClusterWide: true}
+	tests := []struct {
+		name   string
+		p      *Policy
+		ns     string
+		wantNS string
+		wantOK bool
+	}{
+		{name: "listed", p: listed, ns: "demo", wantNS: "demo", wantOK: true},
+		{name: "not listed", p: listed, ns: "prod", wantNS: "prod"},
+		{name: "any", p: any, ns: "prod", wantNS: "prod", wantOK: true},
+		{name: "any, but not a label", p: any, ns: "\x1b[31mred", wantNS: "\x1b[31mred"},
+		{name: "any, cluster-scoped request", p: any, ns: ""},
+		{name: "cluster-wide", p: cluster, ns: "whatever", wantOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns, ok := tt.p.RequestableNamespace(tt.ns)
+			if ns != tt.wantNS || ok != tt.wantOK {
+				t.Errorf("RequestableNamespace(%q) = %q, %v; want %q, %v", tt.ns, ns, ok, tt.wantNS, tt.wantOK)
+			}
+		})
+	}
+}

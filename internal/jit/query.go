@@ -105,10 +105,11 @@ func (s *Service) Requestable(c access.Caller, target string) []*Policy {
 }
 
 // RequestableNamespace returns the namespace a grant under p must name to
-// cover a request in ns, and whether p can cover it at all.
+// cover a request in ns, and whether p can cover it at all: never for a
+// namespace a grant could not name (not a DNS-1123 label).
 func (p *Policy) RequestableNamespace(ns string) (string, bool) {
 	if p.ClusterWide {
 		return "", true
 	}
-	return ns, p.allowsNamespace(ns)
+	return ns, checkNamespace(ns) == nil && p.allowsNamespace(ns)
 }

@@ -72,6 +72,9 @@ func StartKubeAPIServer(ctx context.Context, dir, etcdURL string) (*KubeAPIServe
 		"--client-ca-file=" + k.CAFile,
 		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode=RBAC",
+		// As real clusters do: privileged containers are for admission
+		// (jitproxy's, Pod Security Admission) to refuse, not the apiserver.
+		"--allow-privileged=true",
 		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
