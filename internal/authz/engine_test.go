@@ -248,3 +248,32 @@ func BenchmarkDecideDeployment(b *testing.B) {
 		}
 	}
 }
+
+func TestUsesOldObject(t *testing.T) {
+	tests := []struct {
+		name string
+		rule string
+		want bool
+	}{
+		{name: "no reference", rule: `forbid contains "x" if input.object.spec.hostPID`, want: false},
+		{name: "input.old_object", rule: `forbid contains "x" if input.old_object.spec.replicas > 5`, want: true},
+		{name: "input[\"old_object\"]", rule: `forbid contains "x" if input["old_object"]`, want: true},
+		{name: "input as a whole", rule: `forbid contains "x" if { x := input; x.old_object }`, want: true},
+		{name: "a key chosen at evaluation", rule: `forbid contains k if { some k; input[k] == 1 }`, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := fstest.MapFS{"p.rego": {Data: []byte("package jitproxy.authz\n\npermit contains \"g\" if false\n\n" + tt.rule + "\n")}}
+			e, err := authz.New(context.Background(), authz.Config{Policies: files})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.UsesOldObject(); got != tt.want {
+				t.Errorf("UsesOldObject() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if newEngine(t).UsesOldObject() {
+		t.Error("the shipped policies read input.old_object: every change would cost a read of the stored object")
+	}
+}
