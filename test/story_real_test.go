@@ -198,7 +198,7 @@ func TestStoryRealCluster(t *testing.T) {
 	// username it does not need (jitproxy injects the credential).
 	ag.mustFail("Access policies that would allow it: pod-reader", "get", "pods", "-n", "demo")
 	// The cluster's real address is not a target: no tunnel to it.
-	ag.mustFail("Forbidden", "--server", c.env.Kube.URL, "--insecure-skip-tls-verify", "get", "pods", "-n", "demo")
+	ag.mustFail("Unable to connect to the server: jitproxy: CONNECT to "+strings.TrimPrefix(c.env.Kube.URL, "https://")+" is not allowed", "--server", c.env.Kube.URL, "--insecure-skip-tls-verify", "get", "pods", "-n", "demo")
 	if got, err := p.cli("grant", "request", "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "3h", "--reason", "r"); err == nil || !strings.Contains(got, "exceeds the maximum 1h0m0s") {
 		t.Errorf("over-long grant: %v %s", err, got)
 	}

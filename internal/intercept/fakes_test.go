@@ -41,6 +41,7 @@ type fakeSessions struct {
 	policies []*jit.Policy
 	revoked  chan struct{} // closed by revoke: every watch ends
 	watched  []string      // grants named to watches
+	storeErr error         // returned by AuthenticateSession: the store is down
 }
 
 func (f *fakeSessions) Watch(string) (<-chan struct{}, func(string), func()) {
@@ -72,6 +73,12 @@ func (f *fakeSessions) session() *jit.Session {
 }
 
 func (f *fakeSessions) AuthenticateSession(_ context.Context, id string, sec secret.Value) (*jit.Session, error) {
+	f.mu.Lock()
+	storeErr := f.storeErr
+	f.mu.Unlock()
+	if storeErr != nil {
+		return nil, storeErr
+	}
 	if id != testSessionID || !sec.Equal(testSecret) {
 		return nil, jit.ErrUnauthenticated
 	}

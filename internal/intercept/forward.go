@@ -209,6 +209,10 @@ func (p *Proxy) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Conn
 	}
 	reject := func(status int, reason, msg string, header http.Header) (*goproxy.ConnectAction, string) {
 		resp := goproxy.NewResponse(r, "text/plain", status, "jitproxy: "+msg+"\n")
+		// The reason phrase says it too: of a refused CONNECT, HTTP clients
+		// show the status line, not the body (kubectl: "Unable to connect to
+		// the server: jitproxy: ...").
+		resp.Status = fmt.Sprintf("%d %s", status, reasonPhrase("jitproxy: "+msg))
 		for k, v := range header {
 			resp.Header[k] = v
 		}
@@ -261,6 +265,21 @@ func (p *Proxy) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Conn
 			p.tunnels.deliver(tc)
 		},
 	}, host
+}
+
+// reasonPhrase makes msg fit a status line: printable ASCII only (a host
+// name from the request may be in it), at most 200 bytes.
+func reasonPhrase(msg string) string {
+	b := []byte(msg)
+	for i, c := range b {
+		if c < ' ' || c > '~' {
+			b[i] = '?'
+		}
+	}
+	if len(b) > 200 {
+		b = append(b[:197], "..."...)
+	}
+	return string(b)
 }
 
 func (p *Proxy) record(ctx context.Context, e audit.Event) {

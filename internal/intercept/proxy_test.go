@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -161,12 +162,46 @@ func TestProxyAuthentication(t *testing.T) {
 			h := newHarness(t, harnessOptions{})
 			h.sessions.setGrants(podReaderGrant(time.Hour))
 			_, err := h.client(tt.user).Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
-			if err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+			if err == nil || !strings.Contains(err.Error(), "jitproxy: proxy authentication required") {
 				t.Errorf("Get() error = %v, want 407", err)
 			}
 			e := lastEvent(t, h.audit)
 			if e.Outcome.Status != 407 || e.Action.Method != "CONNECT" || h.creds.calls.Load() != 0 {
 				t.Errorf("audit = %+v, credentials asked %d times", e, h.creds.calls.Load())
+			}
+		})
+	}
+}
+
+// TestConnectRefusalsSayWhy: a refused CONNECT carries its message in the
+// status line's reason phrase, since that is all an HTTP client shows of a
+// failed CONNECT (Go's, so kubectl's: "Unable to connect to the server:
+// REASON"); the body says it again for clients that read it.
+func TestConnectRefusalsSayWhy(t *testing.T) {
+	tests := []struct {
+		name     string
+		user     *url.Userinfo
+		storeErr error
+		url      string
+		want     string
+	}{
+		{name: "session store down", user: url.UserPassword(testSessionID, testSecret), storeErr: errors.New("load session: dial tcp 127.0.0.1:6379: connect: connection refused"),
+			url: "https://kubernetes.demo/api", want: "jitproxy: cannot check your session right now; try again"},
+		{name: "unknown session", user: url.UserPassword(testSessionID, "wrong"),
+			url: "https://kubernetes.demo/api", want: "jitproxy: proxy authentication required: unknown or expired session"},
+		{name: "not a target", user: url.UserPassword(testSessionID, testSecret),
+			url: "https://example.com/", want: "jitproxy: CONNECT to example.com:443 is not allowed: jitproxy intercepts only its configured targets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{})
+			h.sessions.storeErr = tt.storeErr
+			_, err := h.client(tt.user).Get(tt.url)
+			if err == nil || !strings.HasSuffix(err.Error(), ": "+tt.want) {
+				t.Errorf("Get() error = %v, want one ending in %q", err, tt.want)
+			}
+			if tt.storeErr != nil && strings.Contains(err.Error(), "6379") {
+				t.Errorf("Get() error = %v: the store's error reached the agent", err)
 			}
 		})
 	}

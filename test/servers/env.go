@@ -21,7 +21,11 @@ type Env struct {
 // Options selects what StartEnv starts.
 type Options struct {
 	Redis bool
-	Vault bool
+	// DurableRedis starts Redis with an append-only file synced on every
+	// write (StartDurableRedis), so that it keeps its data across Kill and
+	// Restart. It implies Redis.
+	DurableRedis bool
+	Vault        bool
 }
 
 // StartEnv starts the servers under dir. On error, whatever started is stopped.
@@ -32,7 +36,12 @@ func StartEnv(ctx context.Context, dir string, o Options) (_ *Env, err error) {
 			e.Stop()
 		}
 	}()
-	if o.Redis {
+	switch {
+	case o.DurableRedis:
+		if e.Redis, err = StartDurableRedis(ctx, dir); err != nil {
+			return nil, err
+		}
+	case o.Redis:
 		if e.Redis, err = StartRedis(ctx, dir); err != nil {
 			return nil, err
 		}
@@ -123,6 +132,12 @@ func (e *Env) Bootstrap(ctx context.Context, root, kubectl string) error {
 	if e.Vault == nil {
 		return nil
 	}
+	return e.SetupVault(ctx, root, kubectl)
+}
+
+// SetupVault applies Vault's cluster RBAC and runs deploy/vault/setup.sh:
+// what Bootstrap does for Vault, and what a restarted dev server needs.
+func (e *Env) SetupVault(ctx context.Context, root, kubectl string) error {
 	if _, err := e.Kubectl(ctx, kubectl, "apply", "-f", filepath.Join(root, "deploy", "vault", "vault-rbac.yaml")); err != nil {
 		return err
 	}

@@ -88,15 +88,30 @@ func StartKubeAPIServer(ctx context.Context, dir, etcdURL string) (*KubeAPIServe
 		return nil, err
 	}
 	k.Process = p
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(k.CAPEM)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Proxy: nil}, Timeout: 5 * time.Second}
-	err = p.waitReady(ctx, 2*time.Minute, httpOK(hc, k.URL+"/readyz", http.Header{"Authorization": {"Bearer " + k.AdminToken}}))
-	if err != nil {
+	if err := p.waitReady(ctx, 2*time.Minute, k.ready()); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
 	return k, nil
+}
+
+func (k *KubeAPIServer) ready() func(context.Context) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(k.CAPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Proxy: nil}, Timeout: 5 * time.Second}
+	return httpOK(hc, k.URL+"/readyz", http.Header{"Authorization": {"Bearer " + k.AdminToken}})
+}
+
+// Restart stops the server if it still runs and starts it again on the
+// same port, against the same etcd, with the same certificates, tokens and
+// ServiceAccount keys: tokens it issued before stay valid.
+func (k *KubeAPIServer) Restart(ctx context.Context) error {
+	p, err := k.Process.restart(ctx, 2*time.Minute, k.ready())
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	k.Process = p
+	return nil
 }
 
 func (k *KubeAPIServer) writeFiles(dir string) error {

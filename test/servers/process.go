@@ -5,7 +5,9 @@
 // devenv, which starts the whole set for a person (make run).
 //
 // Every server is started with a parent-death signal, so none outlives the
-// process that started it, and Stop ends them in reverse order.
+// process that started it, and Stop ends them in reverse order. Kill ends
+// one as a crash would, and each server's Restart starts it again on the
+// same port with the same files, for the tests of failing dependencies.
 package servers
 
 import (
@@ -31,6 +33,10 @@ type Process struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	log     *os.File
+
+	// What start was given, for restart.
+	dir, bin  string
+	args, env []string
 }
 
 // start runs bin with args, its output appended to dir/NAME.log.
@@ -49,7 +55,7 @@ func start(name, dir, bin string, args, env []string) (*Process, error) {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{}), log: f}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{}), log: f, dir: dir, bin: bin, args: args, env: env}
 	go func() { cmd.Wait(); close(p.done) }()
 	return p, nil
 }
@@ -71,6 +77,33 @@ func (p *Process) Stop() {
 		}
 	}
 	p.log.Close()
+}
+
+// Kill ends the server at once with SIGKILL, as a crash would, and waits
+// for it to exit.
+func (p *Process) Kill() {
+	select {
+	case <-p.done:
+	default:
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	p.log.Close()
+}
+
+// restart stops the server if it still runs, starts the same command again
+// (its log appended to the same file) and waits until ready succeeds.
+func (p *Process) restart(ctx context.Context, timeout time.Duration, ready func(context.Context) error) (*Process, error) {
+	p.Stop()
+	np, err := start(p.Name, p.dir, p.bin, p.args, p.env)
+	if err != nil {
+		return nil, err
+	}
+	if err := np.waitReady(ctx, timeout, ready); err != nil {
+		np.Stop()
+		return nil, err
+	}
+	return np, nil
 }
 
 // Tail returns the last n lines of the server's log.

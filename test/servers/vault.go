@@ -42,12 +42,28 @@ func StartVault(ctx context.Context, dir string) (*Vault, error) {
 		return nil, err
 	}
 	v.Process = p
-	err = p.waitReady(ctx, time.Minute, httpOK(http.DefaultClient, v.Addr+"/v1/sys/health", nil))
-	if err != nil {
+	if err := p.waitReady(ctx, time.Minute, v.ready); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("vault: %w", err)
 	}
 	return v, nil
+}
+
+func (v *Vault) ready(ctx context.Context) error {
+	return httpOK(http.DefaultClient, v.Addr+"/v1/sys/health", nil)(ctx)
+}
+
+// Restart stops the server if it still runs and starts it again on the
+// same port with the same root token. A dev server keeps nothing: it comes
+// back empty, and every token it issued before is unknown to it; run
+// Env.SetupVault to configure it again.
+func (v *Vault) Restart(ctx context.Context) error {
+	p, err := v.Process.restart(ctx, time.Minute, v.ready)
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	v.Process = p
+	return nil
 }
 
 // Env returns the environment for the vault CLI as this server's root.

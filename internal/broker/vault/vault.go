@@ -16,7 +16,9 @@
 //
 // jitproxy authenticates to Vault with a token, or (the in-cluster default)
 // with Vault's kubernetes auth method, logging in again before its Vault
-// token expires.
+// token expires, and at once when Vault refuses it (a Vault restarted or
+// restored without its storage no longer knows it): the call that met the
+// refusal is made again with the new token.
 package vault
 
 import (
@@ -52,7 +54,8 @@ type Config struct {
 	// Required.
 	Client *vaultapi.Client
 	// Login obtains jitproxy's Vault token, for example with the kubernetes
-	// auth method. It is called at first use and before the token expires.
+	// auth method. It is called at first use, before the token expires and
+	// when Vault refuses the token.
 	// Nil: the client's token is used as it is, renewed when renewable.
 	Login func(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error)
 	// Mount is the kubernetes secrets engine's path; default "kubernetes".
@@ -130,9 +133,6 @@ func (p *Provider) Mint(ctx context.Context, req broker.Request) (broker.Credent
 	if role == "" || ns == "" {
 		return broker.Credential{}, errors.New("the access policy names no Vault role, or no namespace for a cluster-wide grant")
 	}
-	if err := p.ensureToken(ctx); err != nil {
-		return broker.Credential{}, err
-	}
 	now := p.cfg.Now()
 	ttl := min(max(req.GrantExpiresAt.Sub(now), MinTTL), p.cfg.MaxTTL)
 	data := map[string]any{
@@ -143,9 +143,13 @@ func (p *Provider) Mint(ctx context.Context, req broker.Request) (broker.Credent
 		data["cluster_role_binding"] = true
 	}
 	path := p.cfg.Mount + "/creds/" + role
-	s, err := p.cfg.Client.Logical().WriteWithContext(ctx, path, data)
+	var s *vaultapi.Secret
+	err := p.withToken(ctx, func() error {
+		var err error
+		s, err = p.cfg.Client.Logical().WriteWithContext(ctx, path, data)
+		return err
+	})
 	if err != nil {
-		p.forgetTokenOnDenial(err)
 		return broker.Credential{}, fmt.Errorf("vault %s: %w", path, err)
 	}
 	if s == nil || s.LeaseID == "" {
@@ -173,56 +177,78 @@ func (p *Provider) Release(ctx context.Context, c broker.Credential) error {
 	if c.LeaseID == "" {
 		return nil
 	}
-	if err := p.ensureToken(ctx); err != nil {
-		return err
-	}
-	if err := p.cfg.Client.Sys().RevokeWithContext(ctx, c.LeaseID); err != nil {
-		p.forgetTokenOnDenial(err)
+	err := p.withToken(ctx, func() error { return p.cfg.Client.Sys().RevokeWithContext(ctx, c.LeaseID) })
+	if err != nil {
 		return fmt.Errorf("vault revoke lease %s: %w", c.LeaseID, err)
 	}
 	return nil
 }
 
+// withToken makes call with jitproxy's Vault token. When Vault refuses a
+// token that was not issued for this call (Vault lost its storage, or the
+// token was revoked early) and Login can replace it, it logs in again and
+// makes call once more, so that no request fails for a stale token. A
+// refusal of a fresh token is a real denial and is returned.
+func (p *Provider) withToken(ctx context.Context, call func() error) error {
+	fresh, err := p.ensureToken(ctx)
+	if err != nil {
+		return err
+	}
+	token := p.cfg.Client.Token()
+	err = call()
+	if !isDenial(err) {
+		return err
+	}
+	p.forgetToken(token)
+	if fresh || p.cfg.Login == nil {
+		return err
+	}
+	if _, err := p.ensureToken(ctx); err != nil {
+		return err
+	}
+	return call()
+}
+
 // ensureToken logs in, or renews the token, when it is missing or close to
-// expiry.
-func (p *Provider) ensureToken(ctx context.Context) error {
+// expiry. It reports whether it logged in.
+func (p *Provider) ensureToken(ctx context.Context) (loggedIn bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Now()
 	if p.haveToken && (p.tokenExpires.IsZero() || now.Before(p.tokenExpires.Add(-tokenRefreshWindow))) {
-		return nil
+		return false, nil
 	}
 	if p.cfg.Login != nil {
 		s, err := p.cfg.Login(ctx, p.cfg.Client)
 		if err != nil {
-			return fmt.Errorf("vault login: %w", err)
+			return false, fmt.Errorf("vault login: %w", err)
 		}
 		if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
-			return errors.New("vault login: answer without a token")
+			return false, errors.New("vault login: answer without a token")
 		}
 		p.cfg.Client.SetToken(s.Auth.ClientToken)
 		p.setToken(now, s.Auth.LeaseDuration, s.Auth.Renewable)
-		return nil
+		return true, nil
 	}
 	if p.haveToken && p.renewable {
 		s, err := p.cfg.Client.Auth().Token().RenewSelfWithContext(ctx, 0)
 		if err == nil && s != nil && s.Auth != nil {
 			p.setToken(now, s.Auth.LeaseDuration, s.Auth.Renewable)
-			return nil
+			return false, nil
 		}
 		p.cfg.Logger.Warn("renew vault token", "err", err)
 	}
 	s, err := p.cfg.Client.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
-		return fmt.Errorf("vault token lookup: %w", err)
+		return false, fmt.Errorf("vault token lookup: %w", err)
 	}
 	ttl, _ := s.TokenTTL()
 	renewable, _ := s.TokenIsRenewable()
 	p.setToken(now, int(ttl.Seconds()), renewable)
 	if p.haveToken && ttl > 0 && ttl < tokenRefreshWindow && !renewable {
-		return errors.New("vault token is about to expire and cannot be renewed")
+		return false, errors.New("vault token is about to expire and cannot be renewed")
 	}
-	return nil
+	return false, nil
 }
 
 func (p *Provider) setToken(now time.Time, leaseSeconds int, renewable bool) {
@@ -233,13 +259,19 @@ func (p *Provider) setToken(now time.Time, leaseSeconds int, renewable bool) {
 	}
 }
 
-// forgetTokenOnDenial makes the next call log in again when Vault refused
-// the token (revoked, expired early).
-func (p *Provider) forgetTokenOnDenial(err error) {
+// isDenial reports whether Vault refused the request with 403, which is
+// also its answer to a token it does not know.
+func isDenial(err error) bool {
 	var re *vaultapi.ResponseError
-	if errors.As(err, &re) && re.StatusCode == 403 {
-		p.mu.Lock()
+	return errors.As(err, &re) && re.StatusCode == 403
+}
+
+// forgetToken makes the next call log in (or look the token up) again,
+// unless another call has replaced the refused token already.
+func (p *Provider) forgetToken(refused string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.Client.Token() == refused {
 		p.haveToken = false
-		p.mu.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -10,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/jitproxy/jitproxy/internal/broker"
@@ -24,6 +25,10 @@ type fakeVault struct {
 	tokens  []string
 	noToken bool
 	deny    bool
+	// forgotten tokens are refused, as by a Vault that lost its storage
+	// (a dev server restarted); loginToken, if set, is what a login issues.
+	forgotten  map[string]bool
+	loginToken string
 }
 
 func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -34,14 +39,16 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.bodies = append(f.bodies, body)
 	f.tokens = append(f.tokens, r.Header.Get("X-Vault-Token"))
 	deny, noToken := f.deny, f.noToken
+	forgotten := f.forgotten[r.Header.Get("X-Vault-Token")] && r.URL.Path != "/v1/auth/kubernetes/login"
+	loginToken := cmp.Or(f.loginToken, "s.login-token")
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	switch {
-	case deny:
+	case deny, forgotten:
 		w.WriteHeader(403)
 		w.Write([]byte(`{"errors":["permission denied"]}`))
 	case r.URL.Path == "/v1/auth/kubernetes/login":
-		w.Write([]byte(`{"auth":{"client_token":"s.login-token","lease_duration":600,"renewable":true}}`))
+		w.Write([]byte(`{"auth":{"client_token":"` + loginToken + `","lease_duration":600,"renewable":true}}`))
 	case r.URL.Path == "/v1/auth/token/lookup-self":
 		w.Write([]byte(`{"data":{"ttl":0,"renewable":false}}`))
 	case strings.HasPrefix(r.URL.Path, "/v1/kubernetes/creds/"):
@@ -105,17 +112,17 @@ func TestMintAndRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := broker.Credential{Token: "sa-token", ExpiresAt: clk.t.Add(30 * time.Minute), Subject: "system:serviceaccount:demo:v-token-pod-reader-x", LeaseID: "kubernetes/creds/pod-reader/abc"}
-	if diff := cmp.Diff(want, c); diff != "" {
+	if diff := gocmp.Diff(want, c); diff != "" {
 		t.Errorf("Mint() (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]any{"kubernetes_namespace": "demo", "ttl": "1800s"}, f.bodies[1]); diff != "" {
+	if diff := gocmp.Diff(map[string]any{"kubernetes_namespace": "demo", "ttl": "1800s"}, f.bodies[1]); diff != "" {
 		t.Errorf("creds request body (-want +got):\n%s", diff)
 	}
 	if err := p.Release(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	wantCalls := []string{"GET /v1/auth/token/lookup-self", "PUT /v1/kubernetes/creds/pod-reader", "PUT /v1/sys/leases/revoke"}
-	if diff := cmp.Diff(wantCalls, f.log()); diff != "" {
+	if diff := gocmp.Diff(wantCalls, f.log()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	if f.bodies[2]["lease_id"] != "kubernetes/creds/pod-reader/abc" {
@@ -141,7 +148,7 @@ func TestLeaseTTL(t *testing.T) {
 			if _, err := p.Mint(context.Background(), broker.Request{Namespace: "demo", GrantExpiresAt: clk.t.Add(tt.remaining), Options: tt.opts}); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, f.bodies[1]); diff != "" {
+			if diff := gocmp.Diff(tt.want, f.bodies[1]); diff != "" {
 				t.Errorf("body (-want +got):\n%s", diff)
 			}
 		})
@@ -176,14 +183,69 @@ func TestLoginAndRelogin(t *testing.T) {
 	want := []string{
 		"PUT /v1/auth/kubernetes/login", "PUT /v1/kubernetes/creds/pod-reader", "PUT /v1/kubernetes/creds/pod-reader",
 		"PUT /v1/auth/kubernetes/login", "PUT /v1/kubernetes/creds/pod-reader",
-		"PUT /v1/kubernetes/creds/pod-reader",
+		"PUT /v1/kubernetes/creds/pod-reader", "PUT /v1/auth/kubernetes/login", // refused, and the login too
 		"PUT /v1/auth/kubernetes/login", "PUT /v1/kubernetes/creds/pod-reader",
 	}
-	if diff := cmp.Diff(want, f.log()); diff != "" {
+	if diff := gocmp.Diff(want, f.log()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	if tok := f.tokens[1]; tok != "s.login-token" {
 		t.Errorf("creds asked with token %q, want the login's", tok)
+	}
+}
+
+// TestLoginAgainWhenVaultForgetsTheToken: a Vault that lost its storage (a
+// dev server restarted, a restore from an old backup) refuses jitproxy's
+// token although it has not expired. The call that meets the refusal logs
+// in again and is made once more, so that no request fails for it.
+func TestLoginAgainWhenVaultForgetsTheToken(t *testing.T) {
+	f := &fakeVault{}
+	p, clk := newProvider(t, f, true)
+	ctx := context.Background()
+	req := broker.Request{Namespace: "demo", GrantExpiresAt: clk.t.Add(time.Hour), Options: map[string]string{"role": "pod-reader"}}
+	if _, err := p.Mint(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.forgotten = map[string]bool{"s.login-token": true}
+	f.loginToken = "s.second-login-token"
+	f.mu.Unlock()
+	c, err := p.Mint(ctx, req)
+	if err != nil {
+		t.Fatalf("Mint() after Vault forgot the token: %v", err)
+	}
+	f.mu.Lock()
+	f.forgotten["s.second-login-token"] = true
+	f.loginToken = "s.third-login-token"
+	f.mu.Unlock()
+	if err := p.Release(ctx, c); err != nil {
+		t.Fatalf("Release() after Vault forgot the token: %v", err)
+	}
+	want := []string{
+		"PUT /v1/auth/kubernetes/login", "PUT /v1/kubernetes/creds/pod-reader",
+		"PUT /v1/kubernetes/creds/pod-reader", "PUT /v1/auth/kubernetes/login", "PUT /v1/kubernetes/creds/pod-reader",
+		"PUT /v1/sys/leases/revoke", "PUT /v1/auth/kubernetes/login", "PUT /v1/sys/leases/revoke",
+	}
+	if diff := gocmp.Diff(want, f.log()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if diff := gocmp.Diff([]string{"s.second-login-token", "s.third-login-token"}, []string{f.tokens[4], f.tokens[7]}); diff != "" {
+		t.Errorf("tokens of the calls made again (-want +got):\n%s", diff)
+	}
+}
+
+// TestDeniedAfterFreshLoginIsNotRetried: a refusal of a token just issued
+// is a real denial (the Vault policy does not allow the path): one login,
+// no loop.
+func TestDeniedAfterFreshLoginIsNotRetried(t *testing.T) {
+	f := &fakeVault{forgotten: map[string]bool{"s.login-token": true}}
+	p, clk := newProvider(t, f, true)
+	_, err := p.Mint(context.Background(), broker.Request{Namespace: "demo", GrantExpiresAt: clk.t.Add(time.Hour), Options: map[string]string{"role": "pod-reader"}})
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("Mint() = %v, want permission denied", err)
+	}
+	if diff := gocmp.Diff([]string{"PUT /v1/auth/kubernetes/login", "PUT /v1/kubernetes/creds/pod-reader"}, f.log()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
 
