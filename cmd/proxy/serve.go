@@ -78,6 +78,15 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// redisLogger sends go-redis's own messages (dial and pool errors, which
+// repeat while Redis is down) to the structured log at debug level: what
+// matters of an outage is logged once by the components that see it.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "go-redis")
+}
+
 // components are the parts serve builds, in dependency order.
 type components struct {
 	cfg      Config
@@ -226,6 +235,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	// go-redis has one package-wide logger; this command is its only user.
+	redis.SetLogger(redisLogger{log})
 	if check {
 		// Build everything that does not listen, so that policies, targets
 		// and identities are checked too; state is not created.

@@ -131,6 +131,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, ErrConflict):
 		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, ErrUnavailable):
+		status, msg = http.StatusServiceUnavailable, "jitproxy's state store is unavailable; nothing was changed; try again"
+		a.log.Error("admin api", "method", r.Method, "path", r.URL.Path, "err", err)
 	default:
 		a.log.Error("admin api", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -140,3 +140,24 @@ func TestAPISessionAndAgentRequest(t *testing.T) {
 		t.Errorf("approve: %d %v", status, out)
 	}
 }
+
+// TestAPIWhenRedisIsDown: a store that cannot be reached is a 503 that
+// says to try again, not an internal error.
+func TestAPIWhenRedisIsDown(t *testing.T) {
+	f, srv := newAPI(t)
+	f.mr.Close()
+	for _, tt := range []struct{ method, path, body string }{
+		{"POST", "/v1/grants", `{"policy":"reader","namespace":"demo","reason":"r"}`},
+		{"GET", "/v1/grants", ""},
+		{"POST", "/v1/sessions", `{"agent":"claude","user":"alice"}`},
+	} {
+		auth := "Bearer alice-token-0123456789"
+		if tt.path == "/v1/sessions" {
+			auth = "Bearer runner-token-0123456789"
+		}
+		status, out := call(t, srv, tt.method, tt.path, auth, tt.body)
+		if msg, _ := out["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "state store is unavailable") {
+			t.Errorf("%s %s = %d %v, want 503", tt.method, tt.path, status, out)
+		}
+	}
+}

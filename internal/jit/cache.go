@@ -76,6 +76,7 @@ func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, cha
 	ps := rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	defer c.flush(false)
+	lost := false // logged once per outage, not on every retry
 	for {
 		msg, err := ps.Receive(ctx)
 		if ctx.Err() != nil {
@@ -85,7 +86,10 @@ func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, cha
 			// go-redis reconnects and resubscribes on the next Receive; until a
 			// new subscription is confirmed, nothing may be served from cache.
 			c.flush(false)
-			log.Warn("grant change subscription lost; bypassing cache", "err", err)
+			if !lost {
+				log.Warn("grant change subscription lost; bypassing the cache until it is back", "err", err)
+				lost = true
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -96,6 +100,10 @@ func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, cha
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			c.flush(true)
+			if lost {
+				log.Info("grant change subscription restored")
+				lost = false
+			}
 			subscribed()
 		case *redis.Message:
 			c.flush(true)

@@ -16,4 +16,7 @@ var (
 	ErrInvalid = errors.New("invalid request")
 	// ErrConflict: the grant is not in a state that allows the operation.
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the state store (Redis) could not be reached or
+	// failed; nothing was decided. Try again.
+	ErrUnavailable = errors.New("state store unavailable")
 )

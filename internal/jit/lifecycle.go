@@ -242,8 +242,14 @@ func (s *Service) Reap(ctx context.Context) {
 	now := s.now()
 	ids, err := s.store.dueGrants(ctx, now)
 	if err != nil {
-		s.log.Error("find expired grants", "err", err)
+		// Once per outage: Run calls Reap every ReapInterval.
+		if !s.reapFailing.Swap(true) {
+			s.log.Error("find expired grants; retrying every reap interval", "err", err)
+		}
 		return
+	}
+	if s.reapFailing.Swap(false) {
+		s.log.Info("finding expired grants works again")
 	}
 	for _, id := range ids {
 		_, err := s.end(ctx, id, systemActor, StateExpired, "expired")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -62,11 +63,12 @@ type Config struct {
 // Service manages sessions and grants. It is safe for concurrent use; Run
 // must be running for the cache and the expiry loop to work.
 type Service struct {
-	cfg     Config
-	store   *store
-	cache   *activeCache
-	watches *watchSet
-	log     *slog.Logger
+	cfg         Config
+	store       *store
+	cache       *activeCache
+	watches     *watchSet
+	log         *slog.Logger
+	reapFailing atomic.Bool // the last Reap could not read the store
 }
 
 // New validates cfg and returns a Service.

@@ -53,7 +53,7 @@ func (s *store) putSession(ctx context.Context, ss *storedSession, ttl time.Dura
 		return err
 	}
 	if err := s.rdb.Set(ctx, s.key("session", ss.ID), b, ttl).Err(); err != nil {
-		return fmt.Errorf("store session: %w", err)
+		return unavailable("store session", err)
 	}
 	return nil
 }
@@ -66,7 +66,7 @@ func (s *store) getSession(ctx context.Context, id string) (*storedSession, erro
 		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
+		return nil, unavailable("load session", err)
 	}
 	var ss storedSession
 	if err := json.Unmarshal(b, &ss); err != nil {
@@ -82,7 +82,7 @@ func (s *store) deleteSession(ctx context.Context, id string) (bool, error) {
 	del := pipe.Del(ctx, s.key("session", id))
 	pipe.Publish(ctx, s.changesChannel(), "session:"+id)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return false, fmt.Errorf("delete session: %w", err)
+		return false, unavailable("delete session", err)
 	}
 	return del.Val() > 0, nil
 }
@@ -101,7 +101,7 @@ func (s *store) createGrant(ctx context.Context, g *Grant) error {
 	s.index(ctx, pipe, g)
 	pipe.Publish(ctx, s.changesChannel(), "grant:"+g.ID)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("store grant: %w", err)
+		return unavailable("store grant", err)
 	}
 	return nil
 }
@@ -137,7 +137,7 @@ func (s *store) updateGrant(ctx context.Context, id string, change func(*Grant) 
 				return fmt.Errorf("grant %s: %w", id, ErrNotFound)
 			}
 			if err != nil {
-				return fmt.Errorf("load grant: %w", err)
+				return unavailable("load grant", err)
 			}
 			before, after = new(Grant), new(Grant)
 			if err := json.Unmarshal(b, before); err != nil {
@@ -164,9 +164,18 @@ func (s *store) updateGrant(ctx context.Context, id string, change func(*Grant) 
 		}
 	}
 	if err != nil {
+		if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrForbidden) &&
+			!errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, errNoChange) {
+			err = unavailable("update grant", err)
+		}
 		return nil, nil, err
 	}
 	return before, after, nil
+}
+
+// unavailable wraps a failure of Redis as ErrUnavailable.
+func unavailable(what string, err error) error {
+	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
 }
 
 func (s *store) getGrant(ctx context.Context, id string) (*Grant, error) {
@@ -177,7 +186,7 @@ func (s *store) getGrant(ctx context.Context, id string) (*Grant, error) {
 		return nil, fmt.Errorf("grant %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load grant: %w", err)
+		return nil, unavailable("load grant", err)
 	}
 	var g Grant
 	if err := json.Unmarshal(b, &g); err != nil {
@@ -200,7 +209,7 @@ func (s *store) getGrants(ctx context.Context, ids []string) ([]*Grant, error) {
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("load grants: %w", err)
+		return nil, unavailable("load grants", err)
 	}
 	out := make([]*Grant, 0, len(vals))
 	for i, v := range vals {
@@ -223,7 +232,7 @@ func (s *store) liveGrants(ctx context.Context, user string) ([]*Grant, error) {
 	defer cancel()
 	ids, err := s.rdb.SMembers(ctx, s.key("user-grants", user)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("load grant index: %w", err)
+		return nil, unavailable("load grant index", err)
 	}
 	return s.getGrants(ctx, ids)
 }
@@ -234,7 +243,7 @@ func (s *store) recentGrants(ctx context.Context, limit int) ([]*Grant, error) {
 	defer cancel()
 	ids, err := s.rdb.ZRevRange(ctx, s.key("grants"), 0, int64(limit)-1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list grants: %w", err)
+		return nil, unavailable("list grants", err)
 	}
 	return s.getGrants(ctx, ids)
 }
@@ -247,7 +256,7 @@ func (s *store) dueGrants(ctx context.Context, now time.Time) ([]string, error) 
 		Min: "-inf", Max: strconv.FormatFloat(ms(now), 'f', 0, 64),
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("find due grants: %w", err)
+		return nil, unavailable("find due grants", err)
 	}
 	return ids, nil
 }
