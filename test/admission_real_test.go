@@ -97,6 +97,12 @@ func TestAdmissionRealCluster(t *testing.T) {
 			want: "privileged",
 		},
 		{
+			name: "JSON patch of pods/ephemeralcontainers adds a privileged container", kind: "pod", obj: "web",
+			args: []string{"patch", "pod", "web", "--subresource=ephemeralcontainers", "--type=json", "-p",
+				`[{"op":"add","path":"/spec/ephemeralContainers","value":[{"name":"root2","image":"registry.k8s.io/pause:3.10","securityContext":{"privileged":true}}]}]`},
+			want: "privileged",
+		},
+		{
 			name: "a ReplicationController created with a privileged template", kind: "replicationcontroller", obj: "priv-rc", wantAbsent: true,
 			stdin: replicationControllerNamed("priv-rc", true), args: []string{"create", "-f", "-"},
 			want: "privileged",
