@@ -42,40 +42,14 @@ func TestServeOnEmbeddedDefaults(t *testing.T) {
 	// start runs serve and waits for it; first says whether this start
 	// generates the identities (the banner names them only then).
 	start := func(first bool) (adminURL string, stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		stderr := &lockedBuffer{}
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, []string{"serve", "--state-dir", state, "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"},
-				env(nil), &bytes.Buffer{}, stderr)
-		}()
-		deadline := time.Now().Add(20 * time.Second)
-		for adminURL == "" {
-			if time.Now().After(deadline) {
-				t.Fatalf("not ready:\n%s", stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-			sc := bufio.NewScanner(strings.NewReader(stderr.String()))
-			for sc.Scan() {
-				var l struct{ Msg, Admin string }
-				if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "jitproxy ready" {
-					adminURL = l.Admin
-				}
-			}
-		}
-		banner := stderr.String()
+		adminURL, banner, stop := startServe(t, "--state-dir", state, "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
 		if !strings.Contains(banner, "CA certificate  "+filepath.Join(state, "ca.crt")) {
 			t.Errorf("banner does not say where the CA is:\n%s", banner)
 		}
 		if got := strings.Contains(banner, "identities      "+filepath.Join(state, "identities.yaml")+" (generated"); got != first {
 			t.Errorf("banner names generated identities: %v, want %v:\n%s", got, first, banner)
 		}
-		return adminURL, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		}
+		return adminURL, stop
 	}
 	admin, stop := start(true)
 	e := env(map[string]string{"JITPROXY_ADMIN_URL": admin, "JITPROXY_STATE_DIR": state})
@@ -114,31 +88,9 @@ state_dir: state
 proxy: {listen: "127.0.0.1:0", timeouts: {idle: 300ms, body: 300ms, read_header: 300ms}}
 admin: {listen: "127.0.0.1:0", timeouts: {read: 300ms, idle: 300ms, read_header: 300ms}}
 `)
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, env(nil), &bytes.Buffer{}, stderr) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	}()
-	var admin string
-	deadline := time.Now().Add(20 * time.Second)
-	for admin == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
-		for sc.Scan() {
-			var l struct{ Msg, Admin string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "jitproxy ready" {
-				admin = strings.TrimPrefix(l.Admin, "http://")
-			}
-		}
-	}
+	adminURL, _, stop := startServe(t, "--config", cfg)
+	defer stop()
+	admin := strings.TrimPrefix(adminURL, "http://")
 	closedWithin := func(t *testing.T, c net.Conn, d time.Duration) {
 		t.Helper()
 		c.SetReadDeadline(time.Now().Add(d))
@@ -174,4 +126,37 @@ admin: {listen: "127.0.0.1:0", timeouts: {read: 300ms, idle: 300ms, read_header:
 			t.Errorf("idle connection: %v, want EOF", err)
 		}
 	})
+}
+
+// startServe runs serve with args until stop, and waits until it is ready.
+// It returns the admin API's URL and what serve wrote to stderr by then
+// (the banner).
+func startServe(t *testing.T, args ...string) (adminURL, stderrText string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), env(nil), &bytes.Buffer{}, stderr) }()
+	stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for adminURL == "" {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("not ready:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+		for sc.Scan() {
+			var l struct{ Msg, Admin string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "jitproxy ready" {
+				adminURL = l.Admin
+			}
+		}
+	}
+	return adminURL, stderr.String(), stop
 }

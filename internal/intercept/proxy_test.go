@@ -471,20 +471,7 @@ func TestPanicInOneConnectionIsContained(t *testing.T) {
 }
 
 func TestWatchEndsWhenGrantExpires(t *testing.T) {
-	h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		for {
-			if _, err := io.WriteString(w, `{"type":"ADDED"}`+"\n"); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})})
+	h := newHarness(t, harnessOptions{handler: streamingUpstream()})
 	h.sessions.setGrants(podReaderGrant(500 * time.Millisecond))
 	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods?watch=1")
 	if err != nil {
