@@ -219,7 +219,7 @@ func (p *pipeline) admit(w http.ResponseWriter, r *http.Request, x *exchange, ad
 		p.deny(w, r, x, in, d)
 		return false
 	}
-	if req.GrantID != discoveryGrantID && !slices.Contains(d.GrantIDs, req.GrantID) {
+	if !slices.Contains(d.GrantIDs, req.GrantID) {
 		// The credential that computed the object belongs to a grant that
 		// does not allow the object.
 		x.event.Decision = &audit.Decision{Reasons: []string{"the grant that allowed the request does not allow the object it would store"}}
@@ -255,14 +255,21 @@ func (p *pipeline) sender(ctx context.Context, t *Target, cred broker.Credential
 	return func(req *http.Request) (*http.Response, error) {
 		out := req.WithContext(ctx)
 		out.URL = &url.URL{Path: req.URL.Path, RawQuery: req.URL.RawQuery}
-		(&httputil.ProxyRequest{In: req, Out: out}).SetURL(t.Upstream)
-		out.Header = t.Protocol.OutboundHeader(req.Header)
 		if _, ok := out.Header["User-Agent"]; !ok {
+			out.Header = out.Header.Clone()
 			out.Header.Set("User-Agent", "jitproxy")
 		}
-		t.Protocol.Authorize(out, cred)
+		outbound(out, t, cred)
 		return t.Transport.RoundTrip(out)
 	}
+}
+
+// outbound makes out a request to t's upstream that carries only the
+// headers t's protocol allows, and cred.
+func outbound(out *http.Request, t *Target, cred broker.Credential) {
+	(&httputil.ProxyRequest{Out: out}).SetURL(t.Upstream)
+	out.Header = t.Protocol.OutboundHeader(out.Header)
+	t.Protocol.Authorize(out, cred)
 }
 
 // readBody reads the body policies need, within the size and time limits,
@@ -356,11 +363,7 @@ func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, 
 		return ""
 	}
 	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(t.Upstream)
-			pr.Out.Header = t.Protocol.OutboundHeader(pr.Out.Header)
-			t.Protocol.Authorize(pr.Out, cred)
-		},
+		Rewrite:   func(pr *httputil.ProxyRequest) { outbound(pr.Out, t, cred) },
 		Transport: t.Transport,
 		ModifyResponse: func(resp *http.Response) error {
 			x.status = resp.StatusCode
