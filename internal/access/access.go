@@ -8,6 +8,7 @@ package access
 // Target kinds. An Action's Kind is one of these.
 const (
 	KindKubernetes = "kubernetes"
+	KindAWS        = "aws"
 )
 
 // Caller identifies who makes a proxied request: an agent session, acting on
@@ -86,4 +87,38 @@ type Write struct {
 	// OldObject is the object as stored before the request, when the
 	// request changes an existing object and it was asked for; else nil.
 	OldObject any
+}
+
+// AWSAction is what one AWS API request does, in IAM's terms.
+type AWSAction struct {
+	// Service is the service's IAM prefix and SigV4 signing name, for
+	// example "s3", "sts", "dynamodb".
+	Service string `json:"service"`
+	// Action is the IAM action name, for example "s3:GetObject"; the part
+	// after the colon is the API operation (or, for S3, the IAM action the
+	// operation needs).
+	Action string `json:"action"`
+	// Region is the AWS region the request is signed for, for example
+	// "us-east-1"; "" only for services without regions.
+	Region string `json:"region"`
+	// Account is the AWS account the request's resources belong to, when
+	// the request names it (an SQS queue URL, an ARN); "" when unknown.
+	Account string `json:"account,omitempty"`
+	// Resources are the ARNs of the resources the request names (a bucket,
+	// an object, a table, a queue); empty when it names none or they
+	// cannot be known from the request.
+	Resources []string `json:"resources,omitempty"`
+}
+
+// AWSPermission is one rule of what a grant allows on an AWS target, in
+// the shape of an IAM policy statement with effect Allow. It matches an
+// AWSAction when one of Actions matches its Action, every one of its
+// Resources matches one of Resources (an action that names no resource
+// needs "*"), and its Region is in Regions (any region when Regions is
+// empty). Actions and Resources match as IAM does: "*" matches any run of
+// characters and "?" any one; action names ignore case.
+type AWSPermission struct {
+	Actions   []string `json:"actions" yaml:"actions"`
+	Resources []string `json:"resources" yaml:"resources"`
+	Regions   []string `json:"regions,omitempty" yaml:"regions"`
 }
