@@ -29,14 +29,20 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
 // Credential is a minted credential.
 type Credential struct {
-	// Token is a bearer token.
+	// Token is a bearer token (Kubernetes); zero for AWS credentials.
 	Token secret.Value
+	// AccessKeyID, SecretAccessKey and SessionToken are AWS credentials
+	// (SessionToken is zero for an IAM user's long-lived keys); zero for
+	// bearer tokens. The key ID is not a secret to AWS, but it names a
+	// credential the agent must never hold, so it is kept like one.
+	AccessKeyID, SecretAccessKey, SessionToken secret.Value
 	// ExpiresAt is when the credential stops working.
 	ExpiresAt time.Time
 	// Subject names the identity the credential acts as, for audit (for
@@ -57,6 +63,13 @@ type Request struct {
 	Provider string
 	// Options are the provider options from the access policy.
 	Options map[string]string
+	// Permissions are what the grant allows, for providers that narrow the
+	// credential to it (an STS session policy); nil for discovery.
+	Permissions []access.Permission
+	// Caller is who the credential is first minted for (the grant's
+	// requester acting through a session), for providers that record it
+	// with the credential (STS session name and tags). Never secret.
+	Caller access.Caller
 }
 
 func (r Request) cacheKey() string { return r.GrantID + ":" + r.Target }
