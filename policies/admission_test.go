@@ -47,7 +47,7 @@ func withLevel(t *testing.T, level string) fs.FS {
 
 var admin = authz.Grant{
 	ID: "g-admin", Policy: "namespace-admin", Target: "demo", Namespace: "demo",
-	Permissions: []access.Permission{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+	Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}}},
 }
 
 func create(group, version, resource string) access.Action {
@@ -55,10 +55,7 @@ func create(group, version, resource string) access.Action {
 	if group != "" {
 		path = "/apis/" + group + "/" + version + "/namespaces/demo/" + resource
 	}
-	return access.Action{
-		Kind: access.KindKubernetes, Target: "demo", Verb: "create", ResourceRequest: true,
-		APIGroup: group, APIVersion: version, Resource: resource, Namespace: "demo", Method: "POST", Path: path,
-	}
+	return access.Action{Kind: access.KindKubernetes, Target: "demo", Method: "POST", Path: path, Kubernetes: &access.KubernetesAction{Verb: "create", ResourceRequest: true, APIGroup: group, APIVersion: version, Resource: resource, Namespace: "demo"}}
 }
 
 // asPod and asDeployment make the object the apiserver would store from a

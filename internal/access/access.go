@@ -29,45 +29,75 @@ type Caller struct {
 	SourceAddr string `json:"source_address,omitempty"`
 }
 
-// Action is what one request does, as classified by its target's protocol.
-// Fields that do not apply to a request are empty. For Kubernetes the fields
-// follow kube-apiserver's RequestInfo.
+// Action is what one request does, as classified by its target's
+// protocol: fields common to every kind of target, and the part of its own
+// kind (exactly one of Kubernetes and AWS is set once classified). Policies
+// see it as input.action, with the JSON names below.
 type Action struct {
 	// Kind is the target kind, for example KindKubernetes.
 	Kind string `json:"kind"`
 	// Target is the configured name of the target (a cluster, an account).
 	Target string `json:"target"`
-	// Verb is the Kubernetes verb (get, list, watch, create, update, patch,
-	// delete, deletecollection) or, for non-resource requests, the lower-case
-	// HTTP method.
-	Verb string `json:"verb"`
-	// ResourceRequest is false for Kubernetes non-resource URLs such as /version.
-	ResourceRequest bool `json:"resource_request"`
-	// APIGroup is the Kubernetes API group; "" is the core group.
-	APIGroup string `json:"api_group,omitempty"`
-	// APIVersion is the version of the API group.
-	APIVersion string `json:"api_version,omitempty"`
-	// Resource is the resource type, for example "pods".
-	Resource string `json:"resource,omitempty"`
-	// Subresource is for example "log", "exec" or "status".
-	Subresource string `json:"subresource,omitempty"`
-	// Namespace is empty for cluster-scoped requests.
-	Namespace string `json:"namespace,omitempty"`
-	// Name is the object name; empty for list, watch of a collection and create.
-	Name string `json:"name,omitempty"`
 	// Method is the HTTP method of the request.
 	Method string `json:"method"`
 	// Path is the URL path of the request, without the query.
 	Path string `json:"path"`
+	// Kubernetes is set for requests to Kubernetes targets.
+	Kubernetes *KubernetesAction `json:"kubernetes,omitempty"`
+	// AWS is set for requests to AWS targets.
+	AWS *AWSAction `json:"aws,omitempty"`
 }
 
-// Permission is one rule of what a grant allows, in the shape of a
-// Kubernetes RBAC PolicyRule. A Permission matches a resource request when
-// its Verbs, APIGroups and Resources (and ResourceNames, if any) match, and a
-// non-resource request when its Verbs and NonResourceURLs match. "*" matches
-// anything in the list it is in; a NonResourceURLs entry ending in "*" matches
-// by prefix.
+// Namespace is the Kubernetes namespace of a, or "" when it has none.
+func (a Action) Namespace() string {
+	if a.Kubernetes == nil {
+		return ""
+	}
+	return a.Kubernetes.Namespace
+}
+
+// KubernetesAction is what one Kubernetes API request does. Its fields
+// follow kube-apiserver's RequestInfo; fields that do not apply are empty
+// (and present in policy input and audit events, as "").
+type KubernetesAction struct {
+	// Verb is the Kubernetes verb (get, list, watch, create, update, patch,
+	// delete, deletecollection) or, for non-resource requests, the lower-case
+	// HTTP method.
+	Verb string `json:"verb"`
+	// ResourceRequest is false for non-resource URLs such as /version.
+	ResourceRequest bool `json:"resource_request"`
+	// APIGroup is the API group; "" is the core group.
+	APIGroup string `json:"api_group"`
+	// APIVersion is the version of the API group.
+	APIVersion string `json:"api_version"`
+	// Resource is the resource type, for example "pods".
+	Resource string `json:"resource"`
+	// Subresource is for example "log", "exec" or "status".
+	Subresource string `json:"subresource"`
+	// Namespace is empty for cluster-scoped requests.
+	Namespace string `json:"namespace"`
+	// Name is the object name; empty for list, watch of a collection and create.
+	Name string `json:"name"`
+}
+
+// Permission is one rule of what a grant allows: exactly one of its parts
+// is set, of the kind of the grant's target. Access policies write the
+// part's fields directly in the rule (verbs, apiGroups, ... for Kubernetes;
+// actions, resources, regions for AWS), and so does the JSON encoding; the
+// kind is told by the fields present. Policies see it as
+// {"kubernetes": {...}} or {"aws": {...}}.
 type Permission struct {
+	Kubernetes *KubernetesPermission `json:"kubernetes,omitempty"`
+	AWS        *AWSPermission        `json:"aws,omitempty"`
+}
+
+// KubernetesPermission is a permission on a Kubernetes target, in the
+// shape of an RBAC PolicyRule. It matches a resource request when its
+// Verbs, APIGroups and Resources (and ResourceNames, if any) match, and a
+// non-resource request when its Verbs and NonResourceURLs match. "*"
+// matches anything in the list it is in; a NonResourceURLs entry ending in
+// "*" matches by prefix.
+type KubernetesPermission struct {
 	Verbs           []string `json:"verbs" yaml:"verbs"`
 	APIGroups       []string `json:"apiGroups,omitempty" yaml:"apiGroups"`
 	Resources       []string `json:"resources,omitempty" yaml:"resources"`
@@ -103,11 +133,11 @@ type AWSAction struct {
 	Region string `json:"region"`
 	// Account is the AWS account the request's resources belong to, when
 	// the request names it (an SQS queue URL, an ARN); "" when unknown.
-	Account string `json:"account,omitempty"`
+	Account string `json:"account"`
 	// Resources are the ARNs of the resources the request names (a bucket,
 	// an object, a table, a queue); empty when it names none or they
 	// cannot be known from the request.
-	Resources []string `json:"resources,omitempty"`
+	Resources []string `json:"resources"`
 }
 
 // AWSPermission is one rule of what a grant allows on an AWS target, in

@@ -31,7 +31,7 @@ var upper = authz.Builtin{
 
 var upperPolicy = fstest.MapFS{"a.rego": {Data: []byte(`package jitproxy.authz
 permit contains "g-1" if true
-forbid contains test.upper(input.action.verb)
+forbid contains test.upper(input.action.kubernetes.verb)
 `)}}
 
 func TestBuiltins(t *testing.T) {
@@ -50,7 +50,7 @@ func TestBuiltins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.Decide(context.Background(), authz.Input{Action: access.Action{Verb: tt.verb}})
+			got, err := e.Decide(context.Background(), authz.Input{Action: access.Action{Kubernetes: &access.KubernetesAction{Verb: tt.verb}}})
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Decide() (-want +got):\n%s", diff)
 			}

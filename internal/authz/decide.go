@@ -44,12 +44,13 @@ type Input struct {
 }
 
 // Grant is the part of an active grant that policies see.
+// Policies see it as an element of input.grants, with the JSON names below.
 type Grant struct {
-	ID          string
-	Policy      string
-	Target      string
-	Namespace   string // "" for a cluster-wide grant
-	Permissions []access.Permission
+	ID          string              `json:"id"`
+	Policy      string              `json:"policy"`
+	Target      string              `json:"target"`
+	Namespace   string              `json:"namespace"` // "" for a cluster-wide grant
+	Permissions []access.Permission `json:"permissions"`
 }
 
 // Decision is the outcome of evaluating the policies for one Input. A deny
@@ -126,73 +127,4 @@ func stringSet(v any) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// regoValue builds the policy input as plain maps and slices, which OPA
-// converts without a JSON round trip.
-func (in Input) regoValue() map[string]any {
-	grants := make([]any, len(in.Grants))
-	for i, g := range in.Grants {
-		perms := make([]any, len(g.Permissions))
-		for j, p := range g.Permissions {
-			perms[j] = map[string]any{
-				"verbs":           anySlice(p.Verbs),
-				"apiGroups":       anySlice(p.APIGroups),
-				"resources":       anySlice(p.Resources),
-				"resourceNames":   anySlice(p.ResourceNames),
-				"nonResourceURLs": anySlice(p.NonResourceURLs),
-			}
-		}
-		grants[i] = map[string]any{
-			"id":          g.ID,
-			"policy":      g.Policy,
-			"target":      g.Target,
-			"namespace":   g.Namespace,
-			"permissions": perms,
-		}
-	}
-	c, a := in.Caller, in.Action
-	m := map[string]any{
-		"caller": map[string]any{
-			"session":        c.Session,
-			"agent":          c.Agent,
-			"user":           c.User,
-			"groups":         anySlice(c.Groups),
-			"auth_method":    c.AuthMethod,
-			"source_address": c.SourceAddr,
-		},
-		"action": map[string]any{
-			"kind":             a.Kind,
-			"target":           a.Target,
-			"verb":             a.Verb,
-			"resource_request": a.ResourceRequest,
-			"api_group":        a.APIGroup,
-			"api_version":      a.APIVersion,
-			"resource":         a.Resource,
-			"subresource":      a.Subresource,
-			"namespace":        a.Namespace,
-			"name":             a.Name,
-			"method":           a.Method,
-			"path":             a.Path,
-		},
-		"grants": grants,
-	}
-	if in.Body != nil {
-		m["body"] = in.Body
-	}
-	if in.Object != nil {
-		m["object"] = in.Object
-	}
-	if in.OldObject != nil {
-		m["old_object"] = in.OldObject
-	}
-	return m
-}
-
-func anySlice(list []string) []any {
-	out := make([]any, len(list))
-	for i, s := range list {
-		out[i] = s
-	}
-	return out
 }

@@ -31,24 +31,21 @@ func newEngine(t testing.TB) *authz.Engine {
 
 var podReader = authz.Grant{
 	ID: "g-1", Policy: "pod-reader", Target: "demo", Namespace: "demo",
-	Permissions: []access.Permission{{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+	Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 }
 
 var podAdmin = authz.Grant{
 	ID: "g-2", Policy: "pod-admin", Target: "demo", Namespace: "demo",
-	Permissions: []access.Permission{{Verbs: []string{"*"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+	Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"*"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 }
 
 func listPods(ns string) access.Action {
-	return access.Action{
-		Kind: access.KindKubernetes, Target: "demo", Verb: "list", ResourceRequest: true,
-		APIVersion: "v1", Resource: "pods", Namespace: ns, Method: "GET", Path: "/api/v1/namespaces/" + ns + "/pods",
-	}
+	return access.Action{Kind: access.KindKubernetes, Target: "demo", Method: "GET", Path: "/api/v1/namespaces/" + ns + "/pods", Kubernetes: &access.KubernetesAction{Verb: "list", ResourceRequest: true, APIVersion: "v1", Resource: "pods", Namespace: ns}}
 }
 
 func TestDecide(t *testing.T) {
 	createPod := listPods("demo")
-	createPod.Verb, createPod.Method = "create", "POST"
+	createPod.Kubernetes.Verb, createPod.Method = "create", "POST"
 	privileged := map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "web"}, "spec": map[string]any{"containers": []any{
 		map[string]any{"name": "app", "image": "registry.k8s.io/pause", "securityContext": map[string]any{"privileged": true}},
 	}}}
@@ -79,7 +76,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "discovery needs no grant",
-			in:   authz.Input{Action: access.Action{Kind: access.KindKubernetes, Target: "demo", Verb: "get", Method: "GET", Path: "/api"}},
+			in:   authz.Input{Action: access.Action{Kind: access.KindKubernetes, Target: "demo", Method: "GET", Path: "/api", Kubernetes: &access.KubernetesAction{Verb: "get"}}},
 			want: authz.Decision{Allowed: true, Discovery: true, GrantIDs: []string{}, Reasons: []string{authz.ReasonDiscovery}},
 		},
 		{
@@ -188,13 +185,13 @@ func TestEvaluationErrorFailsClosed(t *testing.T) {
 permit contains "g-1" if true
 forbid contains reason if reason := conflict
 conflict := "a" if true
-conflict := "b" if input.action.verb == "get"
+conflict := "b" if input.action.kubernetes.verb == "get"
 `)}}
 	e, err := authz.New(context.Background(), authz.Config{Policies: files})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.Decide(context.Background(), authz.Input{Action: access.Action{Verb: "get"}})
+	got, err := e.Decide(context.Background(), authz.Input{Action: access.Action{Kubernetes: &access.KubernetesAction{Verb: "get"}}})
 	if err == nil {
 		t.Fatalf("Decide() = %+v, nil; want an error", got)
 	}
@@ -224,7 +221,7 @@ func BenchmarkDecide(b *testing.B) {
 func BenchmarkDecideDeployment(b *testing.B) {
 	e := newEngine(b)
 	action := listPods("demo")
-	action.Verb, action.Method, action.APIGroup, action.Resource = "create", "POST", "apps", "deployments"
+	action.Kubernetes.Verb, action.Method, action.Kubernetes.APIGroup, action.Kubernetes.Resource = "create", "POST", "apps", "deployments"
 	in := authz.Input{
 		Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
 		Action: action,
@@ -237,7 +234,7 @@ func BenchmarkDecideDeployment(b *testing.B) {
 				}},
 			}},
 		},
-		Grants: []authz.Grant{{ID: "g-3", Target: "demo", Namespace: "demo", Permissions: []access.Permission{{Verbs: []string{"*"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}}},
+		Grants: []authz.Grant{{ID: "g-3", Target: "demo", Namespace: "demo", Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"*"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}}}},
 	}
 	ctx := context.Background()
 	b.ReportAllocs()

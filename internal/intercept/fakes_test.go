@@ -101,7 +101,9 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Session, []*j
 	return f.session(), out, nil
 }
 
-func (f *fakeSessions) Requestable(access.Caller, string) []*jit.Policy { return f.policies }
+func (f *fakeSessions) Suggest(ctx context.Context, _ access.Caller, a access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error) {
+	return jit.SuggestAmong(ctx, f.policies, a, permits)
+}
 
 func (f *fakeSessions) setGrants(gs ...*jit.Grant) {
 	f.mu.Lock()
@@ -146,13 +148,15 @@ func lastEvent(t *testing.T, l *audittest.Log) audit.Event {
 // panicProtocol panics on classification.
 type panicProtocol struct{ *kube.Protocol }
 
-func (panicProtocol) Classify(*http.Request) (access.Action, error) { panic("classifier bug") }
+func (panicProtocol) Classify(*http.Request, func() ([]byte, error)) (access.Action, error) {
+	panic("classifier bug")
+}
 
 func podReaderGrant(ttl time.Duration) *jit.Grant {
 	return &jit.Grant{
 		ID: "g-read", Policy: "pod-reader", Target: "demo", Namespace: "demo", User: "alice",
 		State: jit.StateActive, ExpiresAt: time.Now().Add(ttl),
-		Permissions: []access.Permission{{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+		Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 		Credential:  jit.CredentialSpec{Provider: "tokenrequest"},
 	}
 }

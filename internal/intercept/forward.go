@@ -28,7 +28,10 @@ import (
 type Sessions interface {
 	AuthenticateSession(ctx context.Context, id string, sec secret.Value) (*jit.Session, error)
 	ActiveGrants(ctx context.Context, sessionID string) (*jit.Session, []*jit.Grant, error)
-	Requestable(c access.Caller, target string) []*jit.Policy
+	// Suggest says which access policies the caller could request a grant
+	// under to be allowed action; permits evaluates the policies for
+	// candidate grants.
+	Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error)
 	// Watch follows a request's session, and its grant once named with
 	// setGrant, so that a stream ends when either ends: done is closed.
 	// stop must be called when the request ends.
@@ -145,7 +148,11 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, targets: ts, leaves: newLeafCerts(cfg.CA, cfg.Now), log: cfg.Logger,
 		open: &sessionTunnels{max: cfg.MaxTunnelsPerSession, open: map[string]int{}}}
-	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: log.New(slogWriter{cfg.Logger}, "", 0)}
+	errLog := log.New(slogWriter{cfg.Logger}, "", 0)
+	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: errLog, upstreams: map[*Target]*upstream{}}
+	for _, t := range cfg.Targets {
+		p.pipeline.upstreams[t] = newUpstream(p.pipeline, t, errLog)
+	}
 	p.gp = p.newGoproxy()
 	return p, nil
 }

@@ -102,7 +102,7 @@ func objectPolicy(old bool) fstest.MapFS {
 permit contains grant.id if {
 	some grant in input.grants
 	some permission in grant.permissions
-	input.action.verb in permission.verbs
+	input.action.kubernetes.verb in permission.kubernetes.verbs
 }
 
 forbid contains "hostPID" if input.object.spec.template.spec.hostPID == true
@@ -118,7 +118,7 @@ forbid contains "scaling down from more than 5" if input.old_object.spec.replica
 func editorGrant() *jit.Grant {
 	g := podReaderGrant(time.Hour)
 	g.ID, g.Policy = "g-edit", "editor"
-	g.Permissions = []access.Permission{{Verbs: []string{"get", "patch", "update", "create"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}
+	g.Permissions = []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get", "patch", "update", "create"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}}
 	return g
 }
 
@@ -321,7 +321,7 @@ func TestRevocationEndsOpenStreams(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, harnessOptions{handler: streamingUpstream()})
 			g := podReaderGrant(time.Hour)
-			g.Permissions = append(g.Permissions, access.Permission{Verbs: []string{"create", "get"}, APIGroups: []string{""}, Resources: []string{"pods/exec"}})
+			g.Permissions = append(g.Permissions, access.Permission{Kubernetes: &access.KubernetesPermission{Verbs: []string{"create", "get"}, APIGroups: []string{""}, Resources: []string{"pods/exec"}}})
 			h.sessions.setGrants(g)
 			wait := tt.open(t, h)
 			h.sessions.mu.Lock()

@@ -2,7 +2,6 @@ package intercept
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,8 +11,6 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -32,9 +29,10 @@ const RequestIDHeader = "X-Jitproxy-Request-Id"
 
 // pipeline serves the requests inside intercepted tunnels.
 type pipeline struct {
-	cfg    *Config
-	log    *slog.Logger
-	errLog *log.Logger // for httputil.ReverseProxy
+	cfg       *Config
+	log       *slog.Logger
+	errLog    *log.Logger // for httputil.ReverseProxy
+	upstreams map[*Target]*upstream
 }
 
 // exchange is the state of one request as it goes through the pipeline.
@@ -112,8 +110,13 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	caller.AuthMethod, caller.SourceAddr = t.caller.AuthMethod, t.caller.SourceAddr
 	x.event.Caller = &caller
 
-	action, err := proto.Classify(r)
+	rb := &requestBody{p: p, w: w, r: r}
+	action, err := proto.Classify(r, rb.read)
 	if err != nil {
+		if be := (*bodyError)(nil); errors.As(err, &be) {
+			p.fail(w, x, be.status, be.msg)
+			return
+		}
 		p.fail(w, x, http.StatusBadRequest, "request refused: "+err.Error())
 		return
 	}
@@ -123,11 +126,17 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	var body any
 	var raw []byte
 	if proto.NeedsBody(action) {
-		var ok bool
-		if body, raw, ok = p.readBody(w, r, x, action); !ok {
+		if raw, err = rb.read(); err != nil {
+			be := (*bodyError)(nil)
+			errors.As(err, &be)
+			p.fail(w, x, be.status, be.msg)
 			return
 		}
-	} else {
+		if body, err = proto.DecodeBody(action, r.Header.Get("Content-Type"), raw); err != nil {
+			p.fail(w, x, http.StatusUnsupportedMediaType, "cannot inspect the request body: "+err.Error())
+			return
+		}
+	} else if !rb.done {
 		p.limitBodyTime(w, r)
 	}
 	in := authz.Input{Caller: caller, Action: action, Body: body, Grants: policyGrants(grants)}
@@ -165,12 +174,14 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", req.GrantID))
 		return
 	}
+	up := p.upstreams[t.target]
+	f := &forwarding{x: x, action: action, cred: cred, host: t.hostport, grantID: req.GrantID}
 	if adm, ok := proto.(Admitter); ok && adm.NeedsObject(action) {
-		if !p.admit(w, r, x, adm, in, raw, req, cred) {
+		if !p.admit(w, r, x, adm, in, raw, req, up, f) {
 			return
 		}
 	}
-	p.forward(w, r, x, req.GrantExpiresAt, req.GrantID, cred, ended)
+	up.forward(w, r, f, req.GrantExpiresAt, ended)
 }
 
 // decide evaluates the policies; a failure is answered here and fails closed.
@@ -188,11 +199,12 @@ func (p *pipeline) decide(ctx context.Context, w http.ResponseWriter, x *exchang
 // admit has the target compute the object the write r would store, with
 // the grant's credential, and decides again with that object. It reports
 // whether r may go on to be forwarded; otherwise the agent was answered.
-func (p *pipeline) admit(w http.ResponseWriter, r *http.Request, x *exchange, adm Admitter, in authz.Input, raw []byte, req broker.Request, cred broker.Credential) bool {
+func (p *pipeline) admit(w http.ResponseWriter, r *http.Request, x *exchange, adm Admitter, in authz.Input, raw []byte, req broker.Request, up *upstream, f *forwarding) bool {
 	t := x.tunnel.target
 	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.UpstreamTimeout)
 	defer cancel()
-	write, answer, err := adm.Admit(ctx, p.sender(ctx, t, cred), r, raw, in.Action, p.cfg.Decider.UsesOldObject())
+	send := func(req *http.Request) (*http.Response, error) { return up.send(ctx, f, req) }
+	write, answer, err := adm.Admit(ctx, send, r, raw, in.Action, p.cfg.Decider.UsesOldObject())
 	if err != nil {
 		p.log.Warn("judge the stored object", "request_id", x.event.RequestID, "target", t.Name, "err", err)
 		p.fail(w, x, http.StatusBadGateway, "cannot judge the object this request would store ("+err.Error()+"); it was not forwarded")
@@ -248,60 +260,58 @@ func (p *pipeline) relay(w http.ResponseWriter, x *exchange, resp *http.Response
 	io.Copy(w, resp.Body)
 }
 
-// sender returns the function through which a protocol sends its own
-// requests to t's upstream with cred: the same URL rewriting, header
-// allow-list and credential as forwarded requests.
-func (p *pipeline) sender(ctx context.Context, t *Target, cred broker.Credential) func(*http.Request) (*http.Response, error) {
-	return func(req *http.Request) (*http.Response, error) {
-		out := req.WithContext(ctx)
-		out.URL = &url.URL{Path: req.URL.Path, RawQuery: req.URL.RawQuery}
-		if _, ok := out.Header["User-Agent"]; !ok {
-			out.Header = out.Header.Clone()
-			out.Header.Set("User-Agent", "jitproxy")
-		}
-		outbound(out, t, cred)
-		return t.Transport.RoundTrip(out)
+// requestBody reads a request's body once, within the size and time
+// limits, and puts it back for forwarding.
+type requestBody struct {
+	p    *pipeline
+	w    http.ResponseWriter
+	r    *http.Request
+	done bool
+	raw  []byte
+	err  error
+}
+
+// bodyError is a body that could not be read, with the answer to give.
+type bodyError struct {
+	status int
+	msg    string
+}
+
+func (e *bodyError) Error() string { return e.msg }
+
+// read returns the body; every error is a *bodyError.
+func (b *requestBody) read() ([]byte, error) {
+	if !b.done {
+		b.done = true
+		b.raw, b.err = b.load()
 	}
+	return b.raw, b.err
 }
 
-// outbound makes out a request to t's upstream that carries only the
-// headers t's protocol allows, and cred.
-func outbound(out *http.Request, t *Target, cred broker.Credential) {
-	(&httputil.ProxyRequest{Out: out}).SetURL(t.Upstream)
-	out.Header = t.Protocol.OutboundHeader(out.Header)
-	t.Protocol.Authorize(out, cred)
-}
-
-// readBody reads the body policies need, within the size and time limits,
-// and puts it back for forwarding.
-func (p *pipeline) readBody(w http.ResponseWriter, r *http.Request, x *exchange, a access.Action) (any, []byte, bool) {
-	rc := http.NewResponseController(w)
+func (b *requestBody) load() ([]byte, error) {
+	p, r := b.p, b.r
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	rc := http.NewResponseController(b.w)
 	rc.SetReadDeadline(p.cfg.Now().Add(p.cfg.BodyTimeout))
 	raw, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxBodyBytes+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		p.fail(w, x, http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s", p.cfg.BodyTimeout))
-		return nil, nil, false
+		return nil, &bodyError{http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s", p.cfg.BodyTimeout)}
 	}
 	if err != nil {
-		p.fail(w, x, http.StatusBadRequest, "cannot read the request body")
-		return nil, nil, false
+		return nil, &bodyError{http.StatusBadRequest, "cannot read the request body"}
 	}
 	// Cleared only after a whole body: after a failed read the deadline
 	// stays, so that net/http's discarding of the rest of the body before
 	// the answer cannot wait for a client that sends nothing.
 	rc.SetReadDeadline(time.Time{})
 	if int64(len(raw)) > p.cfg.MaxBodyBytes {
-		p.fail(w, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes cannot be inspected", p.cfg.MaxBodyBytes))
-		return nil, nil, false
+		return nil, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes cannot be inspected", p.cfg.MaxBodyBytes)}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	r.ContentLength = int64(len(raw))
-	body, err := x.tunnel.target.Protocol.DecodeBody(a, r.Header.Get("Content-Type"), raw)
-	if err != nil {
-		p.fail(w, x, http.StatusUnsupportedMediaType, "cannot inspect the request body: "+err.Error())
-		return nil, nil, false
-	}
-	return body, raw, true
+	return raw, nil
 }
 
 // limitBodyTime bounds the time a body forwarded as it streams may take to
@@ -333,60 +343,6 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// errGrantEnded ends a response that was streaming when its grant or
-// session ended.
-var errGrantEnded = errors.New("the grant or session ended")
-
-// forward sends the request upstream with only the headers its protocol
-// allows and the minted credential, ending it when the grant expires or
-// when the grant or session ends (ended is closed).
-func (p *pipeline) forward(w http.ResponseWriter, r *http.Request, x *exchange, until time.Time, grantID string, cred broker.Credential, ended <-chan struct{}) {
-	t := x.tunnel.target
-	ctx, cancelDeadline := context.WithDeadline(r.Context(), until)
-	defer cancelDeadline()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-ended:
-			cancel(errGrantEnded)
-		case <-ctx.Done():
-		}
-	}()
-	why := func() string {
-		switch {
-		case errors.Is(context.Cause(ctx), errGrantEnded):
-			return fmt.Sprintf("grant %s or your session has ended", grantID)
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return fmt.Sprintf("grant %s has expired", grantID)
-		}
-		return ""
-	}
-	rp := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { outbound(pr.Out, t, cred) },
-		Transport: t.Transport,
-		ModifyResponse: func(resp *http.Response) error {
-			x.status = resp.StatusCode
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if msg := why(); msg != "" {
-				p.fail(w, x, http.StatusForbidden, msg)
-				return
-			}
-			p.log.Warn("upstream request failed", "request_id", x.event.RequestID, "target", t.Name, "err", err)
-			p.fail(w, x, http.StatusBadGateway, "the target could not be reached")
-		},
-		ErrorLog: p.errLog,
-	}
-	defer func() {
-		if msg := why(); msg != "" && x.errMsg == "" {
-			x.errMsg = msg + " while the response was streaming"
-		}
-	}()
-	rp.ServeHTTP(w, r.WithContext(ctx))
-}
-
 // policyGrants converts grants to what policies see.
 func policyGrants(gs []*jit.Grant) []authz.Grant {
 	out := make([]authz.Grant, len(gs))
@@ -414,63 +370,26 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 	desc := x.tunnel.target.Protocol.Describe(in.Action)
 	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
 	if len(d.Reasons) == 1 && d.Reasons[0] == authz.ReasonNoGrant {
-		policies, hint := p.hint(r.Context(), in)
-		x.event.Decision.Policies = policies
-		msg += " " + hint
+		s, err := p.cfg.Sessions.Suggest(r.Context(), in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
+			hypo := in
+			hypo.Grants = make([]authz.Grant, len(cs))
+			for i, c := range cs {
+				hypo.Grants[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
+			}
+			d, err := p.cfg.Decider.Decide(ctx, hypo)
+			if err != nil || !d.Allowed {
+				return nil, err
+			}
+			return d.GrantIDs, nil
+		})
+		if err != nil {
+			p.log.Error("evaluate policies for a hint", "request_id", x.event.RequestID, "err", err)
+		}
+		x.event.Decision.Policies = s.Policies
+		msg += " " + s.Hint()
 	}
 	x.status = http.StatusForbidden
 	x.tunnel.target.Protocol.WriteError(w, http.StatusForbidden, msg)
-}
-
-// hint finds the access policies the caller could request a grant under to
-// be allowed, by asking the policies about hypothetical grants, and says
-// how to request one.
-func (p *pipeline) hint(ctx context.Context, in authz.Input) ([]string, string) {
-	var candidates []authz.Grant
-	namespaces := map[string]string{}
-	policies := map[string]*jit.Policy{}
-	for _, pol := range p.cfg.Sessions.Requestable(in.Caller, in.Action.Target) {
-		ns, ok := pol.RequestableNamespace(in.Action.Namespace)
-		if !ok {
-			continue
-		}
-		namespaces[pol.Name], policies[pol.Name] = ns, pol
-		candidates = append(candidates, authz.Grant{ID: pol.Name, Policy: pol.Name, Target: pol.Target, Namespace: ns, Permissions: pol.Permissions})
-	}
-	var names []string
-	if len(candidates) > 0 {
-		hypo := in
-		hypo.Grants = candidates
-		d, err := p.cfg.Decider.Decide(ctx, hypo)
-		if err != nil {
-			p.log.Error("evaluate policies for a hint", "err", err)
-		} else if d.Allowed {
-			names = d.GrantIDs
-		}
-	}
-	// Suggest first what is quickest to get and grants least.
-	slices.SortStableFunc(names, func(a, b string) int {
-		pa, pb := policies[a], policies[b]
-		return cmp.Or(cmp.Compare(pa.Approval.Required, pb.Approval.Required), cmp.Compare(breadth(pa), breadth(pb)))
-	})
-	if len(names) == 0 {
-		return nil, "No access policy you may request allows it; ask your jitproxy administrator."
-	}
-	cmd := "jitproxy grant request " + names[0]
-	if ns := namespaces[names[0]]; ns != "" {
-		cmd += " --namespace " + ns
-	}
-	cmd += ` --reason "..."`
-	return names, fmt.Sprintf("Access policies that would allow it: %s. Request a grant with: %s", strings.Join(names, ", "), cmd)
-}
-
-// breadth is a rough measure of how much a policy grants.
-func breadth(p *jit.Policy) int {
-	n := 0
-	for _, perm := range p.Permissions {
-		n += len(perm.Verbs) * max(1, len(perm.Resources)+len(perm.NonResourceURLs))
-	}
-	return n
 }
 
 func newRequestID() string {

@@ -234,7 +234,7 @@ func TestAllowedRequestGetsMintedCredential(t *testing.T) {
 	want := audit.Event{
 		Type:     audit.TypeRequest,
 		Caller:   &access.Caller{Session: testSessionID, Agent: "claude", User: "alice", Groups: []string{"developers"}, AuthMethod: "proxy-basic"},
-		Action:   &access.Action{Kind: "kubernetes", Target: "demo", Verb: "list", ResourceRequest: true, APIVersion: "v1", Resource: "pods", Namespace: "demo", Method: "GET", Path: "/api/v1/namespaces/demo/pods"},
+		Action:   &access.Action{Kind: "kubernetes", Target: "demo", Method: "GET", Path: "/api/v1/namespaces/demo/pods", Kubernetes: &access.KubernetesAction{Verb: "list", ResourceRequest: true, APIVersion: "v1", Resource: "pods", Namespace: "demo"}},
 		Decision: &audit.Decision{Allowed: true, Reasons: []string{"permitted by grant g-read"}},
 		Grant:    &audit.Grant{ID: "g-read", Policy: "pod-reader", Namespace: "demo"},
 		Outcome:  &audit.Outcome{Status: 200},
@@ -261,7 +261,7 @@ func kubeStatus(t *testing.T, resp *http.Response) metav1.Status {
 func TestDenials(t *testing.T) {
 	readerPolicy := &jit.Policy{
 		Name: "pod-reader", Target: "demo", Namespaces: []string{"demo"},
-		Permissions: []access.Permission{{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+		Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get", "list", "watch"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 	}
 	tests := []struct {
 		name       string
@@ -485,7 +485,7 @@ func TestWatchEndsWhenGrantExpires(t *testing.T) {
 	for sc.Scan() {
 	} // returns when the stream ends; the client's 10s timeout would fail the test
 	e := lastEvent(t, h.audit)
-	if e.Action.Verb != "watch" || e.Outcome.Error != "grant g-read has expired while the response was streaming" {
+	if e.Action.Kubernetes.Verb != "watch" || e.Outcome.Error != "grant g-read has expired while the response was streaming" {
 		t.Errorf("audit %+v %+v", e.Action, e.Outcome)
 	}
 }

@@ -18,10 +18,15 @@ import (
 type Protocol interface {
 	// Kind is the target kind, for example access.KindKubernetes.
 	Kind() string
-	// Classify parses a request into an Action. Kind and Target are filled
-	// in by the pipeline. An error means the request is malformed or
+	// Classify parses a request into an Action: Method, Path and the
+	// part of its kind; Kind and Target are filled in by the pipeline.
+	// body returns the request's body, read within the pipeline's size and
+	// time limits, and puts it back for forwarding; a protocol calls it
+	// only when the action cannot be told without the body (an AWS query
+	// form). Its error must be returned, wrapped or not: the pipeline
+	// answers it. Any other error means the request is malformed or
 	// refused; its message is safe to show the agent.
-	Classify(r *http.Request) (access.Action, error)
+	Classify(r *http.Request, body func() ([]byte, error)) (access.Action, error)
 	// DecodeBody returns the request body as policies see it, or nil when
 	// policies need no body for this action. raw is the body, already read
 	// within the size limit. An error means a body policies need could not
@@ -35,8 +40,13 @@ type Protocol interface {
 	// reach the upstream: an allow-list of what the protocol needs, never a
 	// credential. Everything else the agent sent is dropped.
 	OutboundHeader(h http.Header) http.Header
-	// Authorize adds the minted credential to the outbound request.
-	Authorize(out *http.Request, c broker.Credential)
+	// Authorize applies the minted credential to a request prepared for
+	// the upstream, as the last step before it is sent (in the target's
+	// RoundTripper, after every header and the URL are final): a bearer
+	// token, or a SigV4 signature over the request as sent. a is the
+	// request's Action. An error fails the request; its message is safe to
+	// show the agent and never holds a secret.
+	Authorize(out *http.Request, a access.Action, c broker.Credential) error
 	// WriteError writes an error in the target's own format, so that its
 	// clients show the message (for Kubernetes, a Status object).
 	WriteError(w http.ResponseWriter, status int, message string)
@@ -68,11 +78,19 @@ type Target struct {
 	// Name identifies the target in policies, grants and audit events.
 	Name string
 	// Hosts are the host names (with optional port, default 443) agents
-	// address; the proxy intercepts CONNECTs to exactly these.
+	// address; the proxy intercepts CONNECTs to these and refuses all
+	// others. A label "*" matches any one label (not a dot), so
+	// "*.s3.amazonaws.com" matches "bucket.s3.amazonaws.com" and
+	// "s3.*.amazonaws.com" matches "s3.eu-west-1.amazonaws.com". A host
+	// named exactly wins over a pattern; two targets' patterns must not
+	// both match one host.
 	Hosts []string
 	// Upstream is where requests go, for example https://10.0.0.1:6443.
+	// Nil: each request goes to the host the agent addressed (which Hosts
+	// matched), as for AWS's own endpoints.
 	Upstream *url.URL
-	// Transport reaches Upstream with TLS verified against the target's CA.
+	// Transport reaches the upstream with TLS verified (against the
+	// target's CA, or the system's roots when Upstream is nil).
 	Transport http.RoundTripper
 	Protocol  Protocol
 	// Discovery, if set, is the credential for requests policy allows
@@ -105,11 +123,11 @@ func (t *Target) validate() error {
 		errs = append(errs, errors.New("at least one host is required"))
 	}
 	for _, h := range t.Hosts {
-		if _, err := normalizeHostPort(h); err != nil {
+		if _, err := newHostPattern(h); err != nil {
 			errs = append(errs, fmt.Errorf("host %q: %w", h, err))
 		}
 	}
-	if t.Upstream == nil || t.Upstream.Scheme != "https" || t.Upstream.Host == "" {
+	if t.Upstream != nil && (t.Upstream.Scheme != "https" || t.Upstream.Host == "") {
 		errs = append(errs, errors.New("upstream must be an https URL"))
 	}
 	if t.Transport == nil {
@@ -142,7 +160,13 @@ func normalizeHostPort(hostport string) (string, error) {
 
 // targets finds a target by the host:port an agent connects to.
 type targets struct {
-	byHost map[string]*Target
+	byHost   map[string]*Target
+	patterns []targetPattern
+}
+
+type targetPattern struct {
+	pattern hostPattern
+	target  *Target
 }
 
 func newTargets(list []*Target) (*targets, error) {
@@ -159,21 +183,39 @@ func newTargets(list []*Target) (*targets, error) {
 		}
 		names[t.Name] = true
 		for _, h := range t.Hosts {
-			hp, _ := normalizeHostPort(h)
-			if other, dup := ts.byHost[hp]; dup {
-				errs = append(errs, fmt.Errorf("host %s belongs to targets %q and %q", hp, other.Name, t.Name))
+			hp, _ := newHostPattern(h)
+			if !hp.wild() {
+				if other, dup := ts.byHost[hp.String()]; dup {
+					errs = append(errs, fmt.Errorf("host %s belongs to targets %q and %q", hp, other.Name, t.Name))
+				}
+				ts.byHost[hp.String()] = t
+				continue
 			}
-			ts.byHost[hp] = t
+			for _, other := range ts.patterns {
+				if other.target != t && other.pattern.overlaps(hp) {
+					errs = append(errs, fmt.Errorf("host patterns %s of target %q and %s of target %q match the same hosts", other.pattern, other.target.Name, hp, t.Name))
+				}
+			}
+			ts.patterns = append(ts.patterns, targetPattern{pattern: hp, target: t})
 		}
 	}
 	return ts, errors.Join(errs...)
 }
 
-// lookup returns the target for hostport, or nil.
+// lookup returns the target for hostport and the normalized host:port, or
+// nil.
 func (ts *targets) lookup(hostport string) (*Target, string) {
 	hp, err := normalizeHostPort(hostport)
 	if err != nil {
 		return nil, ""
 	}
-	return ts.byHost[hp], hp
+	if t, ok := ts.byHost[hp]; ok {
+		return t, hp
+	}
+	for _, p := range ts.patterns {
+		if p.pattern.matches(hp) {
+			return p.target, hp
+		}
+	}
+	return nil, ""
 }

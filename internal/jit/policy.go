@@ -39,14 +39,19 @@ type Policy struct {
 	// Version identifies the policy's content; grants record it.
 	Version string
 	// Target is the name of the configured target the grant applies to.
-	Target   string
+	Target string
+	// Kind is the kind of target the permissions are for (access.KindKubernetes
+	// or access.KindAWS), told by the fields of the permissions.
+	Kind     string
 	Subjects Subjects
 	// Namespaces a grant may be requested for; "*" allows any. Empty when
 	// ClusterWide.
 	Namespaces []string
 	// ClusterWide grants apply to every namespace and to cluster-scoped
-	// resources; they are requested without a namespace.
+	// resources; they are requested without a namespace. AWS policies are
+	// always ClusterWide: their grants have no namespace.
 	ClusterWide bool
+	// Permissions all have a part of the policy's Kind.
 	Permissions []access.Permission
 	Duration    Durations
 	Approval    Approval
@@ -111,15 +116,15 @@ type policyDoc struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
 	Spec struct {
-		Description string              `yaml:"description"`
-		Target      string              `yaml:"target"`
-		Subjects    Subjects            `yaml:"subjects"`
-		Namespaces  []string            `yaml:"namespaces"`
-		ClusterWide bool                `yaml:"clusterWide"`
-		Permissions []access.Permission `yaml:"permissions"`
-		Duration    Durations           `yaml:"duration"`
-		Approval    Approval            `yaml:"approval"`
-		Credential  CredentialSpec      `yaml:"credential"`
+		Description string          `yaml:"description"`
+		Target      string          `yaml:"target"`
+		Subjects    Subjects        `yaml:"subjects"`
+		Namespaces  []string        `yaml:"namespaces"`
+		ClusterWide bool            `yaml:"clusterWide"`
+		Permissions []permissionDoc `yaml:"permissions"`
+		Duration    Durations       `yaml:"duration"`
+		Approval    Approval        `yaml:"approval"`
+		Credential  CredentialSpec  `yaml:"credential"`
 	} `yaml:"spec"`
 }
 
@@ -171,6 +176,7 @@ func (d *policyDoc) policy() (*Policy, error) {
 		bad("spec.subjects must list at least one user or group")
 	}
 	switch {
+	case permissionsKind(s.Permissions) == access.KindAWS:
 	case s.ClusterWide && len(s.Namespaces) > 0:
 		bad("spec.namespaces must be empty when spec.clusterWide is true")
 	case !s.ClusterWide && len(s.Namespaces) == 0:
@@ -183,29 +189,15 @@ func (d *policyDoc) policy() (*Policy, error) {
 			}
 		}
 	}
-	if len(s.Permissions) == 0 {
-		bad("spec.permissions must list at least one permission")
+	kind, perms, err := permissions(s.Permissions)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	for i, p := range s.Permissions {
-		if len(p.Verbs) == 0 {
-			bad("spec.permissions[%d].verbs is required", i)
+	if kind == access.KindAWS {
+		if s.ClusterWide || len(s.Namespaces) > 0 {
+			bad("spec.namespaces and spec.clusterWide do not apply to AWS permissions: AWS grants have no namespace")
 		}
-		if len(p.Resources) == 0 && len(p.NonResourceURLs) == 0 {
-			bad("spec.permissions[%d] needs resources or nonResourceURLs", i)
-		}
-		if len(p.Resources) > 0 && len(p.APIGroups) == 0 {
-			bad("spec.permissions[%d].apiGroups is required with resources (\"\" is the core group)", i)
-		}
-		for j, n := range p.ResourceNames {
-			if err := checkName(fmt.Sprintf("spec.permissions[%d].resourceNames[%d]", i, j), n); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		for j, u := range p.NonResourceURLs {
-			if err := checkName(fmt.Sprintf("spec.permissions[%d].nonResourceURLs[%d]", i, j), u); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		s.ClusterWide = true
 	}
 	if s.Duration.Max <= 0 {
 		bad("spec.duration.max must be a positive duration such as 1h")
@@ -238,10 +230,11 @@ func (d *policyDoc) policy() (*Policy, error) {
 		Name:        d.Metadata.Name,
 		Description: s.Description,
 		Target:      s.Target,
+		Kind:        kind,
 		Subjects:    s.Subjects,
 		Namespaces:  s.Namespaces,
 		ClusterWide: s.ClusterWide,
-		Permissions: s.Permissions,
+		Permissions: perms,
 		Duration:    s.Duration,
 		Approval:    s.Approval,
 		Credential:  s.Credential,

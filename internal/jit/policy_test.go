@@ -34,10 +34,10 @@ func TestParsePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []*Policy{{
-		Name: "pod-reader", Target: "demo",
+		Name: "pod-reader", Target: "demo", Kind: access.KindKubernetes,
 		Subjects:    Subjects{Groups: []string{"developers"}},
 		Namespaces:  []string{"demo"},
-		Permissions: []access.Permission{{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{"pods"}}},
+		Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
 		Duration:    Durations{Default: time.Hour, Max: time.Hour},
 		Approval:    Approval{Timeout: DefaultApprovalTimeout},
 		Credential:  CredentialSpec{Provider: "tokenrequest", Options: map[string]string{"serviceAccount": "reader"}},

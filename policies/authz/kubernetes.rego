@@ -3,8 +3,10 @@
 # jitproxy evaluates data.jitproxy.authz for every proxied request with
 #   input.caller      the agent session (session, agent, user, groups,
 #                     auth_method, source_address)
-#   input.action      the classified request (kind, target, verb, api_group,
-#                     resource, subresource, namespace, name, path, ...)
+#   input.action      the classified request: kind ("kubernetes"), target,
+#                     method, path, and input.action.kubernetes (verb,
+#                     resource_request, api_group, api_version, resource,
+#                     subresource, namespace, name)
 #   input.object      the object as the apiserver will store it (a full
 #                     Kubernetes object: apiVersion, kind, metadata, spec,
 #                     ...), the result of sending the request with
@@ -18,7 +20,9 @@
 #                     for policies that want it; the rules below judge
 #                     input.object instead
 #   input.grants      the caller's ACTIVE grants (id, policy, target,
-#                     namespace, permissions)
+#                     namespace, permissions); a permission of a Kubernetes
+#                     grant is {"kubernetes": {verbs, apiGroups, resources,
+#                     resourceNames, nonResourceURLs}}
 # A request is allowed when `permit` holds at least one grant ID (or
 # `permit_discovery` holds) and `forbid` holds no reason: deny by default,
 # and forbid beats permit.
@@ -45,9 +49,9 @@ permit contains grant.id if {
 	input.action.kind == "kubernetes"
 	some grant in input.grants
 	grant.target == input.action.target
-	in_scope(grant, input.action)
+	in_scope(grant, input.action.kubernetes)
 	some permission in grant.permissions
-	allows(permission, input.action)
+	allows(permission.kubernetes, input.action.kubernetes, input.action.path)
 }
 
 # Any session may read the discovery documents kubectl fetches before every
@@ -56,8 +60,8 @@ permit contains grant.id if {
 # that kubectl gets as far as the request that needs a grant.
 permit_discovery if {
 	input.action.kind == "kubernetes"
-	not input.action.resource_request
-	input.action.verb == "get"
+	not input.action.kubernetes.resource_request
+	input.action.kubernetes.verb == "get"
 	discovery_path(input.action.path)
 }
 
@@ -70,7 +74,7 @@ in_scope(grant, action) if {
 	grant.namespace == action.namespace
 }
 
-allows(permission, action) if {
+allows(permission, action, _) if {
 	action.resource_request
 	listed(permission.verbs, action.verb)
 	listed(permission.apiGroups, action.api_group)
@@ -78,11 +82,11 @@ allows(permission, action) if {
 	name_listed(permission, action)
 }
 
-allows(permission, action) if {
+allows(permission, action, path) if {
 	not action.resource_request
 	listed(permission.verbs, action.verb)
 	some url in permission.nonResourceURLs
-	url_matches(url, action.path)
+	url_matches(url, path)
 }
 
 listed(list, _) if "*" in list
@@ -130,9 +134,9 @@ discovery_path(path) if {
 # Interactive access to the control plane's own pods is never granted.
 forbid contains "exec, attach and port-forward into kube-system are forbidden" if {
 	input.action.kind == "kubernetes"
-	input.action.namespace == "kube-system"
-	input.action.resource == "pods"
-	input.action.subresource in {"exec", "attach", "portforward"}
+	input.action.kubernetes.namespace == "kube-system"
+	input.action.kubernetes.resource == "pods"
+	input.action.kubernetes.subresource in {"exec", "attach", "portforward"}
 }
 
 # Admission: no grant lets an agent write a pod, or an object that makes

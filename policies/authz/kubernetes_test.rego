@@ -7,7 +7,7 @@ pod_reader := {
 	"policy": "pod-reader",
 	"target": "demo",
 	"namespace": "demo",
-	"permissions": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "pods/log"]}],
+	"permissions": [{"kubernetes": {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "pods/log"]}}],
 }
 
 deployer := {
@@ -16,8 +16,8 @@ deployer := {
 	"target": "demo",
 	"namespace": "demo",
 	"permissions": [
-		{"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]},
-		{"verbs": ["create", "delete"], "apiGroups": [""], "resources": ["pods"]},
+		{"kubernetes": {"verbs": ["*"], "apiGroups": ["apps"], "resources": ["deployments"]}},
+		{"kubernetes": {"verbs": ["create", "delete"], "apiGroups": [""], "resources": ["pods"]}},
 	],
 }
 
@@ -26,25 +26,30 @@ cluster_viewer := {
 	"policy": "node-viewer",
 	"target": "demo",
 	"namespace": "",
-	"permissions": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["nodes"], "resourceNames": ["node-a"]}],
+	"permissions": [{"kubernetes": {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["nodes"], "resourceNames": ["node-a"]}}],
 }
 
-action(overrides) := object.union(
-	{
-		"kind": "kubernetes",
-		"target": "demo",
-		"verb": "list",
-		"resource_request": true,
-		"api_group": "",
-		"api_version": "v1",
-		"resource": "pods",
-		"subresource": "",
-		"namespace": "demo",
-		"name": "",
-		"path": "/api/v1/namespaces/demo/pods",
-	},
-	overrides,
-)
+# action(overrides) is a Kubernetes action: overrides name fields of
+# input.action.kubernetes, and "target" and "path" of input.action.
+action(overrides) := {
+	"kind": "kubernetes",
+	"target": object.get(overrides, "target", "demo"),
+	"method": "GET",
+	"path": object.get(overrides, "path", "/api/v1/namespaces/demo/pods"),
+	"kubernetes": object.union(
+		{
+			"verb": "list",
+			"resource_request": true,
+			"api_group": "",
+			"api_version": "v1",
+			"resource": "pods",
+			"subresource": "",
+			"namespace": "demo",
+			"name": "",
+		},
+		object.remove(overrides, ["target", "path"]),
+	),
+}
 
 allowed(inp) if {
 	count(authz.permit) > 0 with input as inp
@@ -110,13 +115,13 @@ test_only_discovery_needs_no_grant if {
 	discovery := action({"verb": "get", "resource_request": false, "resource": "", "namespace": "", "path": "/api"})
 	not allowed({"action": object.union(discovery, {"path": "/logs/kubelet"}), "grants": [pod_reader]})
 	not allowed({"action": object.union(discovery, {"path": "/metrics"}), "grants": []})
-	not allowed({"action": object.union(discovery, {"verb": "post"}), "grants": []})
+	not allowed({"action": object.union(discovery, {"kubernetes": object.union(discovery.kubernetes, {"verb": "post"})}), "grants": []})
 	not allowed({"action": action({}), "grants": []})
 }
 
 # Admission: pod templates in every kind that carries one.
 
-admin_grant := object.union(deployer, {"id": "g-admin", "permissions": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]})
+admin_grant := object.union(deployer, {"id": "g-admin", "permissions": [{"kubernetes": {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}}]})
 
 app := {"name": "app", "image": "registry.k8s.io/pause"}
 
@@ -295,7 +300,7 @@ test_restricted_is_a_one_line_switch if {
 }
 
 test_exec_into_kube_system_is_forbidden if {
-	admin := object.union(deployer, {"namespace": "", "permissions": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]})
+	admin := object.union(deployer, {"namespace": "", "permissions": [{"kubernetes": {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}}]})
 	not allowed({"action": action({"verb": "create", "subresource": "exec", "namespace": "kube-system", "name": "etcd"}), "grants": [admin_grant]})
 	allowed({"action": action({"verb": "create", "subresource": "exec", "namespace": "demo", "name": "web"}), "grants": [admin_grant]})
 }

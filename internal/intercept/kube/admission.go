@@ -49,7 +49,8 @@ var objectSubresources = map[string]bool{"": true, "ephemeralcontainers": true}
 // NeedsObject reports whether policies must see the object a stores before
 // it is forwarded: create, update and patch of a resource, or of its
 // ephemeralcontainers.
-func (*Protocol) NeedsObject(a access.Action) bool {
+func (*Protocol) NeedsObject(action access.Action) bool {
+	a := kubernetes(action)
 	return a.ResourceRequest && objectSubresources[a.Subresource] &&
 		(a.Verb == "create" || a.Verb == "update" || a.Verb == "patch")
 }
@@ -82,7 +83,7 @@ const admitAttempts = 3
 // changing while it was judged (a conflict). An error means the object
 // cannot be known; its message is safe to show the agent.
 func (p *Protocol) Admit(ctx context.Context, send func(*http.Request) (*http.Response, error), r *http.Request, body []byte, a access.Action, withOld bool) (access.Write, *http.Response, error) {
-	withOld = withOld && (a.Verb == "update" || a.Verb == "patch")
+	withOld = withOld && (kubernetes(a).Verb == "update" || kubernetes(a).Verb == "patch")
 	for range admitAttempts {
 		var old map[string]any
 		if withOld {
@@ -144,7 +145,7 @@ func (p *Protocol) dryRun(ctx context.Context, send func(*http.Request) (*http.R
 // none (an update or apply may create it).
 func (p *Protocol) stored(ctx context.Context, send func(*http.Request) (*http.Response, error), r *http.Request, a access.Action) (map[string]any, error) {
 	objPath := r.URL.Path
-	if a.Subresource != "" {
+	if kubernetes(a).Subresource != "" {
 		objPath = path.Dir(objPath)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, objPath, nil)
@@ -348,7 +349,8 @@ func repeatedKey(body []byte) (string, bool) {
 
 // conflict is the apiserver's own conflict answer, for an object that kept
 // changing while it was judged.
-func conflict(a access.Action) *http.Response {
+func conflict(action access.Action) *http.Response {
+	a := kubernetes(action)
 	st := metav1.Status{
 		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
 		Status:   metav1.StatusFailure,

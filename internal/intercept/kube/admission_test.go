@@ -80,9 +80,11 @@ func deployment(rv string, privileged bool) map[string]any {
 
 func TestAdmitMakesTheWriteConditional(t *testing.T) {
 	const path = "/apis/apps/v1/namespaces/demo/deployments/web"
-	patch := access.Action{ResourceRequest: true, Verb: "patch", APIGroup: "apps", Resource: "deployments", Namespace: "demo", Name: "web"}
+	patch := access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "patch", APIGroup: "apps", Resource: "deployments", Namespace: "demo", Name: "web"}}
 	update, create := patch, patch
-	update.Verb, create.Verb, create.Name = "update", "create", ""
+	uk, ck := *patch.Kubernetes, *patch.Kubernetes
+	update.Kubernetes, create.Kubernetes = &uk, &ck
+	uk.Verb, ck.Verb, ck.Name = "update", "create", ""
 	existing := func(*http.Request, []byte) (int, any) { return http.StatusOK, deployment("42", true) }
 	created := func(*http.Request, []byte) (int, any) { return http.StatusCreated, deployment("", false) }
 	tests := []struct {
@@ -135,7 +137,7 @@ func TestAdmitMakesTheWriteConditional(t *testing.T) {
 		{
 			name: "ephemeral containers patch the pod", method: "PATCH", path: "/api/v1/namespaces/demo/pods/web/ephemeralcontainers", ctype: "application/strategic-merge-patch+json",
 			body:     `{"spec":{"ephemeralContainers":[{"name":"debug"}]}}`,
-			action:   access.Action{ResourceRequest: true, Verb: "patch", Resource: "pods", Subresource: "ephemeralcontainers", Namespace: "demo", Name: "web"},
+			action:   access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "patch", Resource: "pods", Subresource: "ephemeralcontainers", Namespace: "demo", Name: "web"}},
 			dryRun:   existing,
 			wantBody: `{"metadata":{"resourceVersion":"42"},"spec":{"ephemeralContainers":[{"name":"debug"}]}}`, wantType: "application/strategic-merge-patch+json",
 		},
@@ -173,7 +175,7 @@ func TestAdmitMakesTheWriteConditional(t *testing.T) {
 
 func TestAdmitAnswers(t *testing.T) {
 	const path = "/apis/apps/v1/namespaces/demo/deployments/web"
-	patch := access.Action{ResourceRequest: true, Verb: "patch", APIGroup: "apps", Resource: "deployments", Namespace: "demo", Name: "web"}
+	patch := access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "patch", APIGroup: "apps", Resource: "deployments", Namespace: "demo", Name: "web"}}
 	tests := []struct {
 		name       string
 		query      string
@@ -270,14 +272,14 @@ func TestNeedsObject(t *testing.T) {
 		a    access.Action
 		want bool
 	}{
-		{access.Action{ResourceRequest: true, Verb: "create", Resource: "pods"}, true},
-		{access.Action{ResourceRequest: true, Verb: "update", Resource: "deployments"}, true},
-		{access.Action{ResourceRequest: true, Verb: "patch", Resource: "pods", Subresource: "ephemeralcontainers"}, true},
-		{access.Action{ResourceRequest: true, Verb: "patch", Resource: "deployments", Subresource: "scale"}, false},
-		{access.Action{ResourceRequest: true, Verb: "create", Resource: "pods", Subresource: "exec"}, false},
-		{access.Action{ResourceRequest: true, Verb: "delete", Resource: "pods"}, false},
-		{access.Action{ResourceRequest: true, Verb: "get", Resource: "pods"}, false},
-		{access.Action{Verb: "post", Path: "/logs"}, false},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "create", Resource: "pods"}}, true},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "update", Resource: "deployments"}}, true},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "patch", Resource: "pods", Subresource: "ephemeralcontainers"}}, true},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "patch", Resource: "deployments", Subresource: "scale"}}, false},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "create", Resource: "pods", Subresource: "exec"}}, false},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "delete", Resource: "pods"}}, false},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "get", Resource: "pods"}}, false},
+		{access.Action{Path: "/logs", Kubernetes: &access.KubernetesAction{Verb: "post"}}, false},
 	}
 	for _, tt := range tests {
 		if got := New().NeedsObject(tt.a); got != tt.want {

@@ -53,7 +53,8 @@ func (*Protocol) Kind() string { return access.KindKubernetes }
 // not in canonical form (dot segments, empty segments, encoded slashes) are
 // refused, so that jitproxy and the apiserver cannot read one path two ways,
 // and so is a query string that carries a credential.
-func (p *Protocol) Classify(r *http.Request) (access.Action, error) {
+// Classification never needs the body.
+func (p *Protocol) Classify(r *http.Request, _ func() ([]byte, error)) (access.Action, error) {
 	if err := checkRequest(r); err != nil {
 		return access.Action{}, err
 	}
@@ -61,18 +62,21 @@ func (p *Protocol) Classify(r *http.Request) (access.Action, error) {
 	if err != nil {
 		return access.Action{}, err
 	}
-	a := access.Action{
-		Verb:            info.Verb,
-		ResourceRequest: info.IsResourceRequest,
-		Method:          r.Method,
-		Path:            info.Path,
-	}
+	k := &access.KubernetesAction{Verb: info.Verb, ResourceRequest: info.IsResourceRequest}
 	if info.IsResourceRequest {
-		a.APIGroup, a.APIVersion = info.APIGroup, info.APIVersion
-		a.Resource, a.Subresource = info.Resource, info.Subresource
-		a.Namespace, a.Name = info.Namespace, info.Name
+		k.APIGroup, k.APIVersion = info.APIGroup, info.APIVersion
+		k.Resource, k.Subresource = info.Resource, info.Subresource
+		k.Namespace, k.Name = info.Namespace, info.Name
 	}
-	return a, nil
+	return access.Action{Method: r.Method, Path: info.Path, Kubernetes: k}, nil
+}
+
+// kubernetes returns the Kubernetes part of a, never nil.
+func kubernetes(a access.Action) *access.KubernetesAction {
+	if a.Kubernetes == nil {
+		return &access.KubernetesAction{}
+	}
+	return a.Kubernetes
 }
 
 func checkRequest(r *http.Request) error {
@@ -99,7 +103,8 @@ func checkPath(r *http.Request) error {
 
 // NeedsBody is true for create, update and patch: their bodies are objects
 // (or patches) that admission policies check.
-func (*Protocol) NeedsBody(a access.Action) bool {
+func (*Protocol) NeedsBody(action access.Action) bool {
+	a := kubernetes(action)
 	return a.ResourceRequest && (a.Verb == "create" || a.Verb == "update" || a.Verb == "patch")
 }
 
@@ -152,9 +157,10 @@ func (p *Protocol) protobufToJSON(raw []byte) ([]byte, error) {
 }
 
 // Describe names an action the way kubectl users think of it.
-func (*Protocol) Describe(a access.Action) string {
+func (*Protocol) Describe(action access.Action) string {
+	a := kubernetes(action)
 	if !a.ResourceRequest {
-		return fmt.Sprintf("%s %s", a.Verb, a.Path)
+		return fmt.Sprintf("%s %s", a.Verb, action.Path)
 	}
 	res := a.Resource
 	if a.APIGroup != "" {
@@ -174,8 +180,12 @@ func (*Protocol) Describe(a access.Action) string {
 }
 
 // Authorize sets the minted bearer token.
-func (*Protocol) Authorize(out *http.Request, c broker.Credential) {
+func (*Protocol) Authorize(out *http.Request, _ access.Action, c broker.Credential) error {
+	if c.Token.IsZero() {
+		return errors.New("the credential is not a bearer token")
+	}
 	out.Header.Set("Authorization", "Bearer "+c.Token.Reveal())
+	return nil
 }
 
 // WriteError writes a metav1.Status, which kubectl prints as

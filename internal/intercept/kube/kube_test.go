@@ -22,9 +22,11 @@ import (
 
 func TestClassify(t *testing.T) {
 	res := func(verb, group, version, resource, sub, ns, name string) access.Action {
-		return access.Action{Verb: verb, ResourceRequest: true, APIGroup: group, APIVersion: version, Resource: resource, Subresource: sub, Namespace: ns, Name: name}
+		return access.Action{Kubernetes: &access.KubernetesAction{Verb: verb, ResourceRequest: true, APIGroup: group, APIVersion: version, Resource: resource, Subresource: sub, Namespace: ns, Name: name}}
 	}
-	nonres := func(verb string) access.Action { return access.Action{Verb: verb} }
+	nonres := func(verb string) access.Action {
+		return access.Action{Kubernetes: &access.KubernetesAction{Verb: verb}}
+	}
 	tests := []struct {
 		name   string
 		method string
@@ -70,7 +72,7 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(tt.method, "https://kubernetes.demo"+tt.target, nil)
-			got, err := p.Classify(r)
+			got, err := p.Classify(r, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +95,7 @@ func TestClassifyRefusesAmbiguousPaths(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "https://kubernetes.demo/", nil)
 		r.URL, _ = url.Parse("https://kubernetes.demo" + target)
-		if _, err := New().Classify(r); err == nil {
+		if _, err := New().Classify(r, nil); err == nil {
 			t.Errorf("Classify(%s) = nil error, want a refusal", target)
 		}
 	}
@@ -110,19 +112,20 @@ func FuzzClassify(f *testing.F) {
 			return
 		}
 		r := &http.Request{Method: method, URL: u, Header: http.Header{}}
-		a, err := p.Classify(r)
+		action, err := p.Classify(r, nil)
 		if err != nil {
 			return
 		}
+		a := action.Kubernetes
 		if a.ResourceRequest && (a.APIVersion == "" || a.Resource == "") {
 			t.Fatalf("resource request without version or resource: %+v", a)
 		}
 		if !a.ResourceRequest && (a.Namespace != "" || a.Resource != "" || a.Name != "") {
 			t.Fatalf("non-resource request with resource fields: %+v", a)
 		}
-		for _, seg := range strings.Split(a.Path, "/") {
+		for _, seg := range strings.Split(action.Path, "/") {
 			if seg == ".." || seg == "." {
-				t.Fatalf("accepted a dot segment: %q", a.Path)
+				t.Fatalf("accepted a dot segment: %q", action.Path)
 			}
 		}
 	})
@@ -215,7 +218,9 @@ func TestOutboundHeader(t *testing.T) {
 		})
 	}
 	out := httptest.NewRequest("GET", "https://x/", nil)
-	New().Authorize(out, broker.Credential{Token: secret.Value("minted")})
+	if err := New().Authorize(out, access.Action{}, broker.Credential{Token: secret.Value("minted")}); err != nil {
+		t.Fatal(err)
+	}
 	if got := out.Header.Get("Authorization"); got != "Bearer minted" {
 		t.Errorf("Authorization = %q", got)
 	}
@@ -224,7 +229,7 @@ func TestOutboundHeader(t *testing.T) {
 func TestClassifyRefusesCredentialsInTheQuery(t *testing.T) {
 	for _, q := range []string{"access_token=x", "Access_Token=x", "token=x", "watch=1&id_token=x", "X-Amz-Signature=x", "api_key=x"} {
 		r := httptest.NewRequest("GET", "https://kubernetes.demo/api/v1/namespaces/demo/pods?"+q, nil)
-		_, err := New().Classify(r)
+		_, err := New().Classify(r, nil)
 		if err == nil || !strings.Contains(err.Error(), "credentials in the query string are refused") {
 			t.Errorf("Classify(?%s) = %v, want a refusal", q, err)
 		}
@@ -251,7 +256,7 @@ func protobufPod(t testing.TB) string {
 func ptr[T any](v T) *T { return &v }
 
 func TestDecodeBody(t *testing.T) {
-	create := access.Action{ResourceRequest: true, Verb: "create", Resource: "pods"}
+	create := access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "create", Resource: "pods"}}
 	tests := []struct {
 		name    string
 		action  access.Action
@@ -264,7 +269,7 @@ func TestDecodeBody(t *testing.T) {
 		{name: "json with charset", action: create, ctype: "application/json; charset=utf-8", raw: `{"a":1}`, want: map[string]any{"a": 1.0}},
 		{name: "apply yaml", action: create, ctype: "application/apply-patch+yaml", raw: "kind: Pod\nspec: {hostNetwork: true}\n", want: map[string]any{"kind": "Pod", "spec": map[string]any{"hostNetwork": true}}},
 		{name: "json patch", action: create, ctype: "application/json-patch+json", raw: `[{"op":"add"}]`, want: []any{map[string]any{"op": "add"}}},
-		{name: "get has no body", action: access.Action{ResourceRequest: true, Verb: "get"}, raw: `{"x":1}`, want: nil},
+		{name: "get has no body", action: access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "get"}}, raw: `{"x":1}`, want: nil},
 		{name: "empty", action: create, ctype: "application/json", raw: "", want: nil},
 		{name: "protobuf pod", action: create, ctype: "application/vnd.kubernetes.protobuf", raw: protobufPod(t), want: map[string]any{
 			"apiVersion": "v1", "kind": "Pod",
@@ -319,10 +324,10 @@ func TestDescribe(t *testing.T) {
 		a    access.Action
 		want string
 	}{
-		{access.Action{ResourceRequest: true, Verb: "list", Resource: "pods", Namespace: "demo"}, `list pods in namespace "demo"`},
-		{access.Action{ResourceRequest: true, Verb: "get", Resource: "deployments", APIGroup: "apps", Subresource: "scale", Name: "web", Namespace: "demo"}, `get deployments.apps/scale "web" in namespace "demo"`},
-		{access.Action{ResourceRequest: true, Verb: "list", Resource: "nodes"}, `list nodes (cluster-wide)`},
-		{access.Action{Verb: "get", Path: "/version"}, `get /version`},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "list", Resource: "pods", Namespace: "demo"}}, `list pods in namespace "demo"`},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "get", Resource: "deployments", APIGroup: "apps", Subresource: "scale", Name: "web", Namespace: "demo"}}, `get deployments.apps/scale "web" in namespace "demo"`},
+		{access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "list", Resource: "nodes"}}, `list nodes (cluster-wide)`},
+		{access.Action{Path: "/version", Kubernetes: &access.KubernetesAction{Verb: "get"}}, `get /version`},
 	}
 	for _, tt := range tests {
 		if got := New().Describe(tt.a); got != tt.want {
@@ -350,7 +355,7 @@ func FuzzDecodeBody(f *testing.F) {
 	}
 	f.Add("application/vnd.kubernetes.protobuf", []byte(protobufPod(f)))
 	p := New()
-	create := access.Action{ResourceRequest: true, Verb: "create", Resource: "pods"}
+	create := access.Action{Kubernetes: &access.KubernetesAction{ResourceRequest: true, Verb: "create", Resource: "pods"}}
 	f.Fuzz(func(t *testing.T, ctype string, raw []byte) {
 		body, err := p.DecodeBody(create, ctype, raw)
 		if err != nil || body == nil {

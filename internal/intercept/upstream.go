@@ -1,0 +1,195 @@
+package intercept
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/broker"
+)
+
+// upstream sends a target's requests: one ReverseProxy per target, whose
+// Transport applies each request's credential.
+type upstream struct {
+	target *Target
+	// transport applies the credential of the request's forwarding, then
+	// sends with the target's Transport.
+	transport http.RoundTripper
+	proxy     *httputil.ReverseProxy
+}
+
+// forwarding is what the upstream needs to know of one request, carried
+// in its context.
+type forwarding struct {
+	x      *exchange
+	action access.Action
+	cred   broker.Credential
+	// host is the host:port the agent addressed, where the request goes
+	// when the target has no fixed upstream.
+	host    string
+	grantID string
+}
+
+type forwardingKey struct{}
+
+func withForwarding(ctx context.Context, f *forwarding) context.Context {
+	return context.WithValue(ctx, forwardingKey{}, f)
+}
+
+func forwardingFrom(ctx context.Context) *forwarding {
+	f, _ := ctx.Value(forwardingKey{}).(*forwarding)
+	return f
+}
+
+// errNoForwarding: a request reached an upstream's transport without the
+// state the pipeline attaches; a programming error, failed closed.
+var errNoForwarding = errors.New("jitproxy: request has no credential attached")
+
+// authorizeError is a failure to apply the credential, not to reach the
+// upstream.
+type authorizeError struct{ err error }
+
+func (e *authorizeError) Error() string { return e.err.Error() }
+func (e *authorizeError) Unwrap() error { return e.err }
+
+// authorizingTransport applies the credential of the request's forwarding
+// with the target's protocol, as the last step before sending. The request
+// is always one the pipeline made for the upstream, so it may be changed.
+type authorizingTransport struct {
+	proto Protocol
+	next  http.RoundTripper
+}
+
+func (t authorizingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	f := forwardingFrom(r.Context())
+	if f == nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, errNoForwarding
+	}
+	if err := t.proto.Authorize(r, f.action, f.cred); err != nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, &authorizeError{err}
+	}
+	return t.next.RoundTrip(r)
+}
+
+func newUpstream(p *pipeline, t *Target, errLog *log.Logger) *upstream {
+	u := &upstream{target: t, transport: authorizingTransport{proto: t.Protocol, next: t.Transport}}
+	u.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			u.prepare(pr.Out, forwardingFrom(pr.Out.Context()))
+		},
+		Transport: u.transport,
+		ModifyResponse: func(resp *http.Response) error {
+			if f := forwardingFrom(resp.Request.Context()); f != nil {
+				f.x.status = resp.StatusCode
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f := forwardingFrom(r.Context())
+			if f == nil {
+				http.Error(w, "jitproxy: internal error", http.StatusInternalServerError)
+				return
+			}
+			if msg := endedWhy(r.Context(), f.grantID); msg != "" {
+				p.fail(w, f.x, http.StatusForbidden, msg)
+				return
+			}
+			if ae := (*authorizeError)(nil); errors.As(err, &ae) {
+				p.log.Warn("apply credential", "request_id", f.x.event.RequestID, "target", t.Name, "err", err)
+				p.fail(w, f.x, http.StatusBadGateway, "cannot apply the credential to the request: "+ae.Error())
+				return
+			}
+			p.log.Warn("upstream request failed", "request_id", f.x.event.RequestID, "target", t.Name, "err", err)
+			p.fail(w, f.x, http.StatusBadGateway, "the target could not be reached")
+		},
+		ErrorLog: errLog,
+	}
+	return u
+}
+
+// prepare makes out a request to the upstream that carries only the
+// headers the protocol allows; the credential is applied by the transport.
+// With no forwarding state it gets no URL, and the transport refuses it.
+func (u *upstream) prepare(out *http.Request, f *forwarding) {
+	if f == nil {
+		return
+	}
+	(&httputil.ProxyRequest{Out: out}).SetURL(u.url(f.host))
+	out.Header = u.target.Protocol.OutboundHeader(out.Header)
+}
+
+// url is where requests to host go: the fixed upstream, or host itself
+// (without the default port, as HTTP clients write it).
+func (u *upstream) url(host string) *url.URL {
+	if u.target.Upstream != nil {
+		return u.target.Upstream
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil && port == "443" {
+		host = h
+	}
+	return &url.URL{Scheme: "https", Host: host}
+}
+
+// errGrantEnded ends a response that was streaming when its grant or
+// session ended.
+var errGrantEnded = errors.New("the grant or session ended")
+
+// endedWhy says why ctx of a forwarded request ended, if its grant or
+// session ended or its grant expired; else "".
+func endedWhy(ctx context.Context, grantID string) string {
+	switch {
+	case errors.Is(context.Cause(ctx), errGrantEnded):
+		return fmt.Sprintf("grant %s or your session has ended", grantID)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Sprintf("grant %s has expired", grantID)
+	}
+	return ""
+}
+
+// send sends a request the protocol made (a dry run) to the upstream, with
+// the same URL, header allow-list and credential as forwarded requests.
+func (u *upstream) send(ctx context.Context, f *forwarding, req *http.Request) (*http.Response, error) {
+	out := req.WithContext(withForwarding(ctx, f))
+	out.URL = &url.URL{Path: req.URL.Path, RawQuery: req.URL.RawQuery}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header = out.Header.Clone()
+		out.Header.Set("User-Agent", "jitproxy")
+	}
+	u.prepare(out, f)
+	return u.transport.RoundTrip(out)
+}
+
+// forward sends r upstream, ending it when the grant expires (until) or
+// when the grant or session ends (ended is closed).
+func (u *upstream) forward(w http.ResponseWriter, r *http.Request, f *forwarding, until time.Time, ended <-chan struct{}) {
+	ctx, cancelDeadline := context.WithDeadline(r.Context(), until)
+	defer cancelDeadline()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-ended:
+			cancel(errGrantEnded)
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		if msg := endedWhy(ctx, f.grantID); msg != "" && f.x.errMsg == "" {
+			f.x.errMsg = msg + " while the response was streaming"
+		}
+	}()
+	u.proxy.ServeHTTP(w, r.WithContext(withForwarding(ctx, f)))
+}
