@@ -9,13 +9,15 @@ import (
 	"strings"
 )
 
-// Env is the whole set: Redis, etcd, kube-apiserver and, if asked, Vault.
+// Env is the whole set: Redis, etcd, kube-apiserver and, if asked, Vault
+// and MinIO.
 type Env struct {
 	Dir   string
 	Redis *Redis
 	Etcd  *Etcd
 	Kube  *KubeAPIServer
 	Vault *Vault
+	MinIO *MinIO
 }
 
 // Options selects what StartEnv starts.
@@ -26,6 +28,8 @@ type Options struct {
 	// Restart. It implies Redis.
 	DurableRedis bool
 	Vault        bool
+	// MinIO starts MinIO (StartMinIO): S3 and STS.
+	MinIO bool
 }
 
 // StartEnv starts the servers under dir. On error, whatever started is stopped.
@@ -57,11 +61,19 @@ func StartEnv(ctx context.Context, dir string, o Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
+	if o.MinIO {
+		if e.MinIO, err = StartMinIO(ctx, dir); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
 // Stop stops every server, newest first.
 func (e *Env) Stop() {
+	if e.MinIO != nil {
+		e.MinIO.Stop()
+	}
 	if e.Vault != nil {
 		e.Vault.Stop()
 	}
@@ -90,6 +102,9 @@ func (e *Env) Processes() []*Process {
 	}
 	if e.Vault != nil {
 		out = append(out, e.Vault.Process)
+	}
+	if e.MinIO != nil {
+		out = append(out, e.MinIO.Process)
 	}
 	return out
 }

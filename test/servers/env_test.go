@@ -22,7 +22,7 @@ func TestEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := StartEnv(ctx, t.TempDir(), Options{Redis: true, Vault: true})
+	env, err := StartEnv(ctx, t.TempDir(), Options{Redis: true, Vault: true, MinIO: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests run, where missing:
-# redis-server and etcd-server (etcd 3.4).
+# redis-server, etcd-server (etcd 3.4) and, only where no aws command is on
+# PATH at all (any aws-cli 1 or 2 will do), awscli (2.9).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v etcd >/dev/null || missing+=(etcd-server)
+command -v aws >/dev/null || missing+=(awscli)
 if [ ${#missing[@]} -eq 0 ]; then
-	echo "packages: redis-server and etcd are installed"
+	echo "packages: redis-server, etcd and aws are installed"
 	exit 0
 fi
 sudo=""
