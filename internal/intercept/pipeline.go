@@ -37,6 +37,7 @@ type pipeline struct {
 
 // exchange is the state of one request as it goes through the pipeline.
 type exchange struct {
+	req    *http.Request // as the agent sent it
 	start  time.Time
 	tunnel *tunnel
 	event  audit.Event
@@ -51,6 +52,7 @@ func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x := &exchange{
+		req:    r,
 		start:  p.cfg.Now(),
 		tunnel: t,
 		event: audit.Event{
@@ -77,7 +79,7 @@ func (p *pipeline) finish(ctx context.Context, x *exchange) {
 // fail answers with a safe message in the target's format and notes it for audit.
 func (p *pipeline) fail(w http.ResponseWriter, x *exchange, status int, msg string) {
 	x.status, x.errMsg = status, msg
-	x.tunnel.target.Protocol.WriteError(w, status, "jitproxy: "+msg)
+	x.tunnel.target.Protocol.WriteError(w, x.req, status, "jitproxy: "+msg)
 }
 
 func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
@@ -389,7 +391,7 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 		msg += " " + s.Hint()
 	}
 	x.status = http.StatusForbidden
-	x.tunnel.target.Protocol.WriteError(w, http.StatusForbidden, msg)
+	x.tunnel.target.Protocol.WriteError(w, x.req, http.StatusForbidden, msg)
 }
 
 func newRequestID() string {

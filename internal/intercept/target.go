@@ -47,9 +47,10 @@ type Protocol interface {
 	// request's Action. An error fails the request; its message is safe to
 	// show the agent and never holds a secret.
 	Authorize(out *http.Request, a access.Action, c broker.Credential) error
-	// WriteError writes an error in the target's own format, so that its
-	// clients show the message (for Kubernetes, a Status object).
-	WriteError(w http.ResponseWriter, status int, message string)
+	// WriteError answers r with an error in the target's own format, so
+	// that its clients show the message (for Kubernetes, a Status object;
+	// for AWS, the error document of r's protocol).
+	WriteError(w http.ResponseWriter, r *http.Request, status int, message string)
 }
 
 // Admitter is implemented by the protocols of targets that store objects.

@@ -190,7 +190,7 @@ func (*Protocol) Authorize(out *http.Request, _ access.Action, c broker.Credenti
 
 // WriteError writes a metav1.Status, which kubectl prints as
 // "Error from server (Reason): message".
-func (*Protocol) WriteError(w http.ResponseWriter, status int, message string) {
+func (*Protocol) WriteError(w http.ResponseWriter, _ *http.Request, status int, message string) {
 	st := metav1.Status{
 		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
 		Status:   metav1.StatusFailure,

@@ -305,7 +305,7 @@ func TestDecodeBody(t *testing.T) {
 
 func TestWriteErrorIsAStatus(t *testing.T) {
 	rec := httptest.NewRecorder()
-	New().WriteError(rec, http.StatusForbidden, "jitproxy denied list pods")
+	New().WriteError(rec, nil, http.StatusForbidden, "jitproxy denied list pods")
 	var st metav1.Status
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
 		t.Fatal(err)
