@@ -353,7 +353,8 @@ func (b *Broker) release(ctx context.Context, name string, p Provider, c Credent
 // Redis keys, under the prefix:
 //
 //	cred:GRANT:TARGET       the cached credential (sharedEntry, with the
-//	                        token), expiring when it may no longer be used
+//	                        token or AWS keys), expiring when it may no
+//	                        longer be used
 //	grant-creds:GRANT       hash of TARGET/MINT -> reclaimRecord (no secret),
 //	                        one field per minted credential (MINT is a random
 //	                        ID), kept until an hour after the grant's expiry,
@@ -362,17 +363,43 @@ func (b *Broker) release(ctx context.Context, name string, p Provider, c Credent
 //	                        grant and target, expiring after MintTimeout +
 //	                        RedisTimeout (see mintlock.go)
 
-// sharedEntry is a credential as stored in Redis. Token holds the raw
-// secret: Redis is jitproxy's trusted state store (see the README).
+// sharedEntry is a credential as stored in Redis. Token and the AWS fields
+// hold the raw secrets: Redis is jitproxy's trusted state store (see the
+// README). The AWS fields are omitted when empty, so that a bearer token's
+// entry is written exactly as before they existed, and either kind of entry
+// reads back whichever replica wrote it.
 type sharedEntry struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Subject   string    `json:"subject"`
-	LeaseID   string    `json:"lease_id,omitempty"`
+	Token           string    `json:"token"`
+	AccessKeyID     string    `json:"access_key_id,omitempty"`
+	SecretAccessKey string    `json:"secret_access_key,omitempty"`
+	SessionToken    string    `json:"session_token,omitempty"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	Subject         string    `json:"subject"`
+	LeaseID         string    `json:"lease_id,omitempty"`
+}
+
+func newSharedEntry(c Credential) sharedEntry {
+	return sharedEntry{
+		Token:           c.Token.Reveal(),
+		AccessKeyID:     c.AccessKeyID.Reveal(),
+		SecretAccessKey: c.SecretAccessKey.Reveal(),
+		SessionToken:    c.SessionToken.Reveal(),
+		ExpiresAt:       c.ExpiresAt,
+		Subject:         c.Subject,
+		LeaseID:         c.LeaseID,
+	}
 }
 
 func (e sharedEntry) credential() Credential {
-	return Credential{Token: secret.Value(e.Token), ExpiresAt: e.ExpiresAt, Subject: e.Subject, LeaseID: e.LeaseID}
+	return Credential{
+		Token:           secret.Value(e.Token),
+		AccessKeyID:     secret.Value(e.AccessKeyID),
+		SecretAccessKey: secret.Value(e.SecretAccessKey),
+		SessionToken:    secret.Value(e.SessionToken),
+		ExpiresAt:       e.ExpiresAt,
+		Subject:         e.Subject,
+		LeaseID:         e.LeaseID,
+	}
 }
 
 // reclaimRecord is what Release needs to undo a mint: no secret.
@@ -410,7 +437,7 @@ func (b *Broker) shared(ctx context.Context, req Request) (Credential, bool, err
 func (b *Broker) share(ctx context.Context, req Request, c Credential, validTo time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
 	defer cancel()
-	entry, err := json.Marshal(sharedEntry{Token: c.Token.Reveal(), ExpiresAt: c.ExpiresAt, Subject: c.Subject, LeaseID: c.LeaseID})
+	entry, err := json.Marshal(newSharedEntry(c))
 	if err != nil {
 		return err
 	}

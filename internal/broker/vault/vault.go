@@ -1,24 +1,3 @@
-// Package vault mints Kubernetes credentials with Vault's kubernetes secrets
-// engine (POST MOUNT/creds/ROLE): for each grant Vault creates a
-// ServiceAccount, a Role with the Vault role's generated rules and a
-// RoleBinding, and returns the ServiceAccount's token under a lease. When
-// the grant ends, the broker releases the credential and this provider
-// revokes the lease, and Vault deletes what it created.
-//
-// The access policy names the Vault role:
-//
-//	credential:
-//	  provider: vault
-//	  options:
-//	    role: pod-reader             # required: a role of the secrets engine
-//	    namespace: tools             # default: the grant's namespace
-//	    clusterRoleBinding: "true"   # bind cluster-wide (cluster-wide grants)
-//
-// jitproxy authenticates to Vault with a token, or (the in-cluster default)
-// with Vault's kubernetes auth method, logging in again before its Vault
-// token expires, and at once when Vault refuses it (a Vault restarted or
-// restored without its storage no longer knows it): the call that met the
-// refusal is made again with the new token.
 package vault
 
 import (
@@ -28,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -44,10 +22,6 @@ const Name = "vault"
 // shortest lease asked of Vault.
 const MinTTL = 10 * time.Minute
 
-// tokenRefreshWindow: jitproxy's own Vault token is renewed or replaced when
-// less than this is left.
-const tokenRefreshWindow = time.Minute
-
 // Config configures a Provider.
 type Config struct {
 	// Client reaches Vault (address, TLS). The provider sets its token.
@@ -57,7 +31,7 @@ type Config struct {
 	// auth method. It is called at first use, before the token expires and
 	// when Vault refuses the token.
 	// Nil: the client's token is used as it is, renewed when renewable.
-	Login func(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error)
+	Login LoginFunc
 	// Mount is the kubernetes secrets engine's path; default "kubernetes".
 	Mount string
 	// MaxTTL caps a lease; default 24h.
@@ -66,14 +40,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Provider mints credentials through Vault. It is safe for concurrent use.
+// Provider mints Kubernetes credentials through Vault. It is safe for
+// concurrent use.
 type Provider struct {
-	cfg Config
-
-	mu           sync.Mutex
-	haveToken    bool
-	tokenExpires time.Time // zero: does not expire
-	renewable    bool
+	cfg     Config
+	session *session
 }
 
 var (
@@ -98,7 +69,7 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Provider{cfg: cfg}, nil
+	return &Provider{cfg: cfg, session: newSession(cfg.Client, cfg.Login, cfg.Now, cfg.Logger)}, nil
 }
 
 // ValidateOptions requires role and allows namespace and clusterRoleBinding.
@@ -143,12 +114,7 @@ func (p *Provider) Mint(ctx context.Context, req broker.Request) (broker.Credent
 		data["cluster_role_binding"] = true
 	}
 	path := p.cfg.Mount + "/creds/" + role
-	var s *vaultapi.Secret
-	err := p.withToken(ctx, func() error {
-		var err error
-		s, err = p.cfg.Client.Logical().WriteWithContext(ctx, path, data)
-		return err
-	})
+	s, err := p.session.write(ctx, path, data)
 	if err != nil {
 		return broker.Credential{}, fmt.Errorf("vault %s: %w", path, err)
 	}
@@ -174,104 +140,5 @@ func (p *Provider) Mint(ctx context.Context, req broker.Request) (broker.Credent
 // Release revokes the credential's lease; Vault then deletes the
 // ServiceAccount, Role and RoleBinding it created.
 func (p *Provider) Release(ctx context.Context, c broker.Credential) error {
-	if c.LeaseID == "" {
-		return nil
-	}
-	err := p.withToken(ctx, func() error { return p.cfg.Client.Sys().RevokeWithContext(ctx, c.LeaseID) })
-	if err != nil {
-		return fmt.Errorf("vault revoke lease %s: %w", c.LeaseID, err)
-	}
-	return nil
-}
-
-// withToken makes call with jitproxy's Vault token. When Vault refuses a
-// token that was not issued for this call (Vault lost its storage, or the
-// token was revoked early) and Login can replace it, it logs in again and
-// makes call once more, so that no request fails for a stale token. A
-// refusal of a fresh token is a real denial and is returned.
-func (p *Provider) withToken(ctx context.Context, call func() error) error {
-	fresh, err := p.ensureToken(ctx)
-	if err != nil {
-		return err
-	}
-	token := p.cfg.Client.Token()
-	err = call()
-	if !isDenial(err) {
-		return err
-	}
-	p.forgetToken(token)
-	if fresh || p.cfg.Login == nil {
-		return err
-	}
-	if _, err := p.ensureToken(ctx); err != nil {
-		return err
-	}
-	return call()
-}
-
-// ensureToken logs in, or renews the token, when it is missing or close to
-// expiry. It reports whether it logged in.
-func (p *Provider) ensureToken(ctx context.Context) (loggedIn bool, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.cfg.Now()
-	if p.haveToken && (p.tokenExpires.IsZero() || now.Before(p.tokenExpires.Add(-tokenRefreshWindow))) {
-		return false, nil
-	}
-	if p.cfg.Login != nil {
-		s, err := p.cfg.Login(ctx, p.cfg.Client)
-		if err != nil {
-			return false, fmt.Errorf("vault login: %w", err)
-		}
-		if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
-			return false, errors.New("vault login: answer without a token")
-		}
-		p.cfg.Client.SetToken(s.Auth.ClientToken)
-		p.setToken(now, s.Auth.LeaseDuration, s.Auth.Renewable)
-		return true, nil
-	}
-	if p.haveToken && p.renewable {
-		s, err := p.cfg.Client.Auth().Token().RenewSelfWithContext(ctx, 0)
-		if err == nil && s != nil && s.Auth != nil {
-			p.setToken(now, s.Auth.LeaseDuration, s.Auth.Renewable)
-			return false, nil
-		}
-		p.cfg.Logger.Warn("renew vault token", "err", err)
-	}
-	s, err := p.cfg.Client.Auth().Token().LookupSelfWithContext(ctx)
-	if err != nil {
-		return false, fmt.Errorf("vault token lookup: %w", err)
-	}
-	ttl, _ := s.TokenTTL()
-	renewable, _ := s.TokenIsRenewable()
-	p.setToken(now, int(ttl.Seconds()), renewable)
-	if p.haveToken && ttl > 0 && ttl < tokenRefreshWindow && !renewable {
-		return false, errors.New("vault token is about to expire and cannot be renewed")
-	}
-	return false, nil
-}
-
-func (p *Provider) setToken(now time.Time, leaseSeconds int, renewable bool) {
-	p.haveToken, p.renewable = true, renewable
-	p.tokenExpires = time.Time{}
-	if leaseSeconds > 0 {
-		p.tokenExpires = now.Add(time.Duration(leaseSeconds) * time.Second)
-	}
-}
-
-// isDenial reports whether Vault refused the request with 403, which is
-// also its answer to a token it does not know.
-func isDenial(err error) bool {
-	var re *vaultapi.ResponseError
-	return errors.As(err, &re) && re.StatusCode == 403
-}
-
-// forgetToken makes the next call log in (or look the token up) again,
-// unless another call has replaced the refused token already.
-func (p *Provider) forgetToken(refused string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cfg.Client.Token() == refused {
-		p.haveToken = false
-	}
+	return p.session.revoke(ctx, c.LeaseID)
 }

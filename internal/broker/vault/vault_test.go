@@ -29,6 +29,9 @@ type fakeVault struct {
 	// (a dev server restarted); loginToken, if set, is what a login issues.
 	forgotten  map[string]bool
 	loginToken string
+	// answers are the bodies of 200 answers to other paths, by path
+	// (/v1/...); a path answered with "" gets 204.
+	answers map[string]string
 }
 
 func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +44,7 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	deny, noToken := f.deny, f.noToken
 	forgotten := f.forgotten[r.Header.Get("X-Vault-Token")] && r.URL.Path != "/v1/auth/kubernetes/login"
 	loginToken := cmp.Or(f.loginToken, "s.login-token")
+	answer, answered := f.answers[r.URL.Path]
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	switch {
@@ -59,6 +63,10 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"lease_id":"kubernetes/creds/pod-reader/abc","lease_duration":1800,"data":{` + tok + `"service_account_name":"v-token-pod-reader-x","service_account_namespace":"demo"}}`))
 	case r.URL.Path == "/v1/sys/leases/revoke":
 		w.WriteHeader(204)
+	case answered && answer == "":
+		w.WriteHeader(204)
+	case answered:
+		w.Write([]byte(answer))
 	default:
 		w.WriteHeader(404)
 		w.Write([]byte(`{"errors":["no handler"]}`))
@@ -75,7 +83,9 @@ type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-func newProvider(t *testing.T, f *fakeVault, login bool) (*Provider, *clock) {
+// newClient returns a Vault client of f with a static token, and a login
+// with the kubernetes auth method if login is set.
+func newClient(t *testing.T, f *fakeVault, login bool) (*vaultapi.Client, LoginFunc) {
 	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -86,14 +96,21 @@ func newProvider(t *testing.T, f *fakeVault, login bool) (*Provider, *clock) {
 		t.Fatal(err)
 	}
 	c.SetToken("s.static-token")
-	clk := &clock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-	pc := Config{Client: c, Now: clk.Now}
-	if login {
-		pc.Login = func(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error) {
-			return c.Logical().WriteWithContext(ctx, "auth/kubernetes/login", map[string]any{"role": "jitproxy", "jwt": "sa-jwt"})
-		}
+	if !login {
+		return c, nil
 	}
-	p, err := New(pc)
+	return c, func(ctx context.Context, c *vaultapi.Client) (*vaultapi.Secret, error) {
+		return c.Logical().WriteWithContext(ctx, "auth/kubernetes/login", map[string]any{"role": "jitproxy", "jwt": "sa-jwt"})
+	}
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)} }
+
+func newProvider(t *testing.T, f *fakeVault, login bool) (*Provider, *clock) {
+	t.Helper()
+	c, lf := newClient(t, f, login)
+	clk := newClock()
+	p, err := New(Config{Client: c, Login: lf, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
