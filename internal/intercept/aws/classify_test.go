@@ -256,7 +256,9 @@ func sdkCases() []sdkCase {
 			sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 		}, want: access.AWSAction{Service: "sts", Action: "sts:GetCallerIdentity", Region: "cn-northwest-1"}},
 
-		// DynamoDB (JSON protocol).
+		// DynamoDB (JSON protocol). A table named without its account has
+		// "*" in the ARN's account field and no Account; a table named by
+		// ARN has both.
 		{name: "dynamodb PutItem", call: func(ctx context.Context, cfg aws.Config) {
 			dynamodb.NewFromConfig(cfg).PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("orders"), Item: item})
 		}, want: ddb("PutItem", "arn:aws:dynamodb:us-west-2:*:table/orders")},
