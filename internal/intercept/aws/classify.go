@@ -215,7 +215,7 @@ func signingScope(h http.Header, ep endpoint) (service, region string, err error
 		for _, ok := range ep.partitions {
 			found = found || ok == p
 		}
-		if !found {
+		if !found || (ep.anyRegion && p != "aws") {
 			return "", "", fmt.Errorf("the request is signed for region %q, which host %q does not serve", region, ep.host)
 		}
 	}

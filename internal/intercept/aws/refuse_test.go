@@ -150,6 +150,7 @@ func rawCases() []rawCase {
 		bad("unknown region", req("GET", "/k", "10.0.0.1", "", sig("xx-nowhere-1", "s3")), "not an AWS region"),
 		bad("signed for another service than the host's", req("POST", "/", "sqs.us-west-2.amazonaws.com", `{}`, sig("us-west-2", "dynamodb"), json10, ddbTarget), "host"),
 		bad("signed for another region than the host's", req("GET", "/k", "agent-data.s3.eu-west-1.amazonaws.com", "", s3Sig), "region"),
+		bad("GovCloud region on the global S3 endpoint", req("GET", "/k", "agent-data.s3.amazonaws.com", "", sig("us-gov-west-1", "s3")), "does not serve"),
 		bad("China region on a commercial host", req("GET", "/k", "agent-data.s3.amazonaws.com", "", sig("cn-north-1", "s3")), "does not serve"),
 		bad("unknown service", req("POST", "/", "10.0.0.1", "", sig("us-west-2", "frobnicator")), "does not know the AWS service"),
 		bad("unsigned request to an unknown host", req("GET", "/k", "example.com", ""), "not signed"),
