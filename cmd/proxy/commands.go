@@ -34,10 +34,11 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 		groups := fs.String("groups", "", "comma-separated groups of the user")
 		ttl := fs.String("ttl", "", "session lifetime, for example 8h (default: the server's)")
 		kubeconfig := fs.String("kubeconfig", "", "write a kubeconfig for the session's Kubernetes targets to this file")
-		caFile := fs.String("ca-file", "", "write the jitproxy CA certificate to this file (default: next to --kubeconfig or --env)")
+		awsConfig := fs.String("aws-config", "", "write an AWS config file (placeholder keys, the CA bundle, a profile per AWS target) to this file")
+		caFile := fs.String("ca-file", "", "write the jitproxy CA certificate to this file (default: next to --kubeconfig, --aws-config or --env)")
 		envFile := fs.String("env", "", "write the agent's environment (HTTPS_PROXY, CA bundles, KUBECONFIG) to this file")
 		cmd = func(ctx context.Context, c *client, _ []string) error {
-			return sessionCreate(ctx, c, cf.output, stdout, sessionFlags{*agent, *user, *groups, *ttl, *kubeconfig, *caFile, *envFile}, cf.adminURL)
+			return sessionCreate(ctx, c, cf.output, stdout, sessionFlags{*agent, *user, *groups, *ttl, *kubeconfig, *awsConfig, *caFile, *envFile}, cf.adminURL)
 		}
 	case "session end":
 		cmd = func(ctx context.Context, c *client, pos []string) error {
@@ -230,7 +231,7 @@ func dash(s string) string {
 }
 
 type sessionFlags struct {
-	agent, user, groups, ttl, kubeconfig, caFile, envFile string
+	agent, user, groups, ttl, kubeconfig, awsConfig, caFile, envFile string
 }
 
 func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writer, f sessionFlags, adminURL string) error {
@@ -245,13 +246,15 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 	if err := c.do(ctx, "POST", "/v1/sessions", body, &ans); err != nil {
 		return err
 	}
-	if f.caFile == "" && (f.kubeconfig != "" || f.envFile != "") {
-		dir := filepath.Dir(f.kubeconfig + f.envFile)
-		if f.kubeconfig != "" {
-			dir = filepath.Dir(f.kubeconfig)
+	if f.caFile == "" {
+		for _, p := range []string{f.kubeconfig, f.awsConfig, f.envFile} {
+			if p != "" {
+				f.caFile = filepath.Join(filepath.Dir(p), "jitproxy-ca.crt")
+				break
+			}
 		}
-		f.caFile = filepath.Join(dir, "jitproxy-ca.crt")
 	}
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 	var written []string
 	if f.caFile != "" {
 		if err := os.WriteFile(f.caFile, []byte(ans.CACertPEM), 0o644); err != nil {
@@ -275,8 +278,13 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 		}
 		written = append(written, f.kubeconfig)
 	}
+	if f.awsConfig != "" {
+		if err := os.WriteFile(f.awsConfig, awsConfigFile(ans, abs(f.caFile)), 0o600); err != nil {
+			return err
+		}
+		written = append(written, f.awsConfig)
+	}
 	if f.envFile != "" {
-		abs := func(p string) string { a, _ := filepath.Abs(p); return a }
 		var b strings.Builder
 		fmt.Fprintf(&b, "# Environment of jitproxy session %s (agent %s, user %s). Holds the session credential.\n", esc(ans.Session.ID), esc(ans.Session.Agent), esc(ans.Session.User))
 		fmt.Fprintf(&b, "export HTTPS_PROXY=%s\n", shellQuote(ans.ProxyURL))
@@ -286,6 +294,12 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 		}
 		if f.kubeconfig != "" {
 			fmt.Fprintf(&b, "export KUBECONFIG=%s\n", shellQuote(abs(f.kubeconfig)))
+		}
+		if f.awsConfig != "" {
+			// The config file's own keys and CA bundle must win over any
+			// the environment holds.
+			fmt.Fprintf(&b, "export AWS_CONFIG_FILE=%s\n", shellQuote(abs(f.awsConfig)))
+			fmt.Fprintf(&b, "unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_ENDPOINT_URL\n")
 		}
 		fmt.Fprintf(&b, "export JITPROXY_ADMIN_URL=%s\n", shellQuote(adminURL))
 		if err := os.WriteFile(f.envFile, []byte(b.String()), 0o600); err != nil {
@@ -304,4 +318,45 @@ func sessionCreate(ctx context.Context, c *client, output string, stdout io.Writ
 		fmt.Fprintln(stdout, "  the proxy URL carries the session secret: use -o json, --env or --kubeconfig to get it")
 	}
 	return nil
+}
+
+// Placeholder AWS keys of every agent's AWS configuration: AWS tools need
+// keys to sign with, and jitproxy replaces their signature with one made
+// with the grant's credential. They reach nothing but jitproxy.
+const (
+	placeholderAccessKeyID     = "AKIAJITPROXYAGENTKEY"
+	placeholderSecretAccessKey = "jitproxy-placeholder-secret-access-key-not-a-credential"
+)
+
+// awsConfigFile is an AWS config file for the session's AWS targets: the
+// first is the default profile, and each has a profile of its name. It
+// holds no secret: the keys are placeholders and the proxy URL is not in it.
+func awsConfigFile(ans jit.SessionAnswer, caFile string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# AWS configuration of jitproxy session %s. The keys are placeholders:\n", esc(ans.Session.ID))
+	fmt.Fprintf(&b, "# jitproxy signs each request anew with a short-lived credential of your grant.\n")
+	profile := func(header string, t jit.TargetInfo) {
+		fmt.Fprintf(&b, "\n[%s]\n", header)
+		fmt.Fprintf(&b, "aws_access_key_id = %s\naws_secret_access_key = %s\n", placeholderAccessKeyID, placeholderSecretAccessKey)
+		fmt.Fprintf(&b, "region = %s\n", cmp.Or(t.Region, "us-east-1"))
+		fmt.Fprintf(&b, "ca_bundle = %s\n", caFile)
+		if t.Server != "" {
+			fmt.Fprintf(&b, "endpoint_url = %s\n", t.Server)
+		}
+		if t.PathStyle {
+			fmt.Fprintf(&b, "s3 =\n    addressing_style = path\n")
+		}
+	}
+	first := true
+	for _, t := range ans.Targets {
+		if t.Kind != "aws" {
+			continue
+		}
+		if first {
+			profile("default", t)
+			first = false
+		}
+		profile("profile "+t.Name, t)
+	}
+	return []byte(b.String())
 }

@@ -162,26 +162,69 @@ type AuditConfig struct {
 // TargetConfig configures one upstream API.
 type TargetConfig struct {
 	Name string `yaml:"name"`
-	// Kind is "kubernetes".
+	// Kind is "kubernetes" or "aws".
 	Kind string `yaml:"kind"`
-	// Hosts agents address (host or host:port, port default 443).
+	// Hosts agents address (host or host:port, port default 443); a label
+	// "*" matches any one label. Default for aws: AWS's endpoints
+	// (defaultAWSHosts).
 	Hosts []string `yaml:"hosts"`
 	// Upstream is the API's real URL, for example https://10.0.0.1:6443.
+	// For aws, empty sends each request to the AWS endpoint the agent
+	// addressed; a URL (MinIO, a VPC endpoint) sends every request there.
 	Upstream string `yaml:"upstream"`
 	// CAFile verifies the upstream's certificate; empty: the system roots.
 	CAFile string `yaml:"ca_file"`
 	// Credentials is jitproxy's own identity towards the target, used to
 	// mint credentials (TokenRequest), never to forward agents' requests.
 	Credentials TargetCredentials `yaml:"credentials"`
-	// VaultMount, if set, is the path of the Vault kubernetes secrets engine
-	// configured for this cluster; access policies may then use provider vault.
+	// VaultMount, if set, is the path of the Vault secrets engine for this
+	// target: the kubernetes engine configured for this cluster (access
+	// policies may then use provider vault), or the AWS engine for this
+	// account (provider vault-aws).
 	VaultMount string `yaml:"vault_mount"`
+	// AWS configures a target of kind aws.
+	AWS AWSTargetConfig `yaml:"aws"`
 	// Discovery is the ServiceAccount whose tokens carry the discovery
 	// requests (/api, /apis, /version, /openapi) policy allows without a
 	// grant. It must hold no roles: every authenticated identity can read
 	// discovery. Default: default/default.
 	Discovery DiscoveryConfig `yaml:"discovery"`
 }
+
+// AWSTargetConfig configures a target of kind aws.
+type AWSTargetConfig struct {
+	// Region, if set, is the region every request is signed for (an
+	// upstream that serves one region, such as MinIO); empty: the region
+	// of each request.
+	Region string `yaml:"region"`
+	// STS is jitproxy's own AWS identity, which the provider sts uses to
+	// assume the roles access policies name.
+	STS STSConfig `yaml:"sts"`
+}
+
+// STSConfig is jitproxy's own AWS identity: the AWS SDK's default
+// credential chain (environment, shared files, web identity, container and
+// instance roles), optionally with a profile of the shared files.
+type STSConfig struct {
+	// Disabled turns the provider sts off for this target.
+	Disabled bool `yaml:"disabled"`
+	// Profile is a profile of the shared config and credentials files;
+	// empty: the chain's default.
+	Profile string `yaml:"profile"`
+	// CredentialsFile is a shared credentials file to read instead of
+	// ~/.aws/credentials.
+	CredentialsFile string `yaml:"credentials_file"`
+	// Region of STS; default: the target's region, else us-east-1.
+	Region string `yaml:"region"`
+	// Endpoint overrides the STS endpoint, for example the upstream of a
+	// MinIO target; its certificate is verified with the target's ca_file.
+	Endpoint string `yaml:"endpoint"`
+}
+
+// defaultAWSHosts are the host names of AWS's public endpoints in the aws
+// partition: service.amazonaws.com, service.region.amazonaws.com,
+// bucket.s3.amazonaws.com and bucket.s3.region.amazonaws.com.
+var defaultAWSHosts = []string{"*.amazonaws.com", "*.*.amazonaws.com", "*.*.*.amazonaws.com"}
 
 // DiscoveryConfig names a target's discovery identity.
 type DiscoveryConfig struct {
@@ -311,17 +354,31 @@ func (c *Config) validate() error {
 			bad("%s: name used twice", where)
 		}
 		names[t.Name] = true
-		if t.Kind != "kubernetes" {
-			bad("%s: kind %q: want kubernetes", where, t.Kind)
+		switch t.Kind {
+		default:
+			if t.Kind != "kubernetes" {
+				bad("%s: kind %q: want kubernetes or aws", where, t.Kind)
+			}
+			if len(t.Hosts) == 0 {
+				bad("%s: hosts is required", where)
+			}
+			if t.Credentials.Kubeconfig == "" && t.Credentials.TokenFile == "" {
+				bad("%s: credentials: set kubeconfig or token_file", where)
+			}
+		case "aws":
+			if t.Credentials != (TargetCredentials{}) || t.Discovery != (DiscoveryConfig{}) {
+				bad("%s: credentials and discovery are for kubernetes targets; an aws target's identity is aws.sts", where)
+			}
+			if e := t.AWS.STS.Endpoint; e != "" {
+				if u, err := url.Parse(e); err != nil || u.Scheme != "https" || u.Host == "" {
+					bad("%s: aws.sts.endpoint %q: want an https URL", where, e)
+				}
+			}
 		}
-		if len(t.Hosts) == 0 {
-			bad("%s: hosts is required", where)
-		}
-		if u, err := url.Parse(t.Upstream); err != nil || u.Scheme != "https" || u.Host == "" {
-			bad("%s: upstream %q: want an https URL", where, t.Upstream)
-		}
-		if t.Credentials.Kubeconfig == "" && t.Credentials.TokenFile == "" {
-			bad("%s: credentials: set kubeconfig or token_file", where)
+		if t.Upstream != "" || t.Kind != "aws" {
+			if u, err := url.Parse(t.Upstream); err != nil || u.Scheme != "https" || u.Host == "" {
+				bad("%s: upstream %q: want an https URL", where, t.Upstream)
+			}
 		}
 		if t.VaultMount != "" && c.Vault.Address == "" {
 			bad("%s: vault_mount needs vault.address", where)

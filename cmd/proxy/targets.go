@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	vaultapi "github.com/hashicorp/vault/api"
 	kubeauth "github.com/hashicorp/vault/api/auth/kubernetes"
 	"k8s.io/client-go/kubernetes"
@@ -23,9 +25,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jitproxy/jitproxy/internal/broker"
+	stsprovider "github.com/jitproxy/jitproxy/internal/broker/sts"
 	"github.com/jitproxy/jitproxy/internal/broker/tokenrequest"
 	vaultprovider "github.com/jitproxy/jitproxy/internal/broker/vault"
 	"github.com/jitproxy/jitproxy/internal/intercept"
+	awsproto "github.com/jitproxy/jitproxy/internal/intercept/aws"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
 )
@@ -50,20 +54,25 @@ func buildTargets(cfg *Config, log *slog.Logger) (*builtTargets, error) {
 	}
 	var errs []error
 	for _, tc := range cfg.Targets {
-		if err := out.addKubernetes(tc); err != nil {
-			errs = append(errs, fmt.Errorf("target %s: %w", tc.Name, err))
-			continue
-		}
-		if tc.VaultMount != "" {
-			p, err := vaultprovider.New(vaultprovider.Config{
-				Client: vc, Login: login, Mount: tc.VaultMount,
-				Logger: log.With("component", "vault", "target", tc.Name),
-			})
-			if err != nil {
-				errs = append(errs, err)
-				continue
+		var err error
+		switch tc.Kind {
+		case "aws":
+			err = out.addAWS(tc, vc, login, log)
+		default:
+			err = out.addKubernetes(tc)
+			if err == nil && tc.VaultMount != "" {
+				var p *vaultprovider.Provider
+				p, err = vaultprovider.New(vaultprovider.Config{
+					Client: vc, Login: login, Mount: tc.VaultMount,
+					Logger: log.With("component", "vault", "target", tc.Name),
+				})
+				if err == nil {
+					out.providers[broker.ProviderKey(tc.Name, vaultprovider.Name)] = p
+				}
 			}
-			out.providers[broker.ProviderKey(tc.Name, vaultprovider.Name)] = p
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %s: %w", tc.Name, err))
 		}
 	}
 	return out, errors.Join(errs...)
@@ -110,30 +119,40 @@ func vaultClient(vc VaultConfig) (*vaultapi.Client, func(context.Context, *vault
 	return c, login, nil
 }
 
-func (b *builtTargets) addKubernetes(tc TargetConfig) error {
-	upstream, err := url.Parse(tc.Upstream)
-	if err != nil {
-		return err
-	}
+// upstreamTransport reaches a target's upstream, verifying its certificate
+// with caFile (empty: the system roots), never through the environment's
+// proxy: jitproxy may be it.
+func upstreamTransport(caFile string) (*http.Transport, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if tc.CAFile != "" {
-		pem, err := os.ReadFile(tc.CAFile)
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("ca_file %s holds no PEM certificate", tc.CAFile)
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
 		}
 		tlsCfg.RootCAs = pool
 	}
-	transport := &http.Transport{
-		Proxy:               nil, // never the environment's proxy: jitproxy may be it
+	return &http.Transport{
+		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
+	}, nil
+}
+
+func (b *builtTargets) addKubernetes(tc TargetConfig) error {
+	upstream, err := url.Parse(tc.Upstream)
+	if err != nil {
+		return err
+	}
+	transport, err := upstreamTransport(tc.CAFile)
+	if err != nil {
+		return err
 	}
 	rc, err := restConfig(tc)
 	if err != nil {
@@ -163,6 +182,82 @@ func (b *builtTargets) addKubernetes(tc TargetConfig) error {
 	b.infos = append(b.infos, jit.TargetInfo{Name: tc.Name, Kind: "kubernetes", Server: "https://" + tc.Hosts[0]})
 	b.names = append(b.names, tc.Name)
 	return nil
+}
+
+// addAWS adds an AWS target: requests signed anew with credentials from
+// STS (jitproxy's own AWS identity assuming the access policy's role) or
+// from Vault's AWS secrets engine.
+func (b *builtTargets) addAWS(tc TargetConfig, vc *vaultapi.Client, login vaultprovider.LoginFunc, log *slog.Logger) error {
+	hosts := tc.Hosts
+	if len(hosts) == 0 {
+		hosts = defaultAWSHosts
+	}
+	var upstream *url.URL
+	if tc.Upstream != "" {
+		var err error
+		if upstream, err = url.Parse(tc.Upstream); err != nil {
+			return err
+		}
+	}
+	transport, err := upstreamTransport(tc.CAFile)
+	if err != nil {
+		return err
+	}
+	proto := awsproto.New(awsproto.Config{Region: tc.AWS.Region, PathStyle: upstream != nil})
+	b.targets = append(b.targets, &intercept.Target{Name: tc.Name, Hosts: hosts, Upstream: upstream, Transport: transport, Protocol: proto})
+	if s := tc.AWS.STS; !s.Disabled {
+		p, err := stsProvider(tc, transport)
+		if err != nil {
+			return fmt.Errorf("aws.sts: %w", err)
+		}
+		b.providers[broker.ProviderKey(tc.Name, stsprovider.Name)] = p
+	}
+	if tc.VaultMount != "" {
+		p, err := vaultprovider.NewAWS(vaultprovider.AWSConfig{
+			Client: vc, Login: login, Mount: tc.VaultMount,
+			Logger: log.With("component", "vault-aws", "target", tc.Name),
+		})
+		if err != nil {
+			return err
+		}
+		b.providers[broker.ProviderKey(tc.Name, vaultprovider.AWSName)] = p
+	}
+	info := jit.TargetInfo{Name: tc.Name, Kind: "aws", Region: tc.AWS.Region, PathStyle: upstream != nil}
+	if !strings.Contains(hosts[0], "*") {
+		info.Server = "https://" + hosts[0]
+	}
+	b.infos = append(b.infos, info)
+	b.names = append(b.names, tc.Name)
+	return nil
+}
+
+// stsProvider is the provider sts of an AWS target: jitproxy's own AWS
+// identity from the SDK's default credential chain (its calls never go
+// through a proxy), calling STS at the configured endpoint, verified like
+// the target's upstream.
+func stsProvider(tc TargetConfig, transport *http.Transport) (*stsprovider.Provider, error) {
+	s := tc.AWS.STS
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { t.Proxy = nil })),
+	}
+	if s.Profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(s.Profile))
+	}
+	if s.CredentialsFile != "" {
+		opts = append(opts, awsconfig.WithSharedCredentialsFiles([]string{s.CredentialsFile}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return stsprovider.New(stsprovider.Config{
+		AWS:          awsCfg,
+		Region:       cmp.Or(s.Region, tc.AWS.Region),
+		BaseEndpoint: s.Endpoint,
+		HTTPClient:   &http.Client{Transport: transport.Clone(), Timeout: 10 * time.Second},
+	})
 }
 
 // restConfig is jitproxy's own identity towards a cluster, for TokenRequest.

@@ -147,4 +147,3 @@ func TestRequestedHostRouting(t *testing.T) {
 		t.Errorf("upstream saw (-want +got):\n%s", diff)
 	}
 }
-

@@ -31,8 +31,15 @@ type TargetInfo struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`
 	// Server is the URL the agent's tool should address, for example
-	// https://kubernetes.demo for a kubeconfig.
+	// https://kubernetes.demo for a kubeconfig; "" for an AWS target whose
+	// agents address AWS's own endpoints.
 	Server string `json:"server"`
+	// Region is the region an AWS target's agents should use; "" for the
+	// agent's own choice.
+	Region string `json:"region,omitempty"`
+	// PathStyle is true when an AWS target's agents should name S3 buckets
+	// in the path (the target's upstream serves every bucket under one host).
+	PathStyle bool `json:"path_style,omitempty"`
 }
 
 // API serves the admin API: sessions for runners; grant requests,

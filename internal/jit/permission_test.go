@@ -50,8 +50,10 @@ func TestParseAWSPolicyRejects(t *testing.T) {
 		wantErr []string
 	}{
 		{
-			name:    "namespaces",
-			edit:    func(s string) string { return strings.Replace(s, "  permissions:", "  namespaces: [demo]\n  permissions:", 1) },
+			name: "namespaces",
+			edit: func(s string) string {
+				return strings.Replace(s, "  permissions:", "  namespaces: [demo]\n  permissions:", 1)
+			},
 			wantErr: []string{"spec.namespaces and spec.clusterWide do not apply to AWS permissions"},
 		},
 		{
@@ -62,8 +64,10 @@ func TestParseAWSPolicyRejects(t *testing.T) {
 			wantErr: []string{"spec.permissions[1] is a kubernetes permission, the first is aws"},
 		},
 		{
-			name:    "kubernetes fields",
-			edit:    func(s string) string { return strings.Replace(s, "regions: [us-east-1]", "regions: [us-east-1]\n      resourceNames: [x]", 1) },
+			name: "kubernetes fields",
+			edit: func(s string) string {
+				return strings.Replace(s, "regions: [us-east-1]", "regions: [us-east-1]\n      resourceNames: [x]", 1)
+			},
 			wantErr: []string{"spec.permissions[0]: verbs, apiGroups, resourceNames and nonResourceURLs are Kubernetes fields"},
 		},
 		{
@@ -77,8 +81,10 @@ func TestParseAWSPolicyRejects(t *testing.T) {
 			wantErr: []string{`spec.permissions[0].resources[0] "reports" is not an ARN`},
 		},
 		{
-			name:    "no resources",
-			edit:    func(s string) string { return strings.Replace(s, `      resources: ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"]`+"\n", "", 1) },
+			name: "no resources",
+			edit: func(s string) string {
+				return strings.Replace(s, `      resources: ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"]`+"\n", "", 1)
+			},
 			wantErr: []string{"spec.permissions[0].resources is required"},
 		},
 		{

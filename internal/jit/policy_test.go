@@ -145,7 +145,7 @@ func TestLoadPolicies(t *testing.T) {
 	for _, p := range set.All() {
 		names = append(names, p.Name)
 	}
-	if diff := cmp.Diff([]string{"namespace-editor", "pod-reader"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"namespace-editor", "orders-table-writer", "pod-reader", "reports-reader", "reports-writer"}, names); diff != "" {
 		t.Errorf("embedded policies (-want +got):\n%s", diff)
 	}
 	dup := fstest.MapFS{"a.yaml": {Data: []byte(validPolicy)}, "b/c.yml": {Data: []byte(validPolicy)}}
