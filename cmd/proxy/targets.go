@@ -203,7 +203,7 @@ func (b *builtTargets) addAWS(tc TargetConfig, vc *vaultapi.Client, login vaultp
 	if err != nil {
 		return err
 	}
-	proto := awsproto.New(awsproto.Config{Region: tc.AWS.Region, PathStyle: upstream != nil})
+	proto := awsproto.New(awsproto.Config{Region: tc.AWS.Region})
 	b.targets = append(b.targets, &intercept.Target{Name: tc.Name, Hosts: hosts, Upstream: upstream, Transport: transport, Protocol: proto})
 	if s := tc.AWS.STS; !s.Disabled {
 		p, err := stsProvider(tc, transport)

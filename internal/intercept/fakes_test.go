@@ -31,6 +31,10 @@ const (
 	testSessionID = "s-abcdefghijklmnop"
 	testSecret    = "session-secret-value"
 	mintedToken   = "minted-token-for-upstream"
+	// The AWS credential the fake broker mints.
+	mintedAccessKeyID     = "ASIAMINTEDKEY0000001"
+	mintedSecretAccessKey = "minted-secret-access-key-for-upstream"
+	mintedSessionToken    = "minted-session-token-for-upstream"
 )
 
 // fakeSessions knows one session and returns the grants it is given.
@@ -127,7 +131,11 @@ func (f *fakeCredentials) Credential(_ context.Context, req broker.Request) (bro
 	if f.err != nil {
 		return broker.Credential{}, f.err
 	}
-	return broker.Credential{Token: secret.Value(mintedToken), ExpiresAt: req.GrantExpiresAt, Subject: "sa"}, nil
+	return broker.Credential{
+		Token:       secret.Value(mintedToken),
+		AccessKeyID: mintedAccessKeyID, SecretAccessKey: mintedSecretAccessKey, SessionToken: mintedSessionToken,
+		ExpiresAt: req.GrantExpiresAt, Subject: "sa",
+	}, nil
 }
 
 // lastEvent waits for an audit event and returns the latest.

@@ -156,6 +156,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		req = broker.Request{
 			GrantID: g.ID, GrantExpiresAt: g.ExpiresAt, Target: t.target.Name, Namespace: g.Namespace,
 			Provider: g.Credential.Provider, Options: g.Credential.Options,
+			Permissions: g.Permissions, Caller: caller,
 		}
 		setGrant(g.ID)
 	} else {

@@ -74,6 +74,15 @@ type Admitter interface {
 	Admit(ctx context.Context, send func(*http.Request) (*http.Response, error), r *http.Request, body []byte, a access.Action, withOld bool) (access.Write, *http.Response, error)
 }
 
+// UpstreamRewriter is implemented by protocols whose requests name part
+// of what they address in the host name (S3's virtual-hosted buckets).
+// For a target with a fixed upstream, which serves everything under its
+// own host name, RewriteForUpstream moves that part into out's path; host
+// is the host:port the agent addressed.
+type UpstreamRewriter interface {
+	RewriteForUpstream(out *http.Request, host string)
+}
+
 // Target is one upstream API jitproxy brokers access to.
 type Target struct {
 	// Name identifies the target in policies, grants and audit events.

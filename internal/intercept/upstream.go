@@ -128,6 +128,9 @@ func (u *upstream) prepare(out *http.Request, f *forwarding) {
 		return
 	}
 	(&httputil.ProxyRequest{Out: out}).SetURL(u.url(f.host))
+	if rw, ok := u.target.Protocol.(UpstreamRewriter); ok && u.target.Upstream != nil {
+		rw.RewriteForUpstream(out, f.host)
+	}
 	out.Header = u.target.Protocol.OutboundHeader(out.Header)
 }
 

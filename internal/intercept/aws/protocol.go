@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -27,11 +28,6 @@ type Config struct {
 	// the agent's request says: for an upstream that serves one region
 	// under its own name (MinIO, a VPC endpoint). Empty: the request's own.
 	Region string
-	// PathStyle rewrites S3 requests that name their bucket in the host
-	// (virtual-hosted style) to name it in the path, for a fixed upstream
-	// that serves every bucket under one host name. Set it when the target
-	// has a fixed upstream.
-	PathStyle bool
 	// MaxSignedBody caps a body jitproxy must read to hash for the
 	// signature, when the agent's request does not carry its hash in
 	// X-Amz-Content-Sha256; default 64 MiB. Larger ones are refused.
@@ -206,11 +202,6 @@ func (p *Protocol) Authorize(out *http.Request, action access.Action, c broker.C
 	if err != nil {
 		return err
 	}
-	if a.Service == "s3" && p.cfg.PathStyle {
-		// Done here rather than when preparing: this is where the final
-		// URL is known.
-		toPathStyle(out, action)
-	}
 	region := a.Region
 	if region == "" {
 		region = "us-east-1"
@@ -254,35 +245,28 @@ func (p *Protocol) payloadHash(out *http.Request) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// toPathStyle moves the bucket of a virtual-hosted S3 request into the
-// path: the classified action's first resource names it.
-func toPathStyle(out *http.Request, action access.Action) {
-	bucket := s3Bucket(action)
-	if bucket == "" || strings.HasPrefix(action.Path, "/"+bucket+"/") || action.Path == "/"+bucket {
+// RewriteForUpstream moves the bucket of a virtual-hosted S3 request
+// (bucket.s3.REGION.amazonaws.com/KEY), told by host, the host the agent
+// addressed, into the path (/BUCKET/KEY): a fixed upstream serves every
+// bucket under its own host name. Requests of other services, and S3
+// requests in path style, are left alone.
+func (*Protocol) RewriteForUpstream(out *http.Request, host string) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	bucket := parseHost(strings.ToLower(host)).bucket
+	if bucket == "" {
+		return
+	}
+	if out.URL.Path == "/" || out.URL.Path == "" {
+		// The bucket itself: /bucket, as path-style clients write it.
+		out.URL.Path, out.URL.RawPath = "/"+bucket, ""
 		return
 	}
 	out.URL.Path = "/" + bucket + out.URL.Path
 	if out.URL.RawPath != "" {
 		out.URL.RawPath = "/" + bucket + out.URL.RawPath
 	}
-}
-
-// s3Bucket returns the bucket of an S3 action, from its first resource.
-func s3Bucket(action access.Action) string {
-	if action.AWS == nil || len(action.AWS.Resources) == 0 {
-		return ""
-	}
-	res, ok := strings.CutPrefix(action.AWS.Resources[0], "arn:")
-	if !ok {
-		return ""
-	}
-	// PARTITION:s3:::BUCKET[/KEY]
-	parts := strings.SplitN(res, ":", 5)
-	if len(parts) != 5 || parts[1] != "s3" {
-		return ""
-	}
-	bucket, _, _ := strings.Cut(parts[4], "/")
-	return bucket
 }
 
 // WriteError answers in the error format of the request's AWS protocol,
