@@ -114,7 +114,9 @@ func startJitproxy(t *testing.T, cfg, stateDir string, out *outputs) *proxyProc 
 	t.Helper()
 	p := &proxyProc{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, stateDir: stateDir, out: out, done: make(chan struct{})}
 	p.cmd = exec.Command(jitproxyBin, "serve", "--config", cfg)
-	p.cmd.Env = append(os.Environ(), "HTTPS_PROXY=", "HTTP_PROXY=", "https_proxy=", "http_proxy=")
+	// jitproxy's own AWS identity comes from its configuration alone.
+	p.cmd.Env = append(os.Environ(), "HTTPS_PROXY=", "HTTP_PROXY=", "https_proxy=", "http_proxy=",
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_CONFIG_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true")
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

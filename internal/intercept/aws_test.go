@@ -22,8 +22,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 	awsproto "github.com/jitproxy/jitproxy/internal/intercept/aws"
@@ -191,6 +193,12 @@ func TestAWSThroughTheProxy(t *testing.T) {
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("reports"), Key: aws.String("dir/new file.txt"), Body: bytes.NewReader([]byte("hello"))}); err != nil {
 		t.Fatalf("PutObject: %v", err)
 	}
+	// An unseekable body goes as an aws-chunked stream with a trailing
+	// checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER).
+	stream := struct{ io.Reader }{strings.NewReader("streamed")}
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("reports"), Key: aws.String("streamed"), Body: stream, ContentLength: aws.Int64(8), ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32}); err != nil {
+		t.Fatalf("PutObject of a stream: %v", err)
+	}
 	// A key that begins with the bucket's name stays the key it was judged as.
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("reports"), Key: aws.String("reports/nested"), Body: bytes.NewReader([]byte("n"))}); err != nil {
 		t.Fatalf("PutObject: %v", err)
@@ -203,10 +211,27 @@ func TestAWSThroughTheProxy(t *testing.T) {
 
 	up.mu.Lock()
 	defer up.mu.Unlock()
-	if len(up.seen) != 4 {
-		t.Fatalf("upstream got %d requests, want 4", len(up.seen))
+	if len(up.seen) != 5 {
+		t.Fatalf("upstream got %d requests, want 5", len(up.seen))
 	}
-	wantPaths := []string{"/reports", "/reports/dir/new file.txt", "/reports/reports/nested", "/"}
+	wantPaths := []string{"/reports", "/reports/dir/new file.txt", "/reports/streamed", "/reports/reports/nested", "/"}
+	hashes := map[string]string{}
+	for _, r := range up.seen {
+		hashes[r.URL.Path] = r.Header.Get("X-Amz-Content-Sha256")
+	}
+	wantHashes := map[string]string{
+		"/reports":                  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", // the SDK's own SHA-256
+		"/reports/dir/new file.txt": "UNSIGNED-PAYLOAD",
+		"/reports/streamed":         "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+		"/reports/reports/nested":   "UNSIGNED-PAYLOAD",
+		"/":                         "", // STS: jitproxy hashes the form itself
+	}
+	if diff := cmp.Diff(wantHashes, hashes); diff != "" {
+		t.Errorf("payload hashes (-want +got):\n%s", diff)
+	}
+	if r := up.seen[2]; r.Header.Get("Content-Encoding") != "aws-chunked" || !bytes.Contains(up.body[2], []byte("x-amz-checksum-")) {
+		t.Errorf("the stream arrived as %q with body %q, want an aws-chunked body with a trailing checksum", r.Header.Get("Content-Encoding"), up.body[2])
+	}
 	for i, r := range up.seen {
 		if up.errs[i] != nil {
 			t.Errorf("request %d (%s %s): %v", i, r.Method, r.URL.Path, up.errs[i])
