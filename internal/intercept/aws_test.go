@@ -209,6 +209,18 @@ func TestAWSThroughTheProxy(t *testing.T) {
 	_, err = s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("other"), Key: aws.String("x"), Body: bytes.NewReader([]byte("x"))})
 	wantDenied(t, "PutObject elsewhere", err, "jitproxy denied s3:PutObject on arn:aws:s3:::other/x")
 
+	// A presigned URL (made with the placeholder key) is refused, not forwarded.
+	resp, err := h.agent().Get("https://reports.s3.amazonaws.com/q3.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" +
+		placeholderKeyID + "%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "presigned") || !strings.Contains(string(body), "<Error>") {
+		t.Errorf("presigned URL = %d %s, want 400 in S3's format, saying why", resp.StatusCode, body)
+	}
+
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	if len(up.seen) != 5 {
