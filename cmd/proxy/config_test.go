@@ -73,6 +73,19 @@ targets:
 				`kind "nomad"`, "hosts is required", `upstream "http://plain"`, "credentials: set kubeconfig or token_file",
 			},
 		},
+		{
+			name: "aws targets",
+			yaml: `
+targets:
+  - {name: a, kind: aws, credentials: {token_file: t}}
+  - {name: b, kind: aws, upstream: "http://minio", aws: {sts: {endpoint: "sts.local"}}}
+`,
+			want: []string{
+				"targets[0] (a): credentials and discovery are for kubernetes targets",
+				`targets[1] (b): upstream "http://minio": want an https URL`,
+				`targets[1] (b): aws.sts.endpoint "sts.local": want an https URL`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +106,7 @@ targets:
 func FuzzLoadConfig(f *testing.F) {
 	f.Add("state_dir: x\nproxy: {listen: 127.0.0.1:1}\n")
 	f.Add("targets: [{name: a, kind: kubernetes, hosts: [h], upstream: 'https://h', credentials: {token_file: t}}]\n")
+	f.Add("targets: [{name: aws, kind: aws, upstream: 'https://minio:9000', aws: {region: us-east-1, sts: {endpoint: 'https://minio:9000'}}}]\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		p := filepath.Join(t.TempDir(), "c.yaml")
 		os.WriteFile(p, []byte(data), 0o600)

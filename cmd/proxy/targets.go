@@ -285,12 +285,18 @@ func restConfig(tc TargetConfig) (*rest.Config, error) {
 // the log; requests under them are refused.
 func checkPolicies(ps *jit.Policies, bt *builtTargets, log *slog.Logger) error {
 	var errs []error
+	kinds := map[string]string{}
+	for _, info := range bt.infos {
+		kinds[info.Name] = info.Kind
+	}
 	for _, p := range ps.All() {
 		key := broker.ProviderKey(p.Target, p.Credential.Provider)
 		prov, ok := bt.providers[key]
 		switch {
 		case !slices.Contains(bt.names, p.Target):
 			log.Warn("access policy names a target that is not configured; it cannot be requested", "policy", p.Name, "target", p.Target)
+		case kinds[p.Target] != p.Kind:
+			errs = append(errs, fmt.Errorf("access policy %s: its permissions are for targets of kind %s, and target %s is of kind %s", p.Name, p.Kind, p.Target, kinds[p.Target]))
 		case !ok:
 			errs = append(errs, fmt.Errorf("access policy %s: no credential provider %q for target %s", p.Name, p.Credential.Provider, p.Target))
 		default:

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +126,23 @@ func BenchmarkLeafCached(b *testing.B) {
 	leaves.get("kubernetes.demo")
 	for b.Loop() {
 		leaves.get("kubernetes.demo")
+	}
+}
+
+// TestLeafCertCacheIsBounded: host patterns let a session CONNECT to any
+// number of host names; the cache of their certificates stays bounded.
+func TestLeafCertCacheIsBounded(t *testing.T) {
+	ca, _, err := LoadOrCreateCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLeafCerts(ca, time.Now)
+	for i := range maxLeafCerts + 10 {
+		if _, err := l.get(fmt.Sprintf("b%d.s3.amazonaws.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(l.certs); n > maxLeafCerts {
+		t.Errorf("%d certificates cached, want at most %d", n, maxLeafCerts)
 	}
 }

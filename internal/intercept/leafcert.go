@@ -20,6 +20,10 @@ import (
 const (
 	leafValidity = 24 * time.Hour
 	leafRenewAt  = 6 * time.Hour // renew when less than this is left
+	// maxLeafCerts bounds the cache: with host patterns (any bucket of
+	// *.s3.amazonaws.com) a session could otherwise make it grow without
+	// end, one host name per CONNECT.
+	maxLeafCerts = 4096
 )
 
 // leafCerts mints and caches one leaf certificate per host name, signed by
@@ -52,6 +56,12 @@ func (l *leafCerts) get(host string) (*tls.Certificate, error) {
 			return nil, err
 		}
 		l.mu.Lock()
+		if len(l.certs) >= maxLeafCerts {
+			for h := range l.certs { // an arbitrary one: it is signed again if needed
+				delete(l.certs, h)
+				break
+			}
+		}
 		l.certs[host] = c
 		l.mu.Unlock()
 		return c, nil

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/jitproxy/jitproxy/internal/broker"
+	"github.com/jitproxy/jitproxy/internal/jit"
+)
+
+type anyOptions struct{}
+
+func (anyOptions) Mint(context.Context, broker.Request) (broker.Credential, error) {
+	return broker.Credential{}, nil
+}
+func (anyOptions) ValidateOptions(map[string]string) error { return nil }
+
+// TestCheckPoliciesKinds: an access policy's permissions must be of its
+// target's kind; one that is not fails the start, naming both.
+func TestCheckPoliciesKinds(t *testing.T) {
+	bt := &builtTargets{
+		providers: map[string]broker.Provider{"demo/tokenrequest": anyOptions{}, "aws/sts": anyOptions{}, "aws/tokenrequest": anyOptions{}, "demo/sts": anyOptions{}},
+		infos:     []jit.TargetInfo{{Name: "demo", Kind: "kubernetes"}, {Name: "aws", Kind: "aws"}},
+		names:     []string{"demo", "aws"},
+	}
+	policy := func(target, perms, provider string) string {
+		return "apiVersion: jitproxy.dev/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p-" + target + "-" + provider + "}\nspec:\n  target: " + target +
+			"\n  subjects: {groups: [g]}\n" + perms + "  duration: {max: 1h}\n  credential: {provider: " + provider + "}\n"
+	}
+	k8s := "  namespaces: [demo]\n  permissions: [{verbs: [get], apiGroups: [\"\"], resources: [pods]}]\n"
+	aws := "  permissions: [{actions: [\"s3:GetObject\"], resources: [\"*\"]}]\n"
+	tests := []struct {
+		name, doc, wantErr string
+	}{
+		{"kubernetes on kubernetes", policy("demo", k8s, "tokenrequest"), ""},
+		{"aws on aws", policy("aws", aws, "sts"), ""},
+		{"aws on kubernetes", policy("demo", aws, "sts"), "its permissions are for targets of kind aws, and target demo is of kind kubernetes"},
+		{"kubernetes on aws", policy("aws", k8s, "tokenrequest"), "its permissions are for targets of kind kubernetes, and target aws is of kind aws"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := jit.ParsePolicies("p.yaml", []byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, _ := jit.NewPolicies(ps)
+			err = checkPolicies(set, bt, slog.New(slog.DiscardHandler))
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("checkPolicies() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestAWSConfigFile: the agent's AWS config names every AWS target, with
+// the placeholder keys and jitproxy's CA, path style for a fixed upstream,
+// and nothing of the session credential.
+func TestAWSConfigFile(t *testing.T) {
+	ans := jit.SessionAnswer{
+		Session:  &jit.Session{ID: "s-1"},
+		ProxyURL: "http://s-1:session-secret@127.0.0.1:8080",
+		Targets: []jit.TargetInfo{
+			{Name: "demo", Kind: "kubernetes", Server: "https://kubernetes.demo"},
+			{Name: "minio", Kind: "aws", Region: "us-east-1", PathStyle: true},
+			{Name: "prod", Kind: "aws", Region: "eu-west-1", Server: "https://s3.internal.example"},
+		},
+	}
+	got := string(awsConfigFile(ans, "/run/agent/jitproxy-ca.crt"))
+	want := `# AWS configuration of jitproxy session s-1. The keys are placeholders:
+# jitproxy signs each request anew with a short-lived credential of your grant.
+
+[default]
+aws_access_key_id = AKIAJITPROXYAGENTKEY
+aws_secret_access_key = jitproxy-placeholder-secret-access-key-not-a-credential
+region = us-east-1
+ca_bundle = /run/agent/jitproxy-ca.crt
+s3 =
+    addressing_style = path
+
+[profile minio]
+aws_access_key_id = AKIAJITPROXYAGENTKEY
+aws_secret_access_key = jitproxy-placeholder-secret-access-key-not-a-credential
+region = us-east-1
+ca_bundle = /run/agent/jitproxy-ca.crt
+s3 =
+    addressing_style = path
+
+[profile prod]
+aws_access_key_id = AKIAJITPROXYAGENTKEY
+aws_secret_access_key = jitproxy-placeholder-secret-access-key-not-a-credential
+region = eu-west-1
+ca_bundle = /run/agent/jitproxy-ca.crt
+endpoint_url = https://s3.internal.example
+`
+	if got != want {
+		t.Errorf("awsConfigFile() =\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(got, "session-secret") {
+		t.Error("the AWS config holds the session secret")
+	}
+}
