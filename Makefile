@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzConditional$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./internal/intercept/aws
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/strictjson
 	$(GO) test -run '^$$' -fuzz '^FuzzNames$$' -fuzztime $(FUZZTIME) ./internal/broker/sts
 	$(GO) test -run '^$$' -fuzz '^FuzzSessionPolicy$$' -fuzztime $(FUZZTIME) ./internal/broker/sts
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSessionCredential$$' -fuzztime $(FUZZTIME) ./internal/jit

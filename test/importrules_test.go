@@ -22,12 +22,13 @@ var importRules = []struct {
 }{
 	{pkg: "internal/secret", allow: nil},
 	{pkg: "internal/access", allow: nil},
+	{pkg: "internal/strictjson", allow: nil},
 	{pkg: "policies", allow: nil},
 	{pkg: "internal/audit", allow: []string{"internal/access"}},
 	{pkg: "internal/authz", allow: []string{"internal/access"}},
 	{pkg: "internal/jit", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
 	{pkg: "internal/broker", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
-	{pkg: "internal/intercept", allow: []string{"internal/authz", "internal/jit", "internal/broker", "internal/audit", "internal/access", "internal/secret"}},
+	{pkg: "internal/intercept", allow: []string{"internal/authz", "internal/jit", "internal/broker", "internal/audit", "internal/access", "internal/secret", "internal/strictjson"}},
 	{pkg: "cmd/proxy", allow: []string{"*"}},
 }
 

@@ -1,16 +1,16 @@
 package aws
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jitproxy/jitproxy/internal/strictjson"
 )
 
 // Query and JSON protocols: the operation is named by a parameter (Action=)
@@ -243,7 +243,7 @@ func parseJSONObject(b []byte) (jsonParams, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("the request body is not valid UTF-8")
 	}
-	if err := checkJSON(b); err != nil {
+	if err := strictjson.Check(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("request body: %w", err)
 	}
 	var p jsonParams
@@ -251,66 +251,6 @@ func parseJSONObject(b []byte) (jsonParams, error) {
 		return nil, errors.New("the request body is not a JSON object")
 	}
 	return p, nil
-}
-
-// checkJSON checks that b is one JSON value without duplicate member names.
-func checkJSON(b []byte) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	type frame struct {
-		keys   map[string]bool
-		object bool
-		key    bool // the next string token is a member name
-	}
-	var stack []*frame
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(stack) == 0 {
-				return nil
-			}
-			return errors.New("not valid JSON")
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				if len(stack) >= maxJSONDepth {
-					return errors.New("JSON nested too deeply")
-				}
-				if top != nil && top.object {
-					top.key = true
-				}
-				stack = append(stack, &frame{keys: map[string]bool{}, object: t == '{', key: t == '{'})
-				continue
-			case '}', ']':
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].object {
-					stack[len(stack)-1].key = true
-				}
-				if len(stack) == 0 && d.More() {
-					return errors.New("data after the JSON value")
-				}
-				continue
-			}
-		case string:
-			if top != nil && top.object && top.key {
-				if top.keys[t] {
-					return fmt.Errorf("member %q is given more than once", t)
-				}
-				top.keys[t] = true
-				top.key = false
-				continue
-			}
-		}
-		if top != nil && top.object {
-			top.key = true
-		}
-	}
 }
 
 // hasMediaType reports whether the request's Content-Type is one of types.

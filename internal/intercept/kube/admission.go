@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/strictjson"
 )
 
 // Admission: policies judge the object a write will store, computed by the
@@ -281,8 +282,8 @@ func appendResourceVersionOp(patch []byte, rv string) ([]byte, error) {
 // that repeats a key anywhere is refused: jitproxy and the apiserver must
 // not be able to read it differently.
 func setResourceVersion(body []byte, rv string) ([]byte, error) {
-	if k, ok := repeatedKey(body); ok {
-		return nil, fmt.Errorf("the body repeats the key %q", k)
+	if rk := (*strictjson.RepeatedKeyError)(nil); errors.As(strictjson.Check(body, 0), &rk) {
+		return nil, fmt.Errorf("the body repeats the key %q", rk.Key)
 	}
 	obj, err := decodeObject(body)
 	if err != nil {
@@ -298,53 +299,6 @@ func setResourceVersion(body []byte, rv string) ([]byte, error) {
 	}
 	md["resourceVersion"] = rv
 	return json.Marshal(obj)
-}
-
-// repeatedKey reports a key that appears twice in one JSON object of body.
-func repeatedKey(body []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		wantK  bool // the next string token of an object is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, wantK: t == '{'})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].object {
-					stack[len(stack)-1].wantK = true
-				}
-			}
-		default:
-			if top == nil || !top.object {
-				continue
-			}
-			if top.wantK {
-				k, _ := t.(string)
-				if top.keys[k] {
-					return k, true
-				}
-				top.keys[k] = true
-				top.wantK = false
-			} else {
-				top.wantK = true
-			}
-		}
-	}
 }
 
 // conflict is the apiserver's own conflict answer, for an object that kept
