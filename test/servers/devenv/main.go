@@ -1,12 +1,14 @@
 // Command devenv runs jitproxy against a local cluster, for `make run`: it
 // starts etcd, kube-apiserver and Vault (test/servers), applies the demo
-// setup (deploy/demo, deploy/vault), writes a jitproxy configuration for
-// them, runs `jitproxy serve`, creates an agent session and prints the
-// agent's shell setup and the grant commands to try. Interrupt it to stop
-// everything.
+// setup (deploy/demo, deploy/vault), starts MinIO as the S3 and STS of a
+// target aws with the buckets reports and other (-aws=false leaves it
+// out), writes a jitproxy configuration for them, runs `jitproxy serve`,
+// creates an agent session and prints the agent's shell setup and the
+// grant commands to try. Interrupt it to stop everything.
 //
 // With --kubeconfig it targets that cluster's current context instead of
-// starting one, after applying deploy/demo/cluster.yaml to it.
+// starting one, after applying deploy/demo/cluster.yaml to it; MinIO and
+// the target aws are the same.
 package main
 
 import (
@@ -44,7 +46,10 @@ func main() {
 
 type options struct {
 	root, jitproxy, kubectl, kubeconfig, dir string
-	vault                                    bool
+	vault, aws                               bool
+	// awsTarget is the configuration of the target aws (startAWS) and
+	// minioURL its upstream; both empty without -aws.
+	awsTarget, minioURL string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -57,6 +62,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.jitproxy, "jitproxy", filepath.Join(root, "bin", "jitproxy"), "the jitproxy binary")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "use this kubeconfig's current context instead of starting a cluster")
 	fs.BoolVar(&o.vault, "vault", true, "start Vault and offer the Vault access policies (local cluster only)")
+	fs.BoolVar(&o.aws, "aws", true, "start MinIO as the S3 and STS of a target aws")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +74,14 @@ func run(ctx context.Context, args []string) error {
 	os.RemoveAll(o.dir)
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return err
+	}
+	if o.aws {
+		m, target, err := startAWS(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer m.Stop()
+		o.awsTarget, o.minioURL = target, m.URL
 	}
 	var cfg string
 	if o.kubeconfig != "" {
@@ -123,7 +137,7 @@ policies: {access_dir: %s}
     upstream: %s
     ca_file: %s
     credentials: {token_file: %s}
-%s`, filepath.Join(o.root, ".jitproxy"), access, vault, env.Kube.URL, env.Kube.CAFile, env.Kube.JitproxyTokenFile, mount)
+%s%s`, filepath.Join(o.root, ".jitproxy"), access, vault, env.Kube.URL, env.Kube.CAFile, env.Kube.JitproxyTokenFile, mount, o.awsTarget)
 	path := filepath.Join(o.dir, "jitproxy.yaml")
 	return env, path, os.WriteFile(path, []byte(cfg), 0o600)
 }
@@ -169,7 +183,7 @@ targets:
     hosts: [kubernetes.demo]
     upstream: %s
 %s    credentials: {kubeconfig: %s}
-`, o.kubeconfig, raw.CurrentContext, filepath.Join(o.root, ".jitproxy"), access, cluster.Server, caLine, o.kubeconfig)
+%s`, o.kubeconfig, raw.CurrentContext, filepath.Join(o.root, ".jitproxy"), access, cluster.Server, caLine, o.kubeconfig, o.awsTarget)
 	path := filepath.Join(o.dir, "jitproxy.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
@@ -179,6 +193,9 @@ targets:
 func serve(ctx context.Context, o options, cfg string) error {
 	cmd := exec.Command(o.jitproxy, "serve", "--config", cfg)
 	cmd.Stdout = os.Stdout
+	if o.aws {
+		cmd.Env = withoutAWSIdentity(os.Environ())
+	}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -224,9 +241,13 @@ func serve(ctx context.Context, o options, cfg string) error {
 func agentSession(ctx context.Context, o options, admin string) error {
 	kubeconfig := filepath.Join(o.dir, "agent.kubeconfig")
 	envFile := filepath.Join(o.dir, "agent.env")
-	cmd := exec.CommandContext(ctx, o.jitproxy, "session", "create", "--as", "runner", "--agent", "local-agent",
+	args := []string{"session", "create", "--as", "runner", "--agent", "local-agent",
 		"--user", "dev", "--groups", "developers", "--kubeconfig", kubeconfig, "--env", envFile, "--admin-url", admin,
-		"--state-dir", filepath.Join(o.root, ".jitproxy"))
+		"--state-dir", filepath.Join(o.root, ".jitproxy")}
+	if o.aws {
+		args = append(args, "--aws-config", filepath.Join(o.dir, "agent.aws-config"))
+	}
+	cmd := exec.CommandContext(ctx, o.jitproxy, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%v: %s", err, out)
 	}
@@ -240,7 +261,11 @@ func agentSession(ctx context.Context, o options, admin string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n================ jitproxy is ready ================\n")
 	fmt.Fprintf(&b, "Agent shell (paste into another terminal, in %s):\n", o.root)
-	fmt.Fprintf(&b, "  . %s        # HTTPS_PROXY with the session credential, CA bundles, KUBECONFIG\n", rel(envFile))
+	if o.aws {
+		fmt.Fprintf(&b, "  . %s        # HTTPS_PROXY with the session credential, CA bundles, KUBECONFIG, AWS_CONFIG_FILE\n", rel(envFile))
+	} else {
+		fmt.Fprintf(&b, "  . %s        # HTTPS_PROXY with the session credential, CA bundles, KUBECONFIG\n", rel(envFile))
+	}
 	fmt.Fprintf(&b, "  kubectl get pods -n demo        # denied: the message names the policies to request\n\n")
 	fmt.Fprintf(&b, "As the user (dev) and an approver, in this directory:\n")
 	fmt.Fprintf(&b, "  %s grant request pod-reader --as dev --namespace demo --reason \"look at web\"\n", jp)
@@ -251,6 +276,16 @@ func agentSession(ctx context.Context, o options, admin string) error {
 	fmt.Fprintf(&b, "  %s grant approve ID --as approver\n", jp)
 	fmt.Fprintf(&b, "  %s grant list --as approver\n", jp)
 	fmt.Fprintf(&b, "  %s grant revoke ID --as dev\n", jp)
+	if o.aws {
+		fmt.Fprintf(&b, "\nAWS: MinIO at %s is S3 and STS behind the target aws (buckets reports and other).\n", o.minioURL)
+		fmt.Fprintf(&b, "In the agent shell (the aws CLI goes through jitproxy, which signs with a minted STS key):\n")
+		fmt.Fprintf(&b, "  aws s3 ls s3://reports                 # denied: the message names the policies to request\n")
+		fmt.Fprintf(&b, "  %s grant request reports-reader --reason \"read the q3 report\"   # the agent asks for itself; active at once\n", jp)
+		fmt.Fprintf(&b, "  aws s3 ls s3://reports\n")
+		fmt.Fprintf(&b, "  aws s3 cp s3://reports/q3.csv -\n")
+		fmt.Fprintf(&b, "  aws s3 cp README.md s3://other/x      # denied: no policy grants anything in other\n")
+		fmt.Fprintf(&b, "  %s grant request reports-writer --reason \"upload q4\"   # uploads to reports, after: grant approve ID --as approver\n", jp)
+	}
 	fmt.Fprintf(&b, "Audit events stream on this terminal's stdout. Ctrl-C stops everything.\n")
 	fmt.Fprintf(&b, "===================================================\n")
 	fmt.Fprint(os.Stderr, b.String())
