@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
 )
@@ -159,8 +161,11 @@ func printPolicies(w io.Writer, output string, ps []jit.PolicyView) error {
 			escaped = append(escaped, esc(ns))
 		}
 		nss := strings.Join(escaped, ",")
-		if p.ClusterWide {
+		switch {
+		case p.ClusterWide:
 			nss = "(cluster-wide)"
+		case nss == "":
+			nss = "-" // AWS grants have no namespace
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", esc(p.Name), esc(p.Target), nss, esc(p.DefaultDuration), esc(p.MaxDuration), p.Approvals, esc(p.Description))
 	}
@@ -173,11 +178,14 @@ func printGrant(w io.Writer, output string, g *jit.Grant) error {
 	if output == "json" {
 		return printJSON(w, g)
 	}
-	scope := "cluster-wide"
-	if g.Namespace != "" {
-		scope = "namespace " + esc(g.Namespace)
+	scope := ", cluster-wide"
+	switch {
+	case g.Namespace != "":
+		scope = ", namespace " + esc(g.Namespace)
+	case slices.ContainsFunc(g.Permissions, func(p access.Permission) bool { return p.AWS != nil }):
+		scope = "" // AWS grants have no namespace
 	}
-	fmt.Fprintf(w, "grant %s: %s (%s on %s, %s, for %s)\n", esc(g.ID), esc(string(g.State)), esc(g.Policy), esc(g.Target), scope, esc(g.User))
+	fmt.Fprintf(w, "grant %s: %s (%s on %s%s, for %s)\n", esc(g.ID), esc(string(g.State)), esc(g.Policy), esc(g.Target), scope, esc(g.User))
 	switch g.State {
 	case jit.StateActive:
 		fmt.Fprintf(w, "  active until %s\n", when(g.ExpiresAt))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/jit"
 )
@@ -99,5 +100,30 @@ endpoint_url = https://s3.internal.example
 	}
 	if strings.Contains(got, "session-secret") {
 		t.Error("the AWS config holds the session secret")
+	}
+}
+
+// TestPrintGrantScope: a grant says its namespace, cluster-wide, or (AWS)
+// nothing of namespaces.
+func TestPrintGrantScope(t *testing.T) {
+	tests := []struct {
+		g    jit.Grant
+		want string
+	}{
+		{jit.Grant{ID: "g-1", State: jit.StateActive, Policy: "p", Target: "demo", Namespace: "demo", User: "dev",
+			Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get"}}}}}, "grant g-1: ACTIVE (p on demo, namespace demo, for dev)"},
+		{jit.Grant{ID: "g-2", State: jit.StateActive, Policy: "p", Target: "demo", User: "dev",
+			Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get"}}}}}, "grant g-2: ACTIVE (p on demo, cluster-wide, for dev)"},
+		{jit.Grant{ID: "g-3", State: jit.StateActive, Policy: "p", Target: "aws", User: "dev",
+			Permissions: []access.Permission{{AWS: &access.AWSPermission{Actions: []string{"s3:GetObject"}}}}}, "grant g-3: ACTIVE (p on aws, for dev)"},
+	}
+	for _, tt := range tests {
+		var b strings.Builder
+		if err := printGrant(&b, "", &tt.g); err != nil {
+			t.Fatal(err)
+		}
+		if first, _, _ := strings.Cut(b.String(), "\n"); first != tt.want {
+			t.Errorf("printGrant() = %q, want %q", first, tt.want)
+		}
 	}
 }

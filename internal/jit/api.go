@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
@@ -227,8 +228,9 @@ type PolicyView struct {
 	Name            string   `json:"name"`
 	Description     string   `json:"description,omitempty"`
 	Target          string   `json:"target"`
+	Kind            string   `json:"kind"` // of the target: kubernetes or aws
 	Namespaces      []string `json:"namespaces,omitempty"`
-	ClusterWide     bool     `json:"cluster_wide,omitempty"`
+	ClusterWide     bool     `json:"cluster_wide,omitempty"` // a Kubernetes grant with no namespace
 	DefaultDuration string   `json:"default_duration"`
 	MaxDuration     string   `json:"max_duration"`
 	Approvals       int      `json:"approvals_required"`
@@ -239,8 +241,8 @@ func (a *API) listPolicies(_ context.Context, by Principal, _ *http.Request) (in
 	for _, p := range a.svc.cfg.Policies.All() {
 		if p.Subjects.Matches(by.Name, by.Groups) || a.svc.isAdmin(by) {
 			out = append(out, PolicyView{
-				Name: p.Name, Description: p.Description, Target: p.Target, Namespaces: p.Namespaces,
-				ClusterWide: p.ClusterWide, DefaultDuration: p.Duration.Default.String(),
+				Name: p.Name, Description: p.Description, Target: p.Target, Kind: p.Kind, Namespaces: p.Namespaces,
+				ClusterWide: p.ClusterWide && p.Kind != access.KindAWS, DefaultDuration: p.Duration.Default.String(),
 				MaxDuration: p.Duration.Max.String(), Approvals: p.Approval.Required,
 			})
 		}
