@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -177,6 +179,10 @@ func TestAWSThroughTheProxy(t *testing.T) {
 	wantDenied(t, "STS (query)", err, "jitproxy denied sts:GetCallerIdentity", "No access policy")
 	_, err = ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("orders"), Key: map[string]ddbtypes.AttributeValue{"id": &ddbtypes.AttributeValueMemberS{Value: "1"}}})
 	wantDenied(t, "DynamoDB (JSON)", err, "jitproxy denied dynamodb:GetItem", "No access policy")
+	_, err = lambda.NewFromConfig(cfg).GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("report-builder")})
+	wantDenied(t, "Lambda (REST-JSON)", err, "jitproxy denied lambda:GetFunction")
+	_, err = route53.NewFromConfig(cfg).ListHostedZones(ctx, &route53.ListHostedZonesInput{})
+	wantDenied(t, "Route 53 (REST-XML)", err, "jitproxy denied route53:ListHostedZones")
 	if len(up.seen) != 0 {
 		t.Fatalf("%d denied requests reached the upstream", len(up.seen))
 	}
