@@ -135,7 +135,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if err := c.openRedis(ctx); err != nil {
 		return nil, err
 	}
-	var sinks []audit.Sink
+	var sinks []audit.Writer
 	if cfg.auditStdout() {
 		sinks = append(sinks, audit.NewJSONSink(stdout))
 	}

@@ -12,21 +12,22 @@ import (
 	"time"
 )
 
-// Sink accepts audit events. Write must be safe for concurrent use and must
-// return only once the event is handed off as durably as the sink can.
-type Sink interface {
+// Writer accepts audit events synchronously. Write must be safe for
+// concurrent use and must return only once the event is handed off as
+// durably as the writer can.
+type Writer interface {
 	Write(ctx context.Context, e Event) error
 }
 
 // Recorder stamps events and writes each to every sink. A Recorder with no
 // sinks drops events. It is safe for concurrent use.
 type Recorder struct {
-	sinks []Sink
+	sinks []Writer
 	now   func() time.Time
 }
 
 // NewRecorder returns a Recorder writing to sinks. now defaults to time.Now.
-func NewRecorder(now func() time.Time, sinks ...Sink) *Recorder {
+func NewRecorder(now func() time.Time, sinks ...Writer) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
