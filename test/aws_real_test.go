@@ -120,46 +120,12 @@ func awsCLIPath(t *testing.T) string {
 func TestAWSRealMinIO(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	minio, err := servers.StartMinIO(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { minio.Stop() })
-	rdsrv, err := servers.StartRedis(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdsrv.Stop() })
-	for _, b := range []string{"reports", "other"} {
-		if err := minio.CreateBucket(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := minio.PutObject(ctx, "reports", "q3.csv", []byte("quarter,revenue\nq3,42\n")); err != nil {
-		t.Fatal(err)
-	}
-
-	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o700)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	w := startAWSWorld(ctx, t)
+	minio := w.minio
 	root := minio.RootCredentials()
-	ownCreds := write("jitproxy-aws-credentials", fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", root.AccessKeyID, root.SecretAccessKey), 0o600)
-	write("access/reports-editor.yaml", fmt.Sprintf(awsAccessPolicy, servers.AssumeRoleARN), 0o600)
-	write("state/identities.yaml", identitiesYAML, 0o600)
-	cfg := write("jitproxy.yaml", fmt.Sprintf(`
-state_dir: %s
-log: {level: debug}
-proxy: {listen: "127.0.0.1:0"}
-admin: {listen: "127.0.0.1:0"}
-redis: {address: %q}
-audit: {stdout: true}
-policies: {access_dir: %s}
+	ownCreds := w.write("jitproxy-aws-credentials", fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", root.AccessKeyID, root.SecretAccessKey))
+	w.write("access/reports-editor.yaml", fmt.Sprintf(awsAccessPolicy, servers.AssumeRoleARN))
+	cfg := w.config(fmt.Sprintf(`
 targets:
   - name: aws
     kind: aws
@@ -168,25 +134,16 @@ targets:
     aws:
       region: us-east-1
       sts: {endpoint: %s, credentials_file: %s}
-`, filepath.Join(dir, "state"), rdsrv.Addr, filepath.Join(dir, "access"), minio.URL, minio.CAFile, minio.URL, ownCreds), 0o600)
+`, minio.URL, minio.CAFile, minio.URL, ownCreds))
 
-	out := &outputs{}
-	p := startJitproxy(t, cfg, filepath.Join(dir, "state"), out)
-	awsConfig := filepath.Join(dir, "agent", "aws-config")
-	os.MkdirAll(filepath.Dir(awsConfig), 0o700)
-	var ans struct {
-		ProxyURL string `json:"proxy_url"`
-	}
-	js := p.mustCLI("session", "create", "--as", "runner", "--agent", "e2e-agent", "--user", "dev", "--groups", "developers", "--aws-config", awsConfig, "-o", "json")
-	if err := json.Unmarshal([]byte(js), &ans); err != nil || ans.ProxyURL == "" {
-		t.Fatalf("session answer %q: %v", js, err)
-	}
-	caFile := filepath.Join(filepath.Dir(awsConfig), "jitproxy-ca.crt")
-	home := filepath.Join(dir, "agent", "home")
+	out := w.out
+	p := startJitproxy(t, cfg, w.stateDir(), out)
+	ses := w.session(p)
+	home := filepath.Join(w.dir, "agent", "home")
 	os.MkdirAll(home, 0o700)
 	agent := &awsAgent{t: t, aws: awsCLIPath(t), out: out, env: []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "HTTPS_PROXY=" + ans.ProxyURL, "NO_PROXY=",
-		"AWS_CONFIG_FILE=" + awsConfig, "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "HTTPS_PROXY=" + ses.proxyURL, "NO_PROXY=",
+		"AWS_CONFIG_FILE=" + ses.awsConfig, "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=",
 	}}
 	t.Logf("aws CLI: %s", agent.mustRun("--version"))
@@ -204,7 +161,7 @@ targets:
 	// Large enough for a multipart upload (the CLI's threshold is 8 MiB).
 	big := make([]byte, 9<<20)
 	rand.Read(big)
-	bigFile := write("agent/big.bin", string(big), 0o600)
+	bigFile := w.write("agent/big.bin", string(big))
 	agent.mustRun("s3", "cp", bigFile, "s3://reports/uploads/big.bin")
 	got, err := minio.S3(root).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("reports"), Key: aws.String("uploads/big.bin")})
 	if err != nil {
@@ -215,14 +172,14 @@ targets:
 	if !bytes.Equal(stored, big) {
 		t.Errorf("MinIO holds %d bytes, want the %d uploaded", len(stored), len(big))
 	}
-	small := write("agent/small.txt", "hello", 0o600)
+	small := w.write("agent/small.txt", "hello")
 	agent.mustRun("s3", "cp", small, "s3://reports/small.txt")
 
 	// A write to another bucket is denied by jitproxy.
 	agent.mustFail([]string{"AccessDenied", "jitproxy denied s3:PutObject on arn:aws:s3:::other/x.txt"}, "s3", "cp", small, "s3://other/x.txt")
 
 	// The AWS SDK for Go through HTTPS_PROXY, virtual-hosted style.
-	sdk := agentS3(t, ans.ProxyURL, caFile)
+	sdk := agentS3(t, ses.proxyURL, ses.caFile)
 	if _, err := sdk.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("reports"), Key: aws.String("q3.csv")}); err != nil {
 		t.Errorf("SDK GetObject: %v", err)
 	}
@@ -231,7 +188,7 @@ targets:
 
 	// The minted credential itself can do no more than the grant: MinIO
 	// refuses it the write to another bucket (the session policy).
-	minted := mintedAWSKeys(t, rdsrv.Addr)
+	minted := mintedAWSKeys(t, w.redis.Addr)
 	if len(minted) != 1 {
 		t.Fatalf("found %d minted AWS credentials in Redis, want 1", len(minted))
 	}
@@ -248,19 +205,7 @@ targets:
 	// Canaries: no minted secret and no placeholder secret in anything the
 	// agent, the logs or the audit stream saw.
 	p.stop()
-	for _, k := range minted {
-		for what, v := range map[string]string{"secret key": k.SecretAccessKey, "session token": k.SessionToken, "access key": k.AccessKeyID} {
-			if names := out.containing(v); len(names) > 0 {
-				t.Errorf("the minted %s appears in %v", what, names)
-			}
-		}
-	}
-	if names := out.containing(root.SecretAccessKey); len(names) > 0 {
-		t.Errorf("jitproxy's own AWS secret appears in %v", names)
-	}
-	if names := out.containing("jitproxy-placeholder-secret-access-key"); len(names) > 0 {
-		t.Errorf("the placeholder secret appears in %v", names)
-	}
+	w.checkCanaries(minted, map[string]string{"jitproxy's own AWS secret": root.SecretAccessKey})
 	var decisions int
 	for _, e := range p.auditEvents() {
 		if a, ok := e["action"].(map[string]any); ok && a["kind"] == "aws" {
@@ -340,4 +285,136 @@ func mintedAWSKeys(t *testing.T, addr string) []aws.Credentials {
 		}
 	}
 	return out
+}
+
+// awsWorld is what the AWS stories start from: MinIO with the buckets
+// reports (holding q3.csv) and other, redis-server, a directory for the
+// files, and the outputs collected for the canary search.
+type awsWorld struct {
+	t     *testing.T
+	dir   string
+	minio *servers.MinIO
+	redis *servers.Redis
+	out   *outputs
+	procs []*servers.Process // whose log tails a failed test prints
+}
+
+func startAWSWorld(ctx context.Context, t *testing.T) *awsWorld {
+	t.Helper()
+	w := &awsWorld{t: t, dir: t.TempDir(), out: &outputs{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range w.procs {
+				t.Logf("%s log, last lines:\n%s", p.Name, p.Tail(20))
+			}
+		}
+	})
+	var err error
+	if w.minio, err = servers.StartMinIO(ctx, w.dir); err != nil {
+		t.Fatal(err)
+	}
+	w.track(w.minio.Process)
+	if w.redis, err = servers.StartRedis(ctx, w.dir); err != nil {
+		t.Fatal(err)
+	}
+	w.track(w.redis.Process)
+	for _, b := range []string{"reports", "other"} {
+		if err := w.minio.CreateBucket(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.minio.PutObject(ctx, "reports", "q3.csv", []byte("quarter,revenue\nq3,42\n")); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// track stops p when the test ends, and prints the end of its log first
+// if the test failed.
+func (w *awsWorld) track(p *servers.Process) {
+	w.procs = append(w.procs, p)
+	w.t.Cleanup(p.Stop)
+}
+
+// write writes content to the file name under the world's directory, for
+// its owner only, and returns its path.
+func (w *awsWorld) write(name, content string) string {
+	w.t.Helper()
+	p := filepath.Join(w.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func (w *awsWorld) stateDir() string { return filepath.Join(w.dir, "state") }
+
+// config writes jitproxy's configuration: ephemeral listeners, the world's
+// Redis, audit to stdout, the identities of the story and the access
+// policies under access/, followed by rest (vault, targets). It returns
+// the file's path.
+func (w *awsWorld) config(rest string) string {
+	w.t.Helper()
+	w.write("state/identities.yaml", identitiesYAML)
+	return w.write("jitproxy.yaml", fmt.Sprintf(`
+state_dir: %s
+log: {level: debug}
+proxy: {listen: "127.0.0.1:0"}
+admin: {listen: "127.0.0.1:0"}
+redis: {address: %q}
+audit: {stdout: true}
+policies: {access_dir: %s}
+`, w.stateDir(), w.redis.Addr, filepath.Join(w.dir, "access"))+rest)
+}
+
+// awsSession is an agent session as `jitproxy session create --aws-config`
+// hands it out.
+type awsSession struct {
+	proxyURL  string // for HTTPS_PROXY
+	awsConfig string // the AWS config file: placeholder keys, jitproxy's CA
+	caFile    string // jitproxy's CA, beside the config
+}
+
+// session creates a session of the agent e2e-agent for dev (group
+// developers), run by runner.
+func (w *awsWorld) session(p *proxyProc) awsSession {
+	w.t.Helper()
+	s := awsSession{awsConfig: filepath.Join(w.dir, "agent", "aws-config")}
+	if err := os.MkdirAll(filepath.Dir(s.awsConfig), 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	var ans struct {
+		ProxyURL string `json:"proxy_url"`
+	}
+	js := p.mustCLI("session", "create", "--as", "runner", "--agent", "e2e-agent", "--user", "dev", "--groups", "developers", "--aws-config", s.awsConfig, "-o", "json")
+	if err := json.Unmarshal([]byte(js), &ans); err != nil || ans.ProxyURL == "" {
+		w.t.Fatalf("session answer %q: %v", js, err)
+	}
+	s.proxyURL = ans.ProxyURL
+	s.caFile = filepath.Join(filepath.Dir(s.awsConfig), "jitproxy-ca.crt")
+	return s
+}
+
+// checkCanaries reports each minted key, the agent's placeholder secret
+// and each of others (what -> value) found in anything collected: what the
+// agent saw, jitproxy's log and audit stream, the CLI's answers. Stop
+// jitproxy first, so that its output is collected.
+func (w *awsWorld) checkCanaries(minted []aws.Credentials, others map[string]string) {
+	w.t.Helper()
+	for _, k := range minted {
+		for what, v := range map[string]string{"secret key": k.SecretAccessKey, "session token": k.SessionToken, "access key": k.AccessKeyID} {
+			if names := w.out.containing(v); v != "" && len(names) > 0 {
+				w.t.Errorf("the minted %s appears in %v", what, names)
+			}
+		}
+	}
+	others["the placeholder secret"] = "jitproxy-placeholder-secret-access-key"
+	for what, v := range others {
+		if names := w.out.containing(v); v != "" && len(names) > 0 {
+			w.t.Errorf("%s appears in %v", what, names)
+		}
+	}
 }
