@@ -2,6 +2,7 @@ package intercept
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -436,4 +437,41 @@ func TestHostileClientsAreCutOff(t *testing.T) {
 			return status == http.StatusOK
 		})
 	})
+}
+
+// TestDeniedExpectContinueAnswersAtOnce: a client that sends
+// "Expect: 100-continue" (the aws CLI's PutObject) waits for the server
+// before it sends its body. A request jitproxy refuses without reading
+// the body must be answered without waiting for that body, which never
+// comes (before the fix: only after proxy.timeouts.body).
+func TestDeniedExpectContinueAnswersAtOnce(t *testing.T) {
+	h := newHarness(t, harnessOptions{config: func(c *Config) { c.BodyTimeout = time.Hour }})
+	tr := h.agent().Transport.(*http.Transport)
+	tr.ExpectContinueTimeout = time.Hour
+	for _, tt := range []struct {
+		name   string
+		grants []*jit.Grant
+		want   int
+	}{
+		{"denied", nil, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h.sessions.setGrants(tt.grants...)
+			// The deadline only keeps a regression from hanging the suite.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// A delete's body (DeleteOptions) is forwarded, not inspected.
+			req, _ := http.NewRequestWithContext(ctx, "DELETE", "https://kubernetes.demo/api/v1/namespaces/demo/pods/web", strings.NewReader(`{"kind":"DeleteOptions","apiVersion":"v1"}`))
+			req.Header.Set("Expect", "100-continue")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatalf("the refused request got no answer: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -79,7 +80,20 @@ func (p *pipeline) finish(ctx context.Context, x *exchange) {
 // fail answers with a safe message in the target's format and notes it for audit.
 func (p *pipeline) fail(w http.ResponseWriter, x *exchange, status int, msg string) {
 	x.status, x.errMsg = status, msg
+	unwrapUnreadBody(x.req)
 	x.tunnel.target.Protocol.WriteError(w, x.req, status, "jitproxy: "+msg)
+}
+
+// unwrapUnreadBody gives r back the body net/http made for it when the
+// handler answers without having read any of it. net/http recognises its
+// own body: for a client that sent "Expect: 100-continue" and waits for
+// it before sending the body (the aws CLI's uploads), it then closes the
+// connection after the answer instead of waiting, until the read deadline,
+// for a body that never comes.
+func unwrapUnreadBody(r *http.Request) {
+	if db, ok := r.Body.(*deadlineBody); ok && !db.started.Load() {
+		r.Body = db.ReadCloser
+	}
 }
 
 func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
@@ -334,11 +348,13 @@ func (p *pipeline) limitBodyTime(w http.ResponseWriter, r *http.Request) {
 // request whose connection fails to read). After a failed read it stays.
 type deadlineBody struct {
 	io.ReadCloser
-	clear func()
-	once  sync.Once
+	clear   func()
+	once    sync.Once
+	started atomic.Bool // Read was called
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
+	b.started.Store(true)
 	n, err := b.ReadCloser.Read(p)
 	if errors.Is(err, io.EOF) {
 		b.once.Do(b.clear)
@@ -370,6 +386,7 @@ func chooseGrant(gs []*jit.Grant, ids []string) *jit.Grant {
 
 // deny answers a denied request with what the agent can do about it.
 func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in authz.Input, d authz.Decision) {
+	unwrapUnreadBody(r)
 	desc := x.tunnel.target.Protocol.Describe(in.Action)
 	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
 	if len(d.Reasons) == 1 && d.Reasons[0] == authz.ReasonNoGrant {
