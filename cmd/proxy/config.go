@@ -153,10 +153,54 @@ type PolicyConfig struct {
 
 // AuditConfig configures audit sinks.
 type AuditConfig struct {
-	// Stdout writes audit events as JSON lines to standard output. Default true.
+	// Stdout writes audit events as JSON lines to standard output, as a
+	// sink named "stdout" in enforced mode. Default true unless Sinks are
+	// given.
 	Stdout *bool `yaml:"stdout"`
-	// File appends audit events as JSON lines to a file.
+	// File appends audit events as JSON lines to a file, as a sink named
+	// "file" in enforced mode.
 	File string `yaml:"file"`
+	// SpoolDir holds each sink's spool (SPOOL_DIR/NAME). Default
+	// STATE_DIR/audit.
+	SpoolDir string `yaml:"spool_dir"`
+	// ChainKeyFile, if set, holds the key that makes every sink's hash
+	// chain an HMAC chain.
+	ChainKeyFile string `yaml:"chain_key_file"`
+	// Sync is the default fsync policy of the spools: "interval" (every
+	// SyncEvery, default 10ms) or "always".
+	Sync      string        `yaml:"sync"`
+	SyncEvery time.Duration `yaml:"sync_every"`
+	// Sinks are the destinations of the audit stream.
+	Sinks []AuditSinkConfig `yaml:"sinks"`
+}
+
+// AuditSinkConfig is one destination of the audit stream.
+type AuditSinkConfig struct {
+	// Name identifies the sink and its spool. Required, unique.
+	Name string `yaml:"name"`
+	// Type is stdout or file.
+	Type string `yaml:"type"`
+	// Format is native (jitproxy.audit/v1, the default).
+	Format string `yaml:"format"`
+	// Mode is enforced (the default) or best_effort.
+	Mode string `yaml:"mode"`
+	// Types, if set, are the only event types the sink takes.
+	Types []string `yaml:"types"`
+	// Sync and SyncEvery override the audit-wide fsync policy.
+	Sync      string        `yaml:"sync"`
+	SyncEvery time.Duration `yaml:"sync_every"`
+	// MaxSpoolBytes caps the sink's spool; default 1 GiB.
+	MaxSpoolBytes int64 `yaml:"max_spool_bytes"`
+	// File configures a sink of type file.
+	File FileSinkConfig `yaml:"file"`
+}
+
+// FileSinkConfig is a file sink's file and rotation.
+type FileSinkConfig struct {
+	Path      string        `yaml:"path"`
+	MaxBytes  int64         `yaml:"max_bytes"` // rotate before this size; default 100 MiB
+	MaxAge    time.Duration `yaml:"max_age"`   // rotate at this age; default 24h
+	Retention time.Duration `yaml:"retention"` // delete rotated files older; default 720h
 }
 
 // TargetConfig configures one upstream API.
@@ -278,6 +322,11 @@ func loadConfig(path string) (Config, error) {
 		}
 	}
 	rel(&c.StateDir)
+	rel(&c.Audit.SpoolDir)
+	rel(&c.Audit.ChainKeyFile)
+	for i := range c.Audit.Sinks {
+		rel(&c.Audit.Sinks[i].File.Path)
+	}
 	rel(&c.Admin.IdentitiesFile)
 	rel(&c.Redis.PasswordFile)
 	rel(&c.Policies.AuthzDir)
@@ -344,6 +393,7 @@ func (c *Config) validate() error {
 	if c.Sessions.TTL <= 0 || c.Sessions.MaxTTL < c.Sessions.TTL {
 		bad("sessions: ttl %s must be positive and at most max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)
 	}
+	errs = append(errs, c.Audit.validate())
 	names := map[string]bool{}
 	for i, t := range c.Targets {
 		where := fmt.Sprintf("targets[%d] (%s)", i, t.Name)
@@ -418,7 +468,12 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Audit.File, "JITPROXY_AUDIT_FILE")
 }
 
-func (c *Config) auditStdout() bool { return c.Audit.Stdout == nil || *c.Audit.Stdout }
+func (c *Config) auditStdout() bool {
+	if c.Audit.Stdout == nil {
+		return len(c.Audit.Sinks) == 0
+	}
+	return *c.Audit.Stdout
+}
 
 func (c *Config) proxyURL() *url.URL {
 	if c.Proxy.URL != "" {

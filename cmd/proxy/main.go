@@ -1,5 +1,5 @@
 // Command jitproxy is a credential-brokering proxy for AI agents: agents
-// reach Kubernetes (and later AWS) through it, every request is authorized
+// reach Kubernetes and AWS through it, every request is authorized
 // by policy against just-in-time grants, and the credential the request
 // carries upstream is minted for its grant and never seen by the agent.
 //
@@ -9,6 +9,7 @@
 //	jitproxy session create|end       agent sessions (runners)
 //	jitproxy grant request|list|show|approve|deny|revoke
 //	jitproxy policy list              access policies you may request
+//	jitproxy audit verify FILE...     check an audit stream's hash chain
 //	jitproxy version
 package main
 
@@ -50,6 +51,7 @@ commands:
   grant deny ID       deny a pending grant
   grant revoke ID     end a pending or active grant
   policy list         list the access policies you may request
+  audit verify FILE   check the sequence and hash chain of an audit sink's records
   version             print the version
 
 Run 'jitproxy <command> -h' for a command's flags.
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("%s: a subcommand is required; see 'jitproxy help'", cmd)
 		}
 		return clientCommand(ctx, cmd+" "+rest[0], rest[1:], getenv, stdout, stderr)
+	case "audit":
+		return auditCommand(args[1:], stdout)
 	case "version":
 		fmt.Fprintln(stdout, "jitproxy", version)
 		return nil

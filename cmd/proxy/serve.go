@@ -109,6 +109,11 @@ type components struct {
 }
 
 func (c *components) close() {
+	if c.recorder != nil {
+		if err := c.recorder.Close(auditCloseTimeout); err != nil {
+			c.log.Error("close the audit sinks", "err", err)
+		}
+	}
 	if c.redis != nil {
 		c.redis.Close()
 	}
@@ -135,19 +140,9 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if err := c.openRedis(ctx); err != nil {
 		return nil, err
 	}
-	var sinks []audit.Writer
-	if cfg.auditStdout() {
-		sinks = append(sinks, audit.NewJSONSink(stdout))
+	if c.recorder, err = newRecorder(cfg, stdout, log); err != nil {
+		return nil, err
 	}
-	if cfg.Audit.File != "" {
-		f, err := os.OpenFile(cfg.Audit.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open audit file: %w", err)
-		}
-		c.closers = append(c.closers, f)
-		sinks = append(sinks, audit.NewJSONSink(f))
-	}
-	c.recorder = audit.NewRecorder(nil, sinks...)
 
 	authzFS, accessFS := policies.Authz(), policies.Access()
 	if cfg.Policies.AuthzDir != "" {

@@ -18,7 +18,12 @@ const SchemaVersion = "jitproxy.audit/v1"
 
 // Event types.
 const (
-	TypeRequest            = "request"
+	// TypeRequest is a proxied request, recorded when its response ends.
+	TypeRequest = "request"
+	// TypeRequestDecided is an allowed request's decision, recorded before
+	// a credential is minted for it or it is forwarded: when an enforced
+	// sink cannot take it, the request is refused.
+	TypeRequestDecided     = "request.decided"
 	TypeSessionCreated     = "session.created"
 	TypeSessionEnded       = "session.ended"
 	TypeGrantRequested     = "grant.requested"
@@ -82,15 +87,17 @@ type Decision struct {
 
 // Grant is the audit view of a grant.
 type Grant struct {
-	ID        string    `json:"id"`
-	Policy    string    `json:"policy,omitempty"`
-	Version   string    `json:"policy_version,omitempty"`
-	State     string    `json:"state,omitempty"`
-	User      string    `json:"user,omitempty"`
-	Session   string    `json:"session,omitempty"`
-	Target    string    `json:"target,omitempty"`
-	Namespace string    `json:"namespace,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
+	ID        string `json:"id"`
+	Policy    string `json:"policy,omitempty"`
+	Version   string `json:"policy_version,omitempty"`
+	State     string `json:"state,omitempty"`
+	User      string `json:"user,omitempty"`
+	Session   string `json:"session,omitempty"`
+	Target    string `json:"target,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// Approvers are who approved the grant, in order.
+	Approvers []string  `json:"approvers,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
@@ -114,6 +121,8 @@ type Credential struct {
 // Outcome is the result of a request.
 type Outcome struct {
 	Status int `json:"status"`
+	// Bytes is the size of the response body sent to the agent.
+	Bytes int64 `json:"bytes,omitempty"`
 	// Error is a short, safe description of what failed, never internal detail.
 	Error string `json:"error,omitempty"`
 }

@@ -1,67 +1,257 @@
 package audit
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/jitproxy/jitproxy/internal/access"
 )
 
-type failingSink struct{}
+// memSink keeps what it is given; while failing is set, it refuses.
+type memSink struct {
+	mu       sync.Mutex
+	records  []Record
+	failing  bool
+	attempts int
+}
 
-func (failingSink) Write(context.Context, Event) error { return errors.New("disk full") }
-
-func TestRecorderStampsAndFansOut(t *testing.T) {
-	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-	var a, b bytes.Buffer
-	r := NewRecorder(func() time.Time { return now }, NewJSONSink(&a), failingSink{}, NewJSONSink(&b))
-	err := r.Record(context.Background(), Event{Type: TypeRequest, Caller: &access.Caller{Session: "s1", User: "alice"}})
-	if err == nil {
-		t.Fatal("Record() = nil, want the failing sink's error")
+func (m *memSink) Deliver(_ context.Context, batch []Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.attempts++
+	if m.failing {
+		return errors.New("sink down")
 	}
-	for name, buf := range map[string]*bytes.Buffer{"first": &a, "last": &b} {
-		var got Event
-		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
-			t.Fatalf("%s sink: %v", name, err)
+	for _, r := range batch {
+		r.Data = slices.Clone(r.Data)
+		m.records = append(m.records, r)
+	}
+	return nil
+}
+
+func (m *memSink) Close() error { return nil }
+
+func (m *memSink) setFailing(f bool) {
+	m.mu.Lock()
+	m.failing = f
+	m.mu.Unlock()
+}
+
+func (m *memSink) got() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.records)
+}
+
+func newTestRecorder(t *testing.T, dir string, sc SinkConfig) *Recorder {
+	t.Helper()
+	sc.SpoolDir = filepath.Join(dir, sc.Name)
+	if sc.RetryMin == 0 {
+		sc.RetryMin, sc.RetryMax = time.Millisecond, 5*time.Millisecond
+	}
+	r, err := New(Config{Sinks: []SinkConfig{sc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		want := Event{Version: SchemaVersion, Time: now, Type: TypeRequest, Caller: &access.Caller{Session: "s1", User: "alice"}}
-		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Event{}, "ID")); diff != "" {
-			t.Errorf("%s sink event (-want +got):\n%s", name, diff)
-		}
-		if len(got.ID) != 32 {
-			t.Errorf("%s sink: ID %q is not 16 random bytes in hex", name, got.ID)
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func record(t *testing.T, r *Recorder, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := r.Record(context.Background(), Event{ID: id, Type: TypeRequest}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
 
-func TestJSONSinkLinesNeverInterleave(t *testing.T) {
-	var buf bytes.Buffer
-	r := NewRecorder(nil, NewJSONSink(&buf))
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Go(func() {
-			r.Record(context.Background(), Event{Type: TypeRequest, RequestID: string(rune('a' + i%26))})
+func ids(n, from int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("e%04d", from+i))
+	}
+	return out
+}
+
+// checkStream checks that the records are exactly want, in order, numbered
+// from 1 and chained.
+func checkStream(t *testing.T, got []Record, want []string) {
+	t.Helper()
+	var gotIDs []string
+	for _, r := range got {
+		gotIDs = append(gotIDs, r.ID)
+	}
+	if !slices.Equal(gotIDs, want) {
+		t.Fatalf("delivered %v, want %v", gotIDs, want)
+	}
+	c, prev := NewChainer(nil), ""
+	for i, r := range got {
+		if r.Seq != uint64(i+1) {
+			t.Fatalf("record %d has seq %d", i, r.Seq)
+		}
+		h, err := c.Open(prev, r.Data)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		prev = h
+	}
+}
+
+func TestDeliveryInOrderThroughOutages(t *testing.T) {
+	sink := &memSink{}
+	r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "mem", Sink: sink, BatchSize: 7, SegmentBytes: 2 << 10})
+	defer r.Close(time.Second)
+	record(t, r, ids(20, 0)...)
+	waitFor(t, "the first events", func() bool { return len(sink.got()) == 20 })
+
+	// The sink goes away: events keep being recorded, not delivered.
+	sink.setFailing(true)
+	record(t, r, ids(30, 20)...)
+	waitFor(t, "failed deliveries", func() bool { return r.Stats()[0].Retried >= 3 })
+	if st := r.Stats()[0]; st.Spooled != 30 || st.LastError == "" || st.OldestUndelivered <= 0 {
+		t.Errorf("stats during the outage = %+v", st)
+	}
+	// It comes back and receives every event once, in order.
+	sink.setFailing(false)
+	waitFor(t, "every event", func() bool { return len(sink.got()) == 50 })
+	checkStream(t, sink.got(), ids(50, 0))
+	st := r.Stats()[0]
+	if st.Recorded != 50 || st.Delivered != 50 || st.Spooled != 0 || st.LastError != "" {
+		t.Errorf("stats after = %+v", st)
+	}
+	// Delivered segments are gone: only the one being written remains.
+	if segs, _ := filepath.Glob(filepath.Join(r.streams[0].cfg.SpoolDir, "*.log")); len(segs) != 1 {
+		t.Errorf("%d segments left after delivery: %v", len(segs), segs)
+	}
+}
+
+// TestRestartDeliversWhatWasSpooled: what a stopped jitproxy left in the
+// spool is delivered by the next, and the stream's numbers and chain go on.
+func TestRestartDeliversWhatWasSpooled(t *testing.T) {
+	dir := t.TempDir()
+	down := &memSink{failing: true}
+	r := newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: down})
+	record(t, r, ids(10, 0)...)
+	r.Close(0)
+
+	up := &memSink{}
+	r = newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: up})
+	defer r.Close(time.Second)
+	record(t, r, ids(5, 10)...)
+	waitFor(t, "every event", func() bool { return len(up.got()) == 15 })
+	checkStream(t, up.got(), ids(15, 0))
+}
+
+// TestTornRecordIsCut: a record cut short by a crash of the machine is
+// dropped from the spool at start, and the stream goes on after the last
+// whole record.
+func TestTornRecordIsCut(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: &memSink{failing: true}})
+	record(t, r, ids(3, 0)...)
+	r.Close(0)
+	segs, _ := filepath.Glob(filepath.Join(dir, "s", "*.log"))
+	f, err := os.OpenFile(segs[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":4,"id":"torn","ty`)
+	f.Close()
+
+	up := &memSink{}
+	r = newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: up})
+	defer r.Close(time.Second)
+	record(t, r, "after")
+	waitFor(t, "every event", func() bool { return len(up.got()) == 4 })
+	checkStream(t, up.got(), append(ids(3, 0), "after"))
+}
+
+func TestSpoolFull(t *testing.T) {
+	for _, mode := range []Mode{Enforced, BestEffort} {
+		t.Run(string(mode), func(t *testing.T) {
+			sink := &memSink{failing: true}
+			r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink, Mode: mode, MaxSpoolBytes: 2000})
+			defer r.Close(0)
+			var errs int
+			for i := range 20 {
+				if err := r.Record(context.Background(), Event{ID: fmt.Sprint(i), Type: TypeRequest}); err != nil {
+					if !errors.Is(err, ErrNotRecorded) || !strings.Contains(err.Error(), "spool is full") {
+						t.Fatalf("Record() = %v", err)
+					}
+					errs++
+				}
+			}
+			st := r.Stats()[0]
+			switch mode {
+			case Enforced:
+				if errs == 0 || st.Refused != uint64(errs) || st.Dropped != 0 {
+					t.Errorf("enforced: %d errors, stats %+v", errs, st)
+				}
+			case BestEffort:
+				if errs != 0 || st.Dropped == 0 || st.Recorded+st.Dropped != 20 {
+					t.Errorf("best_effort: %d errors, stats %+v", errs, st)
+				}
+			}
 		})
 	}
-	wg.Wait()
-	sc := bufio.NewScanner(&buf)
-	lines := 0
-	for sc.Scan() {
-		var e Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("line %d is not one JSON event: %v", lines, err)
-		}
-		lines++
+}
+
+// TestUnwritableSpool: an enforced sink whose spool cannot be written (here
+// its directory is replaced by a file, which stops root too) fails Record.
+func TestUnwritableSpool(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: &memSink{}, SegmentBytes: 100})
+	defer r.Close(0)
+	record(t, r, "first")
+	spoolDir := filepath.Join(dir, "s")
+	if err := os.RemoveAll(spoolDir); err != nil {
+		t.Fatal(err)
 	}
-	if lines != 50 {
-		t.Errorf("got %d lines, want 50", lines)
+	if err := os.WriteFile(spoolDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Record(context.Background(), Event{Type: TypeRequest})
+	if !errors.Is(err, ErrNotRecorded) {
+		t.Errorf("Record() on an unwritable spool = %v, want ErrNotRecorded", err)
+	}
+}
+
+func TestFilterAndStamps(t *testing.T) {
+	all, grants := &memSink{}, &memSink{}
+	dir := t.TempDir()
+	r, err := New(Config{Sinks: []SinkConfig{
+		{Name: "all", Sink: all, SpoolDir: filepath.Join(dir, "all")},
+		{Name: "grants", Sink: grants, SpoolDir: filepath.Join(dir, "grants"), Types: []string{TypeGrantActivated}},
+	}, Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(time.Second)
+	r.Record(context.Background(), Event{Type: TypeRequest})
+	r.Record(context.Background(), Event{Type: TypeGrantActivated})
+	waitFor(t, "delivery", func() bool { return len(all.got()) == 2 && len(grants.got()) == 1 })
+	g := grants.got()[0]
+	if g.Type != TypeGrantActivated || g.Seq != 1 || len(g.ID) != 32 || !g.Time.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("record = %+v", g)
+	}
+	if !strings.Contains(string(g.Data), `"version":"jitproxy.audit/v1"`) {
+		t.Errorf("data = %s", g.Data)
 	}
 }

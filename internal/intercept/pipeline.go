@@ -44,7 +44,24 @@ type exchange struct {
 	event  audit.Event
 	status int
 	errMsg string
+	bytes  *int64 // response body bytes written
 }
+
+// countingWriter counts the response body bytes. Unwrap lets
+// http.ResponseController reach the connection (flushes, deadlines,
+// hijacking for upgrades).
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := tunnelFrom(r.Context())
@@ -63,14 +80,16 @@ func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	w.Header().Set(RequestIDHeader, x.event.RequestID)
+	cw := &countingWriter{ResponseWriter: w}
+	x.bytes = &cw.n
 	// Recorded when the response is over: for watches, when the stream ends.
 	// Deferred, so a panic that aborts the response still leaves a record.
 	defer p.finish(r.Context(), x)
-	p.serve(w, r, x)
+	p.serve(cw, r, x)
 }
 
 func (p *pipeline) finish(ctx context.Context, x *exchange) {
-	x.event.Outcome = &audit.Outcome{Status: x.status, Error: x.errMsg}
+	x.event.Outcome = &audit.Outcome{Status: x.status, Error: x.errMsg, Bytes: *x.bytes}
 	x.event.DurationMS = durationMS(p.cfg.Now().Sub(x.start))
 	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), x.event); err != nil {
 		p.log.Error("record audit event", "type", x.event.Type, "request_id", x.event.RequestID, "err", err)
@@ -167,6 +186,9 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	var req broker.Request
 	if g := chooseGrant(grants, d.GrantIDs); g != nil {
 		x.event.Grant = &audit.Grant{ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, Namespace: g.Namespace, ExpiresAt: g.ExpiresAt}
+		for _, a := range g.Approvals {
+			x.event.Grant.Approvers = append(x.event.Grant.Approvers, a.By)
+		}
 		req = broker.Request{
 			GrantID: g.ID, GrantExpiresAt: g.ExpiresAt, Target: t.target.Name, Namespace: g.Namespace,
 			Provider: g.Credential.Provider, Options: g.Credential.Options,
@@ -185,12 +207,22 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 			Provider: src.Provider, Options: src.Options,
 		}
 	}
+	// No audit, no credential: the decision is recorded before anything
+	// is minted or forwarded.
+	decided := x.event
+	decided.Type = audit.TypeRequestDecided
+	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), decided); err != nil {
+		p.log.Error("record the decision; the request is refused", "request_id", x.event.RequestID, "err", err)
+		p.fail(w, x, http.StatusServiceUnavailable, "the audit log cannot record this request right now; it was not forwarded")
+		return
+	}
 	cred, err := p.cfg.Credentials.Credential(ctx, req)
 	if err != nil {
 		p.log.Error("obtain credential", "request_id", x.event.RequestID, "grant", req.GrantID, "err", err)
 		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", req.GrantID))
 		return
 	}
+	x.event.Credential = &audit.Credential{Provider: req.Provider, Target: req.Target, Subject: cred.Subject, ExpiresAt: cred.ExpiresAt}
 	up := p.upstreams[t.target]
 	f := &forwarding{x: x, action: action, cred: cred, host: t.hostport, grantID: req.GrantID}
 	if adm, ok := proto.(Admitter); ok && adm.NeedsObject(action) {

@@ -232,16 +232,23 @@ func TestAllowedRequestGetsMintedCredential(t *testing.T) {
 	}
 	e := lastEvent(t, h.audit)
 	want := audit.Event{
-		Type:     audit.TypeRequest,
-		Caller:   &access.Caller{Session: testSessionID, Agent: "claude", User: "alice", Groups: []string{"developers"}, AuthMethod: "proxy-basic"},
-		Action:   &access.Action{Kind: "kubernetes", Target: "demo", Method: "GET", Path: "/api/v1/namespaces/demo/pods", Kubernetes: &access.KubernetesAction{Verb: "list", ResourceRequest: true, APIVersion: "v1", Resource: "pods", Namespace: "demo"}},
-		Decision: &audit.Decision{Allowed: true, Reasons: []string{"permitted by grant g-read"}},
-		Grant:    &audit.Grant{ID: "g-read", Policy: "pod-reader", Namespace: "demo"},
-		Outcome:  &audit.Outcome{Status: 200},
+		Type:       audit.TypeRequest,
+		Caller:     &access.Caller{Session: testSessionID, Agent: "claude", User: "alice", Groups: []string{"developers"}, AuthMethod: "proxy-basic"},
+		Action:     &access.Action{Kind: "kubernetes", Target: "demo", Method: "GET", Path: "/api/v1/namespaces/demo/pods", Kubernetes: &access.KubernetesAction{Verb: "list", ResourceRequest: true, APIVersion: "v1", Resource: "pods", Namespace: "demo"}},
+		Decision:   &audit.Decision{Allowed: true, Reasons: []string{"permitted by grant g-read"}},
+		Grant:      &audit.Grant{ID: "g-read", Policy: "pod-reader", Namespace: "demo"},
+		Credential: &audit.Credential{Provider: "tokenrequest", Target: "demo", Subject: "sa"},
+		Outcome:    &audit.Outcome{Status: 200, Bytes: int64(len(body))},
 	}
-	e.RequestID, e.DurationMS, e.Caller.SourceAddr, e.Grant.ExpiresAt = "", 0, "", time.Time{}
+	requestID := e.RequestID
+	e.RequestID, e.DurationMS, e.Caller.SourceAddr, e.Grant.ExpiresAt, e.Credential.ExpiresAt = "", 0, "", time.Time{}, time.Time{}
 	if diff := cmp.Diff(want, e); diff != "" {
 		t.Errorf("audit event (-want +got):\n%s", diff)
+	}
+	// Before the credential was minted, the decision was recorded.
+	evs := h.audit.Events()
+	if len(evs) != 2 || evs[0].Type != audit.TypeRequestDecided || evs[0].RequestID != requestID || evs[0].Outcome != nil || !evs[0].Decision.Allowed {
+		t.Errorf("events = %+v, want the decision before the request", evs)
 	}
 	if resp.Header.Get(RequestIDHeader) == "" {
 		t.Error("no request ID header")
@@ -523,5 +530,31 @@ func TestDiscoveryUsesTheDiscoveryIdentity(t *testing.T) {
 				t.Errorf("audit grant %+v decision %+v", e.Grant, e.Decision)
 			}
 		})
+	}
+}
+
+// TestNoAuditNoCredential: when the decision cannot be recorded (an
+// enforced audit sink whose spool is full or unwritable), the request is
+// refused with 503 in the target's format, before anything is minted or
+// forwarded.
+func TestNoAuditNoCredential(t *testing.T) {
+	var upstream atomic.Int32
+	h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { upstream.Add(1) })})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	h.audit.FailWith(fmt.Errorf("%w: the audit spool is full", audit.ErrNotRecorded))
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "the audit log cannot record this request right now; it was not forwarded") || !strings.Contains(string(body), `"kind":"Status"`) {
+		t.Errorf("response = %d %s", resp.StatusCode, body)
+	}
+	if n := h.creds.calls.Load(); n != 0 {
+		t.Errorf("%d credentials minted", n)
+	}
+	if n := upstream.Load(); n != 0 {
+		t.Errorf("the upstream got %d requests", n)
 	}
 }

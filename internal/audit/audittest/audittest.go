@@ -14,14 +14,26 @@ import (
 type Log struct {
 	mu     sync.Mutex
 	events []audit.Event
+	fail   error
 }
 
-// Record appends e. It never fails.
+// Record appends e, or fails as set by FailWith.
 func (l *Log) Record(_ context.Context, e audit.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.fail != nil {
+		return l.fail
+	}
 	l.events = append(l.events, e)
 	return nil
+}
+
+// FailWith makes Record fail with err, as an enforced sink that cannot
+// record does; nil makes it record again.
+func (l *Log) FailWith(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fail = err
 }
 
 // Events returns a copy of the events recorded so far.

@@ -1,0 +1,394 @@
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The spool of one sink is a directory of segment files, each named by the
+// sequence number of its first record (%020d.log), holding one record per
+// line as a spoolLine. Records are appended with one write(2) each, so a
+// record is in the operating system's hands, and survives a kill of
+// jitproxy, once Append returns; a crash of the machine loses what was not
+// yet fsynced (see SyncPolicy). The file "delivered" holds the sequence
+// number of the last record the sink acknowledged; segments wholly at or
+// below it are deleted.
+
+// spoolLine is a record as the spool keeps it.
+type spoolLine struct {
+	Seq  uint64          `json:"seq"`
+	ID   string          `json:"id"`
+	Type string          `json:"type"`
+	Time time.Time       `json:"time"`
+	Hash string          `json:"hash"`
+	Data json.RawMessage `json:"data"`
+}
+
+// ErrSpoolFull: the spool holds as many bytes as it may; nothing more is
+// recorded until the sink takes some.
+var ErrSpoolFull = errors.New("the audit spool is full")
+
+const deliveredFile = "delivered"
+
+// spool is the on-disk queue of one sink. Append is called by recorders
+// under mu; the reader (one delivery goroutine) reads segments on its own.
+type spool struct {
+	dir          string
+	segmentBytes int64
+	maxBytes     int64
+
+	mu       sync.Mutex
+	f        *os.File // the segment being appended to
+	fSize    int64
+	dirty    bool // written since the last fsync
+	nextSeq  uint64
+	prevHash string
+	bytes    int64 // in all segments
+	segments []uint64
+}
+
+// openSpool opens or creates the spool in dir and recovers its last
+// sequence number and hash. A partial last line (a machine crash in the
+// middle of a write) is cut off.
+func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &spool{dir: dir, segmentBytes: segmentBytes, maxBytes: maxBytes, nextSeq: 1}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok {
+			continue
+		}
+		first, err := strconv.ParseUint(name, 10, 64)
+		if err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		s.segments = append(s.segments, first)
+		s.bytes += info.Size()
+	}
+	slices.Sort(s.segments)
+	if n := len(s.segments); n > 0 {
+		last, size, err := recoverSegment(s.segmentPath(s.segments[n-1]))
+		if err != nil {
+			return nil, err
+		}
+		if last != nil {
+			s.nextSeq, s.prevHash = last.Seq+1, last.Hash
+		} else {
+			s.nextSeq = s.segments[n-1]
+		}
+		if s.f, err = os.OpenFile(s.segmentPath(s.segments[n-1]), os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			return nil, err
+		}
+		s.fSize = size
+	}
+	if d, err := s.delivered(); err == nil && d >= s.nextSeq {
+		// Everything was delivered and the segments are gone: keep counting.
+		s.nextSeq = d + 1
+	}
+	return s, nil
+}
+
+// recoverSegment returns the last whole record of the segment at path and
+// the segment's size, cutting off a partial last line.
+func recoverSegment(path string) (*spoolLine, int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	var last *spoolLine
+	var good int64
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			var l spoolLine
+			if json.Unmarshal(line, &l) != nil {
+				break // a torn or foreign line: the segment ends before it
+			}
+			last, good = &l, good+int64(len(line))
+		}
+		if err != nil {
+			break
+		}
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if info.Size() != good {
+		if err := f.Truncate(good); err != nil {
+			return nil, 0, fmt.Errorf("cut the partial record off %s: %w", path, err)
+		}
+	}
+	return last, good, nil
+}
+
+func (s *spool) segmentPath(first uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d.log", first))
+}
+
+// append writes one record, sealing it with seal(seq, prev) which returns
+// the record's data and hash. It holds the spool's lock, so records are
+// numbered and chained in the order they are written.
+func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev string) ([]byte, string, error)) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, h, err := seal(s.nextSeq, s.prevHash)
+	if err != nil {
+		return 0, err
+	}
+	line, err := json.Marshal(spoolLine{Seq: s.nextSeq, ID: id, Type: typ, Time: t, Hash: h, Data: data})
+	if err != nil {
+		return 0, err
+	}
+	line = append(line, '\n')
+	if s.maxBytes > 0 && s.bytes+int64(len(line)) > s.maxBytes {
+		return 0, ErrSpoolFull
+	}
+	if s.f == nil || s.fSize >= s.segmentBytes {
+		if err := s.roll(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.f.Write(line)
+	if err != nil {
+		// A short write leaves a torn line: cut it, so that the next
+		// record starts a line of its own.
+		if n > 0 {
+			s.f.Truncate(s.fSize)
+		}
+		return 0, fmt.Errorf("write the audit spool: %w", err)
+	}
+	s.fSize += int64(n)
+	s.bytes += int64(n)
+	s.dirty = true
+	seq := s.nextSeq
+	s.nextSeq++
+	s.prevHash = h
+	return seq, nil
+}
+
+// roll starts a new segment at nextSeq. Called with mu held.
+func (s *spool) roll() error {
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("sync the audit spool: %w", err)
+		}
+		s.f.Close()
+		s.f = nil
+	}
+	f, err := os.OpenFile(s.segmentPath(s.nextSeq), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create an audit spool segment: %w", err)
+	}
+	if d, err := os.Open(s.dir); err == nil {
+		d.Sync() // the new file's name is durable too
+		d.Close()
+	}
+	s.f, s.fSize, s.dirty = f, 0, false
+	s.segments = append(s.segments, s.nextSeq)
+	return nil
+}
+
+// sync fsyncs the current segment if it was written since the last sync.
+func (s *spool) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil || !s.dirty {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("sync the audit spool: %w", err)
+	}
+	s.dirty = false
+	return nil
+}
+
+func (s *spool) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Sync()
+	s.f.Close()
+	s.f = nil
+	return err
+}
+
+// delivered returns the sequence number of the last delivered record.
+func (s *spool) delivered() (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, deliveredFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// markDelivered records that every record up to seq was delivered, and
+// deletes the segments that hold nothing later. The mark is written to a
+// temporary file and renamed, so it is either the old or the new one; it
+// is not fsynced: after a machine crash an older mark means records
+// delivered again, which receivers drop by ID.
+func (s *spool) markDelivered(seq uint64) error {
+	tmp := filepath.Join(s.dir, deliveredFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, deliveredFile)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A segment may go when the next one starts at or below seq+1 and it
+	// is not the one being appended to.
+	for len(s.segments) > 1 && s.segments[1] <= seq+1 {
+		p := s.segmentPath(s.segments[0])
+		if info, err := os.Stat(p); err == nil {
+			s.bytes -= info.Size()
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		s.segments = s.segments[1:]
+	}
+	return nil
+}
+
+// segmentList returns the first sequence numbers of the segments, in order.
+func (s *spool) segmentList() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.segments)
+}
+
+// written returns the sequence number of the last record written.
+func (s *spool) written() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextSeq - 1
+}
+
+func (s *spool) size() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// spoolReader reads a spool's records in order from a sequence number on,
+// following the segments as they are written. It is used by one goroutine.
+type spoolReader struct {
+	s       *spool
+	next    uint64 // the sequence number of the next record to return
+	f       *os.File
+	r       *bufio.Reader
+	segment uint64 // the first sequence number of the open segment
+	partial []byte // a line read without its end yet
+}
+
+func newSpoolReader(s *spool, from uint64) *spoolReader {
+	return &spoolReader{s: s, next: from}
+}
+
+// read returns up to max records from the next one on; none when nothing
+// new was written.
+func (r *spoolReader) read(max int) ([]spoolLine, error) {
+	var out []spoolLine
+	for len(out) < max {
+		if r.next > r.s.written() {
+			return out, nil
+		}
+		if r.f == nil || !r.inOpenSegment() {
+			if err := r.open(); err != nil {
+				return out, err
+			}
+		}
+		line, err := r.r.ReadBytes('\n')
+		if len(line) > 0 {
+			r.partial = append(r.partial, line...)
+		}
+		if err == io.EOF {
+			// The rest of this segment is not written yet, or the
+			// record is in the next segment.
+			if segs := r.s.segmentList(); len(segs) > 0 && segs[len(segs)-1] > r.segment && len(r.partial) == 0 {
+				r.close()
+				continue
+			}
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		var l spoolLine
+		if err := json.Unmarshal(r.partial, &l); err != nil {
+			return out, fmt.Errorf("audit spool %s: a record that is not JSON after %d", r.s.dir, r.next-1)
+		}
+		r.partial = r.partial[:0]
+		if l.Seq < r.next {
+			continue // delivered before a restart
+		}
+		if l.Seq != r.next {
+			return out, fmt.Errorf("audit spool %s: record %d where %d was expected", r.s.dir, l.Seq, r.next)
+		}
+		r.next++
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// inOpenSegment reports whether the next record can be in the open segment.
+func (r *spoolReader) inOpenSegment() bool {
+	segs := r.s.segmentList()
+	i, found := slices.BinarySearch(segs, r.segment)
+	return found && (i+1 == len(segs) || segs[i+1] > r.next)
+}
+
+// open opens the segment that holds the next record.
+func (r *spoolReader) open() error {
+	r.close()
+	segs := r.s.segmentList()
+	i, found := slices.BinarySearch(segs, r.next)
+	if !found {
+		i--
+	}
+	if i < 0 {
+		return fmt.Errorf("audit spool %s: no segment holds record %d", r.s.dir, r.next)
+	}
+	f, err := os.Open(r.s.segmentPath(segs[i]))
+	if err != nil {
+		return err
+	}
+	r.f, r.r, r.segment, r.partial = f, bufio.NewReaderSize(f, 64<<10), segs[i], r.partial[:0]
+	return nil
+}
+
+func (r *spoolReader) close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f, r.r = nil, nil
+	}
+}
