@@ -15,10 +15,11 @@ import (
 // Version is the OCSF schema version the records follow.
 const Version = "1.8.0"
 
-// TypeRequestDecided is the type of the event that records a request's
-// decision before the request is forwarded. It is mapped like
-// audit.TypeRequest, without what comes of the response.
-const TypeRequestDecided = "request.decided"
+// typeRequestDecided is the type of the event that records an allowed
+// request's decision before the request is forwarded, mapped like
+// audit.TypeRequest without what comes of the response. It is to be
+// audit.TypeRequestDecided once package audit defines it.
+const typeRequestDecided = "request.decided"
 
 var _ audit.Encoder = Encode
 
@@ -47,7 +48,7 @@ func Encode(e audit.Event, c audit.Chain) ([]byte, error) {
 
 func mapEvent(e audit.Event) record {
 	switch e.Type {
-	case audit.TypeRequest, TypeRequestDecided:
+	case audit.TypeRequest, typeRequestDecided:
 		if e.Caller == nil || e.Caller.Session == "" {
 			return proxyAuthFailure(e)
 		}

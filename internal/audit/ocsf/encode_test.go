@@ -124,9 +124,9 @@ func cases() []testCase {
 		{"request/connect-session-store-down", event("e15", audit.Event{Type: audit.TypeRequest, RequestID: "r-15",
 			Action:   &access.Action{Method: "CONNECT", Path: "kube.example.com:443"},
 			Decision: &audit.Decision{Reasons: []string{"session store unavailable"}}, Outcome: &audit.Outcome{Status: 503}, DurationMS: 3}), classAuthentication},
-		{"request.decided/kubernetes-allowed", event("e16", audit.Event{Type: TypeRequestDecided, RequestID: "r-16", Caller: caller(),
+		{"request.decided/kubernetes-allowed", event("e16", audit.Event{Type: typeRequestDecided, RequestID: "r-16", Caller: caller(),
 			Action: getPod, Decision: allowed, Grant: grant(), DurationMS: 0.8}), classAPIActivity},
-		{"request.decided/aws-denied", event("e17", audit.Event{Type: TypeRequestDecided, RequestID: "r-17", Caller: caller(),
+		{"request.decided/aws-denied", event("e17", audit.Event{Type: typeRequestDecided, RequestID: "r-17", Caller: caller(),
 			Action: putItem, Decision: awsDeny}), classAPIActivity},
 		{"session.created", event("e18", audit.Event{Type: audit.TypeSessionCreated, Actor: runner,
 			Session: &audit.Session{ID: "s-7f3a", Agent: "claude-code", User: "alice@example.com", Groups: []string{"sre", "oncall"}, ExpiresAt: t0.Add(8 * time.Hour)}}), classAuthentication},
@@ -171,7 +171,7 @@ func emittedTypes(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	types := []string{TypeRequestDecided}
+	types := []string{typeRequestDecided}
 	for _, d := range f.Decls {
 		gd, ok := d.(*ast.GenDecl)
 		if !ok || gd.Tok != token.CONST {
@@ -399,7 +399,7 @@ func FuzzEncode(f *testing.F) {
 		events := []audit.Event{
 			event("k", audit.Event{Type: audit.TypeRequest, RequestID: "r", Caller: c, Decision: &audit.Decision{Reasons: []string{reason}},
 				Action: kube(method, path, verb, "", "v1", "pods", "", "ns", "n"), Outcome: &audit.Outcome{Status: status, Error: reason}}),
-			event("a", audit.Event{Type: TypeRequestDecided, RequestID: "r", Caller: c, Decision: allowed, Grant: grant(),
+			event("a", audit.Event{Type: typeRequestDecided, RequestID: "r", Caller: c, Decision: allowed, Grant: grant(),
 				Action: aws(method, path, "s3", action, "eu-west-1", "", arn)}),
 			event("c", audit.Event{Type: audit.TypeRequest, RequestID: "r", Action: &access.Action{Method: "CONNECT", Path: host},
 				Decision: &audit.Decision{Reasons: []string{reason}}, Outcome: &audit.Outcome{Status: status}}),

@@ -200,7 +200,7 @@ func requestMessage(e audit.Event, operation string, ok bool) string {
 	switch {
 	case e.Decision != nil && !e.Decision.Allowed:
 		b.WriteString(": denied")
-	case e.Type == TypeRequestDecided:
+	case e.Type == typeRequestDecided:
 		b.WriteString(": allowed")
 	case ok:
 		b.WriteString(": succeeded")
