@@ -1,0 +1,300 @@
+package ocsf
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
+)
+
+// Version is the OCSF schema version the records follow.
+const Version = "1.8.0"
+
+// typeRequestDecided is the type of the event that records an allowed
+// request's decision before the request is forwarded, mapped like
+// audit.TypeRequest without what comes of the response. It is to be
+// audit.TypeRequestDecided once package audit defines it.
+const typeRequestDecided = "request.decided"
+
+var _ audit.Encoder = Encode
+
+// Encode is the audit.Encoder of OCSF 1.8.0: e as one JSON object of the
+// class its type maps to (see the package documentation), with the
+// stream's sequence number in metadata.sequence and the previous record's
+// hash and an empty "hash" as the last members of unmapped, the last
+// member of the record. The same event and chain always encode to the same
+// bytes. An event of a type Encode does not know becomes a Base Event that
+// carries the native event in unmapped.event, so no event is lost. It
+// returns an error only if JSON encoding fails.
+func Encode(e audit.Event, c audit.Chain) ([]byte, error) {
+	r := mapEvent(e)
+	r.Metadata.Sequence = c.Seq
+	r.Unmapped.PrevHash = c.Prev
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// Names such as "Identity & Access Management" are written as they
+	// are, not as \u0026: the record is not for HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode audit event %s as OCSF: %w", e.ID, err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func mapEvent(e audit.Event) record {
+	switch e.Type {
+	case audit.TypeRequest, typeRequestDecided:
+		if e.Caller == nil || e.Caller.Session == "" {
+			return proxyAuthFailure(e)
+		}
+		return apiActivity(e)
+	case audit.TypeSessionCreated, audit.TypeSessionEnded:
+		return sessionEvent(e)
+	case audit.TypeGrantRequested, audit.TypeGrantApproved, audit.TypeGrantDenied:
+		return grantChange(e)
+	case audit.TypeGrantActivated, audit.TypeGrantRevoked, audit.TypeGrantExpired:
+		return grantAccess(e)
+	case audit.TypeCredentialMinted, audit.TypeCredentialReleased:
+		return credentialEvent(e)
+	default:
+		return baseEvent(e)
+	}
+}
+
+// Classes, with their category.
+const (
+	classBase             = 0
+	classAuthentication   = 3002
+	classEntityManagement = 3004
+	classUserAccess       = 3005
+	classAPIActivity      = 6003
+)
+
+// activityOther is the activity_id (and severity, status, type_id...) value
+// "Other" of every OCSF enum.
+const activityOther = 99
+
+// newRecord fills in the classification, time and metadata common to every
+// class. activityName is used only for activity Other, whose caption OCSF
+// wants replaced by the source's own name for the activity.
+func newRecord(e audit.Event, class, activity int, activityName string) record {
+	className, category, categoryName := classInfo(class)
+	act := activityCaption(class, activity)
+	r := record{
+		ActivityID:   activity,
+		ActivityName: act,
+		CategoryUID:  category,
+		CategoryName: categoryName,
+		ClassUID:     class,
+		ClassName:    className,
+		TypeUID:      class*100 + activity,
+		TypeName:     className + ": " + act,
+		Time:         e.Time.UnixMilli(),
+		Metadata: metadata{
+			Version:      Version,
+			Product:      product{Name: "jitproxy", VendorName: "jitproxy"},
+			UID:          e.ID,
+			EventCode:    e.Type,
+			LogName:      "audit",
+			LogVersion:   e.Version,
+			OriginalTime: e.Time.UTC().Format(time.RFC3339Nano),
+		},
+	}
+	if activity == activityOther && activityName != "" {
+		r.ActivityName = activityName
+	}
+	r.setSeverity(severityInformational)
+	if e.DurationMS > 0 {
+		d := int64(math.Round(e.DurationMS))
+		r.Duration = &d
+		r.EndTime = r.Time
+		r.StartTime = r.Time - d
+	}
+	return r
+}
+
+func classInfo(class int) (name string, category int, categoryName string) {
+	switch class {
+	case classAuthentication:
+		return "Authentication", 3, "Identity & Access Management"
+	case classEntityManagement:
+		return "Entity Management", 3, "Identity & Access Management"
+	case classUserAccess:
+		return "User Access Management", 3, "Identity & Access Management"
+	case classAPIActivity:
+		return "API Activity", 6, "Application Activity"
+	default:
+		return "Base Event", 0, "Uncategorized"
+	}
+}
+
+// Activities of the classes used.
+const (
+	apiCreate = 1
+	apiRead   = 2
+	apiUpdate = 3
+	apiDelete = 4
+
+	authLogon  = 1
+	authLogoff = 2
+
+	entityCreate = 1
+	entityUpdate = 3
+	entityDelete = 4
+
+	accessAssign = 1
+	accessRevoke = 2
+)
+
+func activityCaption(class, activity int) string {
+	if activity == activityOther {
+		return "Other"
+	}
+	switch class {
+	case classAPIActivity:
+		switch activity {
+		case apiCreate:
+			return "Create"
+		case apiRead:
+			return "Read"
+		case apiUpdate:
+			return "Update"
+		case apiDelete:
+			return "Delete"
+		}
+	case classAuthentication:
+		switch activity {
+		case authLogon:
+			return "Logon"
+		case authLogoff:
+			return "Logoff"
+		}
+	case classEntityManagement:
+		switch activity {
+		case entityCreate:
+			return "Create"
+		case entityUpdate:
+			return "Update"
+		case entityDelete:
+			return "Delete"
+		}
+	case classUserAccess:
+		switch activity {
+		case accessAssign:
+			return "Assign Privileges"
+		case accessRevoke:
+			return "Revoke Privileges"
+		}
+	}
+	return "Unknown"
+}
+
+const (
+	severityInformational = 1
+	severityLow           = 2
+)
+
+func (r *record) setSeverity(id int) {
+	r.SeverityID = id
+	switch id {
+	case severityInformational:
+		r.Severity = "Informational"
+	case severityLow:
+		r.Severity = "Low"
+	}
+}
+
+const (
+	statusSuccess = 1
+	statusFailure = 2
+)
+
+func (r *record) setStatus(id int) {
+	r.StatusID = id
+	switch id {
+	case statusSuccess:
+		r.Status = "Success"
+	case statusFailure:
+		r.Status = "Failure"
+	}
+}
+
+// userTypeUser and userTypeSystem are user.type_id values.
+const (
+	userTypeUser   = 1
+	userTypeSystem = 3
+)
+
+// systemName is the name of jitproxy's own actor (expiry, minting).
+const systemName = "jitproxy"
+
+func humanUser(name string, groups []string) *user {
+	return &user{Name: name, TypeID: userTypeUser, Type: "User", Groups: toGroups(groups)}
+}
+
+func toGroups(names []string) []group {
+	var gs []group
+	for _, n := range names {
+		gs = append(gs, group{Name: n})
+	}
+	return gs
+}
+
+// controlActor maps the actor of a control-plane event: a person or
+// service with a static identity, an agent (with its session and agent
+// name) or jitproxy itself.
+func controlActor(a *audit.Actor) *actor {
+	if a == nil {
+		return nil
+	}
+	out := &actor{User: &user{Name: a.Name, Groups: toGroups(a.Groups)}, AppName: a.Agent}
+	if a.Name == systemName && a.Session == "" && a.Agent == "" && len(a.Groups) == 0 {
+		out.User.TypeID, out.User.Type = userTypeSystem, "System"
+	}
+	if a.Session != "" {
+		out.Session = &session{UID: a.Session}
+	}
+	return out
+}
+
+// callerActor maps the agent session of a proxied request: the user it
+// acts for, its session and the agent's name.
+func callerActor(c *access.Caller) *actor {
+	return &actor{User: humanUser(c.User, c.Groups), Session: &session{UID: c.Session}, AppName: c.Agent}
+}
+
+// sourceEndpoint parses a network address, "ip:port" or "ip"; an address
+// that is neither is kept as the endpoint's name.
+func sourceEndpoint(addr string) *endpoint {
+	if addr == "" {
+		return nil
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return &endpoint{IP: ap.Addr().String(), Port: int(ap.Port())}
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return &endpoint{IP: a.String()}
+	}
+	return &endpoint{Name: addr}
+}
+
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// baseEvent is the record of an event type this package does not know:
+// a Base Event of activity Other named by the type, with the native event.
+func baseEvent(e audit.Event) record {
+	r := newRecord(e, classBase, activityOther, e.Type)
+	r.Metadata.CorrelationUID = e.RequestID
+	r.Unmapped.Event = &e
+	return r
+}
