@@ -69,6 +69,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzEsc$$' -fuzztime $(FUZZTIME) ./cmd/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzPodSecurity$$' -fuzztime $(FUZZTIME) ./internal/authz/podsecurity
+	$(GO) test -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) ./internal/audit/sink/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./internal/audit/sink/hec
 
 clean:
 	rm -rf bin
