@@ -13,12 +13,18 @@ import (
 	"slices"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/audit/ocsf"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/file"
+	"github.com/jitproxy/jitproxy/internal/audit/sink/hec"
+	"github.com/jitproxy/jitproxy/internal/audit/sink/redisstream"
+	"github.com/jitproxy/jitproxy/internal/audit/sink/webhook"
 )
 
 // auditSinkTypes are the sink types the configuration knows.
-var auditSinkTypes = []string{"stdout", "file"}
+var auditSinkTypes = []string{"stdout", "file", "webhook", "splunk_hec", "redis_stream"}
 
 // sinks returns the configured sinks, with the stdout and file shorthands
 // first.
@@ -54,8 +60,8 @@ func (a AuditConfig) validate() error {
 		if !slices.Contains(auditSinkTypes, s.Type) {
 			bad("%s: type %q: want one of %v", where, s.Type, auditSinkTypes)
 		}
-		if !slices.Contains([]string{"", "native"}, s.Format) {
-			bad("%s: format %q: want native", where, s.Format)
+		if !slices.Contains([]string{"", "native", "ocsf"}, s.Format) {
+			bad("%s: format %q: want native or ocsf", where, s.Format)
 		}
 		if !slices.Contains([]string{"", string(audit.Enforced), string(audit.BestEffort)}, s.Mode) {
 			bad("%s: mode %q: want enforced or best_effort", where, s.Mode)
@@ -63,8 +69,13 @@ func (a AuditConfig) validate() error {
 		if !slices.Contains([]string{"", "interval", "always"}, s.Sync) {
 			bad("%s: sync %q: want interval or always", where, s.Sync)
 		}
-		if s.Type == "file" && s.File.Path == "" {
+		switch {
+		case s.Type == "file" && s.File.Path == "":
 			bad("%s: file.path is required", where)
+		case s.Type == "webhook" && s.Webhook.URL == "":
+			bad("%s: webhook.url is required", where)
+		case s.Type == "splunk_hec" && (s.SplunkHEC.URL == "" || s.SplunkHEC.TokenFile == ""):
+			bad("%s: splunk_hec.url and splunk_hec.token_file are required", where)
 		}
 	}
 	return errors.Join(errs...)
@@ -72,7 +83,7 @@ func (a AuditConfig) validate() error {
 
 // newRecorder builds the audit recorder: a spool per sink under the spool
 // directory, each delivered to its sink.
-func newRecorder(cfg Config, stdout io.Writer, log *slog.Logger) (*audit.Recorder, error) {
+func newRecorder(cfg Config, stdout io.Writer, rdb redis.UniversalClient, log *slog.Logger) (*audit.Recorder, error) {
 	a := cfg.Audit
 	spoolDir := cmp.Or(a.SpoolDir, filepath.Join(cfg.StateDir, "audit"))
 	var key []byte
@@ -88,20 +99,17 @@ func newRecorder(cfg Config, stdout io.Writer, log *slog.Logger) (*audit.Recorde
 	var sinks []audit.SinkConfig
 	var errs []error
 	for _, s := range a.sinks(cfg.auditStdout()) {
-		var sink audit.Sink
-		switch s.Type {
-		case "stdout":
-			sink = file.NewWriter(stdout)
-		case "file":
-			f, err := file.New(file.Config{Path: s.File.Path, MaxBytes: s.File.MaxBytes, MaxAge: s.File.MaxAge, Retention: s.File.Retention})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("audit sink %s: %w", s.Name, err))
-				continue
-			}
-			sink = f
+		sink, err := newAuditSink(s, stdout, rdb)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("audit sink %s: %w", s.Name, err))
+			continue
+		}
+		encoder := audit.EncodeNative
+		if s.Format == "ocsf" {
+			encoder = ocsf.Encode
 		}
 		sinks = append(sinks, audit.SinkConfig{
-			Name: s.Name, Sink: sink, Encoder: audit.EncodeNative, Mode: audit.Mode(s.Mode), Types: s.Types,
+			Name: s.Name, Sink: sink, Encoder: encoder, Mode: audit.Mode(s.Mode), Types: s.Types,
 			SpoolDir: filepath.Join(spoolDir, s.Name), Sync: audit.SyncPolicy(cmp.Or(s.Sync, a.Sync)),
 			SyncEvery: cmp.Or(s.SyncEvery, a.SyncEvery), MaxSpoolBytes: s.MaxSpoolBytes, ChainKey: key,
 		})
@@ -110,6 +118,35 @@ func newRecorder(cfg Config, stdout io.Writer, log *slog.Logger) (*audit.Recorde
 		return nil, err
 	}
 	return audit.New(audit.Config{Sinks: sinks, Logger: log})
+}
+
+// newAuditSink builds the sink of one configured destination.
+func newAuditSink(s AuditSinkConfig, stdout io.Writer, rdb redis.UniversalClient) (audit.Sink, error) {
+	switch s.Type {
+	case "stdout":
+		return file.NewWriter(stdout), nil
+	case "file":
+		return file.New(file.Config{Path: s.File.Path, MaxBytes: s.File.MaxBytes, MaxAge: s.File.MaxAge, Retention: s.File.Retention})
+	case "webhook":
+		w := s.Webhook
+		return webhook.New(webhook.Config{URL: w.URL, TokenFile: w.TokenFile, CAFile: w.CAFile, Timeout: w.Timeout})
+	case "splunk_hec":
+		h := s.SplunkHEC
+		return hec.New(hec.Config{
+			URL: h.URL, TokenFile: h.TokenFile, Channel: h.Channel, DisableAck: h.Ack != nil && !*h.Ack,
+			Index: h.Index, Sourcetype: h.Sourcetype, Source: h.Source, CAFile: h.CAFile, Timeout: h.Timeout, AckTimeout: h.AckTimeout,
+		})
+	case "redis_stream":
+		r := s.RedisStream
+		c := redisstream.Config{Stream: r.Stream, MaxLen: r.MaxLen}
+		if r.Address != "" {
+			c.Addr, c.Username, c.PasswordFile, c.DB = r.Address, r.Username, r.PasswordFile, r.DB
+		} else {
+			c.Client = rdb
+		}
+		return redisstream.New(c)
+	}
+	return nil, fmt.Errorf("type %q: want one of %v", s.Type, auditSinkTypes)
 }
 
 // auditCloseTimeout is how long a stopping jitproxy waits for its sinks to

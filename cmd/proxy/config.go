@@ -178,9 +178,9 @@ type AuditConfig struct {
 type AuditSinkConfig struct {
 	// Name identifies the sink and its spool. Required, unique.
 	Name string `yaml:"name"`
-	// Type is stdout or file.
+	// Type is stdout, file, webhook, splunk_hec, syslog or redis_stream.
 	Type string `yaml:"type"`
-	// Format is native (jitproxy.audit/v1, the default).
+	// Format is native (jitproxy.audit/v1, the default) or ocsf (OCSF 1.8.0).
 	Format string `yaml:"format"`
 	// Mode is enforced (the default) or best_effort.
 	Mode string `yaml:"mode"`
@@ -193,6 +193,37 @@ type AuditSinkConfig struct {
 	MaxSpoolBytes int64 `yaml:"max_spool_bytes"`
 	// File configures a sink of type file.
 	File FileSinkConfig `yaml:"file"`
+	// Webhook configures a sink of type webhook: batches of JSON lines
+	// POSTed to a URL.
+	Webhook struct {
+		URL       string        `yaml:"url"`
+		TokenFile string        `yaml:"token_file"` // a bearer token, re-read at each delivery
+		CAFile    string        `yaml:"ca_file"`
+		Timeout   time.Duration `yaml:"timeout"`
+	} `yaml:"webhook"`
+	// SplunkHEC configures a sink of type splunk_hec.
+	SplunkHEC struct {
+		URL        string        `yaml:"url"`        // https://splunk:8088
+		TokenFile  string        `yaml:"token_file"` // required
+		Channel    string        `yaml:"channel"`    // a GUID; default one per start
+		Ack        *bool         `yaml:"ack"`        // wait for indexer acknowledgement; default true
+		Index      string        `yaml:"index"`
+		Sourcetype string        `yaml:"sourcetype"` // default jitproxy:audit
+		Source     string        `yaml:"source"`     // default jitproxy
+		CAFile     string        `yaml:"ca_file"`
+		Timeout    time.Duration `yaml:"timeout"`
+		AckTimeout time.Duration `yaml:"ack_timeout"`
+	} `yaml:"splunk_hec"`
+	// RedisStream configures a sink of type redis_stream: XADD to a stream
+	// of jitproxy's Redis (redis.address) or of another.
+	RedisStream struct {
+		Stream       string `yaml:"stream"`  // default jitproxy:audit
+		MaxLen       int64  `yaml:"max_len"` // approximate; default 1000000
+		Address      string `yaml:"address"` // default: jitproxy's own Redis
+		Username     string `yaml:"username"`
+		PasswordFile string `yaml:"password_file"`
+		DB           int    `yaml:"db"`
+	} `yaml:"redis_stream"`
 }
 
 // FileSinkConfig is a file sink's file and rotation.
@@ -325,7 +356,10 @@ func loadConfig(path string) (Config, error) {
 	rel(&c.Audit.SpoolDir)
 	rel(&c.Audit.ChainKeyFile)
 	for i := range c.Audit.Sinks {
-		rel(&c.Audit.Sinks[i].File.Path)
+		sk := &c.Audit.Sinks[i]
+		for _, p := range []*string{&sk.File.Path, &sk.Webhook.TokenFile, &sk.Webhook.CAFile, &sk.SplunkHEC.TokenFile, &sk.SplunkHEC.CAFile, &sk.RedisStream.PasswordFile} {
+			rel(p)
+		}
 	}
 	rel(&c.Admin.IdentitiesFile)
 	rel(&c.Redis.PasswordFile)

@@ -140,7 +140,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if err := c.openRedis(ctx); err != nil {
 		return nil, err
 	}
-	if c.recorder, err = newRecorder(cfg, stdout, log); err != nil {
+	if c.recorder, err = newRecorder(cfg, stdout, c.redis, log); err != nil {
 		return nil, err
 	}
 

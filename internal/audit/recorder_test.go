@@ -255,3 +255,27 @@ func TestFilterAndStamps(t *testing.T) {
 		t.Errorf("data = %s", g.Data)
 	}
 }
+
+// TestSpoolFullRecovers: a spool that filled while its sink was away takes
+// events again once they are delivered, though they share a segment with
+// the new ones.
+func TestSpoolFullRecovers(t *testing.T) {
+	sink := &memSink{failing: true}
+	r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink, MaxSpoolBytes: 2000})
+	defer r.Close(0)
+	var full bool
+	for i := 0; i < 50 && !full; i++ {
+		full = r.Record(context.Background(), Event{Type: TypeRequest}) != nil
+	}
+	if !full {
+		t.Fatal("the spool never filled")
+	}
+	sink.setFailing(false)
+	waitFor(t, "the spool to drain", func() bool { return r.Stats()[0].Spooled == 0 })
+	// As many as filled it fit again (four records of this size).
+	for i := range 3 {
+		if err := r.Record(context.Background(), Event{Type: TypeRequest}); err != nil {
+			t.Fatalf("Record() %d after the spool drained = %v", i, err)
+		}
+	}
+}

@@ -32,6 +32,8 @@ type spoolLine struct {
 	Time time.Time       `json:"time"`
 	Hash string          `json:"hash"`
 	Data json.RawMessage `json:"data"`
+	// size is the line's length in the spool, set by the reader.
+	size int64
 }
 
 // ErrSpoolFull: the spool holds as many bytes as it may; nothing more is
@@ -54,7 +56,12 @@ type spool struct {
 	nextSeq  uint64
 	prevHash string
 	bytes    int64 // in all segments
-	segments []uint64
+	// pending is the size of the records not yet delivered, which
+	// MaxSpoolBytes bounds. At start it is every segment's size; the
+	// reader releases what it skips as delivered before.
+	pending    int64
+	releasedTo uint64
+	segments   []uint64
 }
 
 // openSpool opens or creates the spool in dir and recovers its last
@@ -86,6 +93,7 @@ func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
 		s.bytes += info.Size()
 	}
 	slices.Sort(s.segments)
+	s.pending = s.bytes
 	if n := len(s.segments); n > 0 {
 		last, size, err := recoverSegment(s.segmentPath(s.segments[n-1]))
 		if err != nil {
@@ -163,7 +171,7 @@ func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev s
 		return 0, err
 	}
 	line = append(line, '\n')
-	if s.maxBytes > 0 && s.bytes+int64(len(line)) > s.maxBytes {
+	if s.maxBytes > 0 && s.pending+int64(len(line)) > s.maxBytes {
 		return 0, ErrSpoolFull
 	}
 	if s.f == nil || s.fSize >= s.segmentBytes {
@@ -182,6 +190,7 @@ func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev s
 	}
 	s.fSize += int64(n)
 	s.bytes += int64(n)
+	s.pending += int64(n)
 	s.dirty = true
 	seq := s.nextSeq
 	s.nextSeq++
@@ -279,6 +288,17 @@ func (s *spool) markDelivered(seq uint64) error {
 	return nil
 }
 
+// release takes the record seq, of size bytes, out of the pending size,
+// once: records are released in order, and again never.
+func (s *spool) release(seq uint64, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq > s.releasedTo {
+		s.pending = max(0, s.pending-size)
+		s.releasedTo = seq
+	}
+}
+
 // segmentList returns the first sequence numbers of the segments, in order.
 func (s *spool) segmentList() []uint64 {
 	s.mu.Lock()
@@ -347,9 +367,12 @@ func (r *spoolReader) read(max int) ([]spoolLine, error) {
 		if err := json.Unmarshal(r.partial, &l); err != nil {
 			return out, fmt.Errorf("audit spool %s: a record that is not JSON after %d", r.s.dir, r.next-1)
 		}
+		l.size = int64(len(r.partial))
 		r.partial = r.partial[:0]
 		if l.Seq < r.next {
-			continue // delivered before a restart
+			// Delivered before: its bytes are not pending.
+			r.s.release(l.Seq, l.size)
+			continue
 		}
 		if l.Seq != r.next {
 			return out, fmt.Errorf("audit spool %s: record %d where %d was expected", r.s.dir, l.Seq, r.next)

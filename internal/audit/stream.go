@@ -155,7 +155,7 @@ type stream struct {
 	recorded, dropped, refused, delivered, retried atomic.Uint64
 	lastDropLog                                    atomic.Int64 // unix seconds
 
-	mu         sync.Mutex
+	mu          sync.Mutex
 	deliveredTo uint64 // sequence number
 	oldest      time.Time
 	lastErr     string
@@ -263,6 +263,9 @@ func (s *stream) run(ctx context.Context) {
 			}
 			backoff = s.cfg.RetryMin
 			last := batch[len(batch)-1].Seq
+			for _, l := range batch {
+				s.spool.release(l.Seq, l.size)
+			}
 			s.delivered.Add(uint64(len(batch)))
 			s.setDelivered(last)
 			if err := s.spool.markDelivered(last); err != nil {
