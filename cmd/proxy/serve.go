@@ -163,6 +163,9 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if err := checkPolicies(c.policies, c.targets, log); err != nil {
 		return nil, err
 	}
+	if err := c.recorder.Record(ctx, policyLoaded(cfg, authzFS, c.policies)); err != nil {
+		return nil, fmt.Errorf("record the policies loaded: %w", err)
+	}
 	if c.broker, err = broker.New(broker.Config{
 		Redis: c.redis, Providers: c.targets.providers, Audit: c.recorder, KeyPrefix: cfg.Redis.KeyPrefix,
 		Logger: log.With("component", "broker"),

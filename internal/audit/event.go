@@ -34,6 +34,11 @@ const (
 	TypeGrantExpired       = "grant.expired"
 	TypeCredentialMinted   = "credential.minted"
 	TypeCredentialReleased = "credential.released"
+	// TypeAdminRequest is a call of the admin API: who did what, with the
+	// outcome. (Its effects, a session or grant change, are events too.)
+	TypeAdminRequest = "admin.request"
+	// TypePolicyLoaded is the set of policies a jitproxy started with.
+	TypePolicyLoaded = "policy.loaded"
 )
 
 // Event is one audit record. Version, ID and Time are filled in by
@@ -61,6 +66,10 @@ type Event struct {
 	Session *Session `json:"session,omitempty"`
 	// Credential describes a minted or released credential, never its value.
 	Credential *Credential `json:"credential,omitempty"`
+	// Admin is the admin API call of an admin.request event.
+	Admin *AdminCall `json:"admin,omitempty"`
+	// Policies is the policy set of a policy.loaded event.
+	Policies *PolicySet `json:"policies,omitempty"`
 	// Outcome is what came of the event: the HTTP status returned to the agent.
 	Outcome *Outcome `json:"outcome,omitempty"`
 	// DurationMS is how long the request took, from receipt to the end of the
@@ -125,4 +134,33 @@ type Outcome struct {
 	Bytes int64 `json:"bytes,omitempty"`
 	// Error is a short, safe description of what failed, never internal detail.
 	Error string `json:"error,omitempty"`
+}
+
+// AdminCall is one call of the admin API.
+type AdminCall struct {
+	// Operation is the route called, as "POST /v1/grants/{id}/approve".
+	Operation string `json:"operation"`
+	// Path is the path called, with the IDs it names.
+	Path string `json:"path"`
+	// SourceAddr is the address the call came from.
+	SourceAddr string `json:"source_address,omitempty"`
+}
+
+// PolicySet identifies the policies in force: each access policy with its
+// version, and a digest of the Rego authorization policies.
+type PolicySet struct {
+	Access []PolicyVersion `json:"access"`
+	// AuthzDigest is the SHA-256 of the Rego files, by name and content.
+	AuthzDigest string `json:"authz_digest"`
+	// AuthzSource and AccessSource say where they were loaded from: a
+	// directory, or "embedded".
+	AuthzSource  string `json:"authz_source"`
+	AccessSource string `json:"access_source"`
+}
+
+// PolicyVersion is an access policy and the version grants record.
+type PolicyVersion struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Target  string `json:"target"`
 }

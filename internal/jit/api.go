@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
@@ -80,17 +81,35 @@ type apiHandler func(ctx context.Context, by Principal, r *http.Request) (status
 func (a *API) handle(pattern string, h apiHandler) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		by, err := a.authenticate(r)
-		if err != nil {
-			a.writeError(w, r, err)
-			return
+		status, body := 0, any(nil)
+		if err == nil {
+			status, body, err = h(r.Context(), by, r)
 		}
-		status, body, err := h(r.Context(), by, r)
+		var msg string
 		if err != nil {
-			a.writeError(w, r, err)
-			return
+			status, msg = a.writeError(w, r, err)
+		} else {
+			writeJSON(w, status, body)
 		}
-		writeJSON(w, status, body)
+		a.recordCall(r, pattern, by, status, msg)
 	})
+}
+
+// recordCall records an admin API call: who (when authenticated), what,
+// from where, and the outcome. The event carries no request body.
+func (a *API) recordCall(r *http.Request, pattern string, by Principal, status int, errMsg string) {
+	e := audit.Event{
+		Type:  audit.TypeAdminRequest,
+		Admin: &audit.AdminCall{Operation: pattern, Path: r.URL.Path, SourceAddr: r.RemoteAddr},
+		// The error is the message the caller got, which is safe to show.
+		Outcome: &audit.Outcome{Status: status, Error: errMsg},
+	}
+	if by.Name != "" {
+		e.Actor = by.actor()
+	}
+	if rerr := a.svc.cfg.Audit.Record(context.WithoutCancel(r.Context()), e); rerr != nil {
+		a.log.Error("record an admin API call", "operation", pattern, "err", rerr)
+	}
 }
 
 // authenticate accepts a static identity's bearer token or an agent's
@@ -124,13 +143,23 @@ type apiError struct {
 
 // writeError maps err to a status and a message safe to show: the
 // service's own messages for the errors it defines, a generic one otherwise.
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) (int, string) {
+	status, msg := a.errorAnswer(r, err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="jitproxy"`)
+	}
+	writeJSON(w, status, apiError{Error: msg})
+	return status, msg
+}
+
+// errorAnswer is the status and the message safe to show for err; errors
+// the service does not define are logged.
+func (a *API) errorAnswer(r *http.Request, err error) (int, string) {
 	status := http.StatusInternalServerError
 	msg := "internal error; see the jitproxy log"
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		status, msg = http.StatusUnauthorized, err.Error()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="jitproxy"`)
 	case errors.Is(err, ErrForbidden):
 		status, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, ErrNotFound):
@@ -145,7 +174,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		a.log.Error("admin api", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, apiError{Error: msg})
+	return status, msg
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

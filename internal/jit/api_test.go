@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
@@ -158,6 +159,42 @@ func TestAPIWhenRedisIsDown(t *testing.T) {
 		status, out := call(t, srv, tt.method, tt.path, auth, tt.body)
 		if msg, _ := out["error"].(string); status != http.StatusServiceUnavailable || !strings.Contains(msg, "state store is unavailable") {
 			t.Errorf("%s %s = %d %v, want 503", tt.method, tt.path, status, out)
+		}
+	}
+}
+
+// TestAdminCallsAreAudited: every admin API call is an event: who, which
+// operation on which path, from where, and the outcome (the message the
+// caller got, never a token).
+func TestAdminCallsAreAudited(t *testing.T) {
+	f, srv := newAPI(t)
+	call(t, srv, "GET", "/v1/grants", "Bearer alice-token-0123456789", "")
+	call(t, srv, "POST", "/v1/grants/g-nothere/approve", "Bearer bob-token-0123456789abc", "{}")
+	call(t, srv, "GET", "/v1/policies", "Bearer not-a-token-at-all", "")
+	var got []audit.Event
+	for _, e := range f.audit.Events() {
+		if e.Type == audit.TypeAdminRequest {
+			e.Admin.SourceAddr = ""
+			got = append(got, e)
+		}
+	}
+	want := []audit.Event{
+		{Type: audit.TypeAdminRequest, Actor: &audit.Actor{Name: "alice", Groups: []string{"developers"}},
+			Admin: &audit.AdminCall{Operation: "GET /v1/grants", Path: "/v1/grants"}, Outcome: &audit.Outcome{Status: 200}},
+		{Type: audit.TypeAdminRequest, Actor: &audit.Actor{Name: "bob", Groups: []string{"sre"}},
+			Admin:   &audit.AdminCall{Operation: "POST /v1/grants/{id}/approve", Path: "/v1/grants/g-nothere/approve"},
+			Outcome: &audit.Outcome{Status: 404, Error: "grant g-nothere: not found"}},
+		{Type: audit.TypeAdminRequest,
+			Admin:   &audit.AdminCall{Operation: "GET /v1/policies", Path: "/v1/policies"},
+			Outcome: &audit.Outcome{Status: 401, Error: "unauthenticated: unknown token"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("admin events (-want +got):\n%s", diff)
+	}
+	for _, e := range f.audit.Events() {
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), "not-a-token-at-all") || strings.Contains(string(b), "bob-token") {
+			t.Errorf("an event holds a token: %s", b)
 		}
 	}
 }
