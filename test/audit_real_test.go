@@ -253,6 +253,25 @@ func TestAuditEnforcedRefuses(t *testing.T) {
 	if !strings.Contains(string(body), "the audit log cannot record this request right now; it was not forwarded") || !strings.Contains(string(body), `"kind":"Status"`) {
 		t.Errorf("refusal = %s", body)
 	}
+	// The counters say so, to admins.
+	req, _ := http.NewRequest("GET", p.adminURL+"/v1/audit/sinks", nil)
+	req.Header.Set("Authorization", "Bearer root-token-0123456789ab")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats []audit.Stats
+	json.NewDecoder(resp.Body).Decode(&stats)
+	resp.Body.Close()
+	var siem *audit.Stats
+	for i := range stats {
+		if stats[i].Sink == "siem" {
+			siem = &stats[i]
+		}
+	}
+	if siem == nil || siem.Refused == 0 || siem.Spooled == 0 || siem.LastError == "" || siem.OldestUndeliveredSeconds <= 0 {
+		t.Errorf("counters of the sink = %+v (all: %+v)", siem, stats)
+	}
 	// With the collector back, the spool drains and requests go through.
 	w.startReceiver()
 	waitUntil(t, "requests allowed again", 90*time.Second, func() bool {

@@ -263,7 +263,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	c.cfg = cfg
 	c.api = jit.NewAPI(c.jit, jit.APIConfig{
 		ProxyURL: cfg.proxyURL(), CACertPEM: c.ca.CertPEM, Targets: c.targets.infos,
-		Logger: log.With("component", "admin"),
+		AuditStats: c.recorder.Stats,
+		Logger:     log.With("component", "admin"),
 	})
 	at := cfg.Admin.Timeouts
 	adminSrv := &http.Server{

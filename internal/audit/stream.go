@@ -125,19 +125,24 @@ type Stats struct {
 	Mode Mode   `json:"mode"`
 	// Recorded events were spooled; Dropped could not be (best_effort) and
 	// Refused could not be and failed their request (enforced).
-	Recorded, Dropped, Refused uint64
+	Recorded uint64 `json:"recorded"`
+	Dropped  uint64 `json:"dropped"`
+	Refused  uint64 `json:"refused"`
 	// Delivered records were acknowledged by the sink; Retried counts
 	// failed deliveries of a batch.
-	Delivered, Retried uint64
+	Delivered uint64 `json:"delivered"`
+	Retried   uint64 `json:"retried"`
 	// Spooled is the number of records written and not yet delivered,
 	// SpoolBytes the spool's size on disk.
-	Spooled    uint64
-	SpoolBytes int64
+	Spooled    uint64 `json:"spooled"`
+	SpoolBytes int64  `json:"spool_bytes"`
 	// OldestUndelivered is the age of the oldest record not yet
 	// delivered; zero when none is waiting.
-	OldestUndelivered time.Duration
+	OldestUndelivered time.Duration `json:"-"`
+	// OldestUndeliveredSeconds is OldestUndelivered in seconds, for JSON.
+	OldestUndeliveredSeconds float64 `json:"oldest_undelivered_seconds"`
 	// LastError is the last delivery error, "" after a success.
-	LastError string
+	LastError string `json:"last_error,omitempty"`
 }
 
 // stream is one sink's spool, and the goroutine that delivers it.
@@ -228,8 +233,27 @@ func (s *stream) run(ctx context.Context) {
 	defer close(s.done)
 	r := newSpoolReader(s.spool, s.deliveredTo+1)
 	defer r.close()
-	syncTick := time.NewTicker(s.cfg.SyncEvery)
-	defer syncTick.Stop()
+	if s.cfg.Sync == SyncInterval {
+		// Its own goroutine: a delivery that waits (a slow sink, a
+		// backoff) must not delay the group commit.
+		syncDone := make(chan struct{})
+		defer func() { <-syncDone }()
+		go func() {
+			defer close(syncDone)
+			tick := time.NewTicker(s.cfg.SyncEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if err := s.spool.sync(); err != nil {
+						s.log.Error("sync the audit spool", "err", err)
+					}
+				}
+			}
+		}()
+	}
 	backoff := s.cfg.RetryMin
 	var batch []spoolLine
 	for {
@@ -279,12 +303,9 @@ func (s *stream) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
-		case <-syncTick.C:
-			if s.cfg.Sync == SyncInterval {
-				if err := s.spool.sync(); err != nil {
-					s.log.Error("sync the audit spool", "err", err)
-				}
-			}
+		case <-time.After(time.Second):
+			// A record appended while the wake-up was pending is read
+			// at the latest now.
 		}
 	}
 }
@@ -326,6 +347,7 @@ func (s *stream) stats() Stats {
 	}
 	if !s.oldest.IsZero() {
 		st.OldestUndelivered = s.now().Sub(s.oldest)
+		st.OldestUndeliveredSeconds = st.OldestUndelivered.Seconds()
 	}
 	return st
 }

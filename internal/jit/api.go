@@ -25,7 +25,10 @@ type APIConfig struct {
 	CACertPEM []byte
 	// Targets describes the targets agents may reach through the proxy.
 	Targets []TargetInfo
-	Logger  *slog.Logger
+	// AuditStats, if set, returns the audit sinks' counters, which admins
+	// read at GET /v1/audit/sinks.
+	AuditStats func() []audit.Stats
+	Logger     *slog.Logger
 }
 
 // TargetInfo tells an agent how to reach one target through the proxy.
@@ -70,6 +73,7 @@ func NewAPI(svc *Service, cfg APIConfig) *API {
 	a.handle("POST /v1/grants/{id}/approve", a.approve)
 	a.handle("POST /v1/grants/{id}/deny", a.deny)
 	a.handle("POST /v1/grants/{id}/revoke", a.revoke)
+	a.handle("GET /v1/audit/sinks", a.auditSinks)
 	return a
 }
 
@@ -93,6 +97,18 @@ func (a *API) handle(pattern string, h apiHandler) {
 		}
 		a.recordCall(r, pattern, by, status, msg)
 	})
+}
+
+// auditSinks answers the audit sinks' counters, to admins.
+func (a *API) auditSinks(_ context.Context, by Principal, _ *http.Request) (int, any, error) {
+	if !a.svc.isAdmin(by) {
+		return 0, nil, fmt.Errorf("%w: only admins read the audit sinks' counters", ErrForbidden)
+	}
+	stats := []audit.Stats{}
+	if a.cfg.AuditStats != nil {
+		stats = a.cfg.AuditStats()
+	}
+	return http.StatusOK, stats, nil
 }
 
 // recordCall records an admin API call: who (when authenticated), what,

@@ -198,3 +198,11 @@ func TestAdminCallsAreAudited(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditSinksAreForAdmins(t *testing.T) {
+	f, srv := newAPI(t)
+	_ = f
+	if status, _ := call(t, srv, "GET", "/v1/audit/sinks", "Bearer alice-token-0123456789", ""); status != http.StatusForbidden {
+		t.Errorf("a developer reading the audit counters: %d, want 403", status)
+	}
+}
