@@ -1,8 +1,9 @@
 // Package servers starts the real servers jitproxy is tested against, each on
-// a free 127.0.0.1 port with its own directory and log: redis-server and etcd
-// (Debian packages), kube-apiserver, Vault and MinIO (built from the Go
-// module proxy by build.sh into .cache/bin). The end-to-end tests use it, and
-// so does devenv, which starts the whole set for a person (make run).
+// a free 127.0.0.1 port with its own directory and log: redis-server, etcd
+// and rsyslogd (Debian packages), kube-apiserver, Vault and MinIO (built
+// from the Go module proxy by build.sh into .cache/bin). The end-to-end
+// tests use it, and so does devenv, which starts the whole set for a person
+// (make run).
 //
 // Every server is started with a parent-death signal, so none outlives the
 // process that started it, and Stop ends them in reverse order. Kill ends
