@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -24,12 +26,13 @@ import (
 	"github.com/jitproxy/jitproxy/internal/audit/sink/file"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/hec"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/redisstream"
+	"github.com/jitproxy/jitproxy/internal/audit/sink/syslog"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/webhook"
 	"github.com/jitproxy/jitproxy/internal/jit"
 )
 
 // auditSinkTypes are the sink types the configuration knows.
-var auditSinkTypes = []string{"stdout", "file", "webhook", "splunk_hec", "redis_stream"}
+var auditSinkTypes = []string{"stdout", "file", "webhook", "splunk_hec", "syslog", "redis_stream"}
 
 // sinks returns the configured sinks, with the stdout and file shorthands
 // first.
@@ -81,6 +84,8 @@ func (a AuditConfig) validate() error {
 			bad("%s: webhook.url is required", where)
 		case s.Type == "splunk_hec" && (s.SplunkHEC.URL == "" || s.SplunkHEC.TokenFile == ""):
 			bad("%s: splunk_hec.url and splunk_hec.token_file are required", where)
+		case s.Type == "syslog" && s.Syslog.Address == "":
+			bad("%s: syslog.address is required", where)
 		}
 	}
 	return errors.Join(errs...)
@@ -141,6 +146,23 @@ func newAuditSink(s AuditSinkConfig, stdout io.Writer, rdb redis.UniversalClient
 			URL: h.URL, TokenFile: h.TokenFile, Channel: h.Channel, DisableAck: h.Ack != nil && !*h.Ack,
 			Index: h.Index, Sourcetype: h.Sourcetype, Source: h.Source, CAFile: h.CAFile, Timeout: h.Timeout, AckTimeout: h.AckTimeout,
 		})
+	case "syslog":
+		y := s.Syslog
+		c := syslog.Config{Address: y.Address, AppName: y.AppName, Hostname: y.Hostname, Facility: y.Facility, StructuredDataID: y.SDID}
+		if y.TLS {
+			c.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+			if y.CAFile != "" {
+				pem, err := os.ReadFile(y.CAFile)
+				if err != nil {
+					return nil, fmt.Errorf("syslog.ca_file: %w", err)
+				}
+				c.TLS.RootCAs = x509.NewCertPool()
+				if !c.TLS.RootCAs.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("syslog.ca_file %s holds no PEM certificate", y.CAFile)
+				}
+			}
+		}
+		return syslog.New(c)
 	case "redis_stream":
 		r := s.RedisStream
 		c := redisstream.Config{Stream: r.Stream, MaxLen: r.MaxLen}

@@ -214,6 +214,17 @@ type AuditSinkConfig struct {
 		Timeout    time.Duration `yaml:"timeout"`
 		AckTimeout time.Duration `yaml:"ack_timeout"`
 	} `yaml:"splunk_hec"`
+	// Syslog configures a sink of type syslog: RFC 5424 messages with
+	// octet-counting framing over TCP, or TLS.
+	Syslog struct {
+		Address  string `yaml:"address"`  // host:port; required
+		TLS      bool   `yaml:"tls"`      // TLS instead of plain TCP
+		CAFile   string `yaml:"ca_file"`  // verifies the receiver; empty = system roots
+		AppName  string `yaml:"app_name"` // default jitproxy
+		Hostname string `yaml:"hostname"` // default the machine's
+		Facility string `yaml:"facility"` // default auth
+		SDID     string `yaml:"sd_id"`    // structured-data ID; default jitproxy@32473
+	} `yaml:"syslog"`
 	// RedisStream configures a sink of type redis_stream: XADD to a stream
 	// of jitproxy's Redis (redis.address) or of another.
 	RedisStream struct {
@@ -357,7 +368,7 @@ func loadConfig(path string) (Config, error) {
 	rel(&c.Audit.ChainKeyFile)
 	for i := range c.Audit.Sinks {
 		sk := &c.Audit.Sinks[i]
-		for _, p := range []*string{&sk.File.Path, &sk.Webhook.TokenFile, &sk.Webhook.CAFile, &sk.SplunkHEC.TokenFile, &sk.SplunkHEC.CAFile, &sk.RedisStream.PasswordFile} {
+		for _, p := range []*string{&sk.File.Path, &sk.Webhook.TokenFile, &sk.Webhook.CAFile, &sk.SplunkHEC.TokenFile, &sk.SplunkHEC.CAFile, &sk.RedisStream.PasswordFile, &sk.Syslog.CAFile} {
 			rel(p)
 		}
 	}

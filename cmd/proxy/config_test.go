@@ -74,6 +74,26 @@ targets:
 			},
 		},
 		{
+			name: "audit sinks",
+			yaml: `
+audit:
+  sync: sometimes
+  sinks:
+    - {name: stdout, type: stdout}
+    - {name: a/b, type: kafka, format: cef, mode: strict}
+    - {name: f, type: file}
+    - {name: h, type: splunk_hec, splunk_hec: {url: "https://splunk:8088"}}
+    - {name: s, type: syslog}
+    - {name: w, type: webhook, sync: never}
+`,
+			want: []string{
+				`audit.sync "sometimes"`, "audit.sinks[0] (stdout): the name is used twice",
+				"audit.sinks[1] (a/b): the name names a spool directory", `type "kafka"`, `format "cef": want native or ocsf`, `mode "strict"`,
+				"audit.sinks[2] (f): file.path is required", "splunk_hec.url and splunk_hec.token_file are required",
+				"audit.sinks[4] (s): syslog.address is required", "audit.sinks[5] (w): webhook.url is required", `sync "never"`,
+			},
+		},
+		{
 			name: "aws targets",
 			yaml: `
 targets:
