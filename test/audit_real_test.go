@@ -20,7 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/test/servers"
 )
 
 // auditReceiver is a webhook endpoint that keeps every record it is sent,
@@ -282,4 +285,108 @@ func TestAuditEnforcedRefuses(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+}
+
+// TestAuditRealSinksComeBack: jitproxy streams its audit events to a real
+// rsyslogd (TLS), a real redis-server stream (OCSF) and a file; rsyslog and
+// the stream's Redis stop while requests go on, and come back: each then
+// holds every event the file holds, by ID, in order, none lost.
+func TestAuditRealSinksComeBack(t *testing.T) {
+	ctx := t.Context()
+	sdir := t.TempDir()
+	rs, err := servers.StartRsyslog(ctx, sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Stop() })
+	streamRedis, err := servers.StartDurableRedis(ctx, sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { streamRedis.Stop() })
+	ca := filepath.Join(sdir, "rsyslog-ca.pem")
+	os.WriteFile(ca, rs.CAPEM, 0o600)
+	w := newAuditWorld(t, "")
+	// The webhook sink of newAuditWorld is down throughout: best_effort
+	// here, so that it does not hold the requests up.
+	cfg, _ := os.ReadFile(w.cfg)
+	cfg = bytes.Replace(cfg, []byte("type: webhook,"), []byte("type: webhook, mode: best_effort,"), 1)
+	cfg = bytes.Replace(cfg, []byte("    - {name: siem"), []byte(fmt.Sprintf(`    - {name: archive, type: file, file: {path: %s}}
+    - {name: syslog, type: syslog, syslog: {address: %q, tls: true, ca_file: %s}}
+    - {name: stream, type: redis_stream, format: ocsf, redis_stream: {address: %q, stream: "audit"}}
+    - {name: siem`, filepath.Join(w.dir, "archive.jsonl"), rs.TLSAddr, ca, streamRedis.Addr)), 1)
+	os.WriteFile(w.cfg, cfg, 0o600)
+	p := startJitproxy(t, w.cfg, w.state, w.out)
+	agent := w.session(p)
+	get := func() {
+		resp, err := agent.Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get()
+	rs.Stop()
+	streamRedis.Stop()
+	for range 5 {
+		get()
+	}
+	if err := rs.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := streamRedis.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get()
+	archive := func() []string {
+		b, _ := os.ReadFile(filepath.Join(w.dir, "archive.jsonl"))
+		var ids []string
+		for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+			var e struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(line, &e) == nil && e.ID != "" {
+				ids = append(ids, e.ID)
+			}
+		}
+		return ids
+	}
+	var want []string
+	waitUntil(t, "the archive", 10*time.Second, func() bool { want = archive(); return len(want) >= 20 })
+	syslogIDs := func() map[string]int {
+		msgs, _ := rs.Received()
+		got := map[string]int{}
+		for _, m := range msgs {
+			var e struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal([]byte(m.Msg), &e) == nil {
+				got[e.ID]++
+			}
+		}
+		return got
+	}
+	streamIDs := func() map[string]int {
+		rdb := redis.NewClient(&redis.Options{Addr: streamRedis.Addr})
+		defer rdb.Close()
+		entries, _ := rdb.XRange(ctx, "audit", "-", "+").Result()
+		got := map[string]int{}
+		for _, e := range entries {
+			if id, ok := e.Values["id"].(string); ok {
+				got[id]++
+			}
+		}
+		return got
+	}
+	for name, ids := range map[string]func() map[string]int{"rsyslog": syslogIDs, "the Redis stream": streamIDs} {
+		waitUntil(t, "every event in "+name, 60*time.Second, func() bool {
+			got := ids()
+			for _, id := range want {
+				if got[id] == 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
 }
