@@ -390,3 +390,43 @@ func TestAuditRealSinksComeBack(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditUnwritableSpoolRefuses: when an enforced sink's spool can no
+// longer be written (its directory is removed under the running jitproxy,
+// which stops root too), requests are refused with 503 and nothing reaches
+// the apiserver.
+func TestAuditUnwritableSpoolRefuses(t *testing.T) {
+	w := newAuditWorld(t, "")
+	w.startReceiver()
+	p := startJitproxy(t, w.cfg, w.state, w.out)
+	agent := w.session(p)
+	get := func() (int, string) {
+		resp, err := agent.Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(); status != http.StatusOK {
+		t.Fatalf("before: %d %s", status, body)
+	}
+	// jitproxy may write its delivered mark meanwhile: try again.
+	waitUntil(t, "the spool removed", 10*time.Second, func() bool {
+		return os.RemoveAll(filepath.Join(w.state, "audit", "siem")) == nil
+	})
+	var status int
+	var body string
+	waitUntil(t, "a refusal", 10*time.Second, func() bool {
+		before := len(w.api.seen())
+		status, body = get()
+		if status == http.StatusServiceUnavailable && len(w.api.seen()) != before {
+			t.Errorf("a refused request reached the apiserver")
+		}
+		return status == http.StatusServiceUnavailable
+	})
+	if !strings.Contains(body, "the audit log cannot record this request right now; it was not forwarded") {
+		t.Errorf("refusal = %s", body)
+	}
+}

@@ -313,3 +313,25 @@ func BenchmarkRecord(b *testing.B) {
 		})
 	}
 }
+
+// TestDeletedSpool: a spool whose directory is removed under a running
+// recorder would take records into a file that no longer has a name, lost
+// at the next start. The next fsync finds it, and an enforced sink refuses
+// from then on.
+func TestDeletedSpool(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: &memSink{failing: true}})
+	defer r.Close(0)
+	record(t, r, "before")
+	if err := os.RemoveAll(filepath.Join(dir, "s")); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	waitFor(t, "a refusal", func() bool {
+		err = r.Record(context.Background(), Event{Type: TypeRequest})
+		return err != nil
+	})
+	if !errors.Is(err, ErrNotRecorded) || !strings.Contains(err.Error(), "was deleted") {
+		t.Errorf("Record() = %v", err)
+	}
+}

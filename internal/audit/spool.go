@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -62,6 +63,10 @@ type spool struct {
 	pending    int64
 	releasedTo uint64
 	segments   []uint64
+	// lost is set when the segment being written was found deleted or
+	// moved (its spool directory removed): what is written to it would be
+	// lost at the next start, so appends fail until a new segment opens.
+	lost error
 }
 
 // openSpool opens or creates the spool in dir and recovers its last
@@ -174,10 +179,14 @@ func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev s
 	if s.maxBytes > 0 && s.pending+int64(len(line)) > s.maxBytes {
 		return 0, ErrSpoolFull
 	}
-	if s.f == nil || s.fSize >= s.segmentBytes {
+	if s.f == nil || s.fSize >= s.segmentBytes || s.lost != nil {
 		if err := s.roll(); err != nil {
+			if s.lost != nil {
+				return 0, fmt.Errorf("%w (and a new segment cannot be made: %w)", s.lost, err)
+			}
 			return 0, err
 		}
+		s.lost = nil
 	}
 	n, err := s.f.Write(line)
 	if err != nil {
@@ -231,7 +240,22 @@ func (s *spool) sync() error {
 		return fmt.Errorf("sync the audit spool: %w", err)
 	}
 	s.dirty = false
+	if gone(s.f) {
+		s.lost = fmt.Errorf("the audit spool segment %s was deleted", s.f.Name())
+		return s.lost
+	}
 	return nil
+}
+
+// gone reports whether f's file has no name left (its directory was
+// removed, or it was deleted).
+func gone(f *os.File) bool {
+	info, err := f.Stat()
+	if err != nil {
+		return true
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 func (s *spool) close() error {
