@@ -19,6 +19,11 @@
 //	grant.revoked, .expired    User Access Management (3005), Revoke Privileges  grant's access, then not
 //	credential.minted          Entity Management (3004), Create  jitproxy makes a short-lived credential
 //	credential.released        Entity Management (3004), Delete  ... and forgets or revokes it
+//	admin.request              API Activity (6003)            a call of jitproxy's admin API
+//	  without an actor         Authentication (3002), Logon,  the caller failed to log on to the
+//	                           failed                         admin API
+//	policy.loaded              Entity Management (3004),      the policy set jitproxy enforces
+//	                           Activate                       from its start
 //	any other type             Base Event (0), Other          the native event whole in unmapped.event
 //
 // Why these:
@@ -45,10 +50,28 @@
 //     short-lived entity jitproxy creates and later deletes or forgets;
 //     for Vault's Kubernetes engine it is a service account, but not for
 //     STS, so Account Change would be right only for some providers.
+//   - An admin API call is an API call like a proxied one, by an
+//     authenticated caller from an address: API Activity. Its effects
+//     (a session created, a grant approved) are events of their own; this
+//     record is the call, with the outcome even when nothing changed.
+//   - An admin call without an actor was refused before its caller was
+//     authenticated (no or an unknown token, an ended session, or the
+//     session store down). That is a failed logon to jitproxy, as a
+//     refused CONNECT is: SIEM rules for password spraying and token
+//     guessing look for failed Authentication by source, and API Activity
+//     would need an actor made up for it.
+//   - The policy set loaded at start is not created or changed by that
+//     event (that happens in git or the configuration, before): it becomes
+//     the set jitproxy enforces. Entity Management's Activate is "a change
+//     of state of the engine", of a managed entity whose type may be
+//     Policy. The other candidates do not fit: Application Lifecycle
+//     (6002) is about the application, not its policies, and has nowhere
+//     to put them; Device Config State Change (5019) is about a device's
+//     security state; Device Config State (5002) is deprecated.
 //
 // metadata.event_code is always the native type, so "grant.denied" is
 // told from "grant.approved" (both Entity Management: Update) there, and
-// in entity.data.state.
+// in entity.data.state, and an admin call from a proxied request.
 //
 // # Attributes
 //
@@ -65,8 +88,11 @@
 // namespace, and the URL path as uid, which also names a collection) or
 // each AWS ARN (uid, name, partition, region). dst_endpoint.name is the
 // target's configured name; for a CONNECT, the host and port.
-// src_endpoint: the caller's IP and port. For AWS the cloud profile adds
-// cloud.provider "AWS", cloud.region and cloud.account.uid.
+// src_endpoint: the caller's IP and port. http_response: the status, and
+// the response body's size in body_length (an integer_t, which OCSF keeps
+// apart from the 8-byte long_t: a body of 2 GiB or more is counted in
+// unmapped.bytes instead). For AWS the cloud profile adds cloud.provider
+// "AWS", cloud.region and cloud.account.uid.
 //
 // The decision uses the security_control profile: action_id Allowed or
 // Denied, disposition_id Allowed, Blocked, Unauthorized (401, 407) or
@@ -77,8 +103,28 @@
 // upstream answered below 400, else Failure; status_detail is the
 // decision's reasons or jitproxy's error. A request refused before a
 // decision (the session ended, grants could not be read) is Denied: jitproxy
-// fails closed. severity_id is Low for a policy denial and a failed logon,
-// Informational for everything else.
+// fails closed. severity_id is Low for a policy denial, a failed logon and
+// a forbidden admin call, Informational for everything else.
+//
+// An admin call: activity_id from the method (POST Create, GET Read,
+// DELETE Delete), but a POST to an action of a named resource, as
+// "POST /v1/grants/{id}/approve", is an Update of it. actor: the caller
+// as in grant events. api: operation the route, service.name "jitproxy",
+// response.code and error_message. http_request: method and url.path.
+// src_endpoint: the caller's address. resources: what the route's
+// wildcards name in the path (uid "g-42", type "grants", the collection),
+// the first also in metadata.correlation_uid, as in the grant's or the
+// session's own events. status_id is Success below 400, else Failure;
+// severity_id Low for 403 (a caller not allowed to do it), else
+// Informational. A call without an actor is a failed Authentication of
+// user "anonymous", service "jitproxy", with the same source, HTTP
+// request and response, and the call in unmapped.admin.
+//
+// policy.loaded: entity is the set, name "jitproxy policies", type_id
+// Policy, with policy the Rego authorization policies (name "authz",
+// type "Rego", uid their digest) and data the whole set under the native
+// names (each access policy with its version and target, the sources);
+// actor jitproxy (System).
 //
 // Every record: time (epoch milliseconds; original_time keeps the
 // nanoseconds), timezone_offset 0, duration with start_time and end_time
@@ -86,16 +132,18 @@
 // metadata.product {name, vendor_name: "jitproxy"}, metadata.uid (the
 // event ID), metadata.log_version (the native schema, jitproxy.audit/v1),
 // metadata.correlation_uid (the request ID of a request, the grant ID of
-// grant and credential events, the session ID of session events), and a
-// message for people.
+// grant and credential events, the session ID of session events, the
+// grant or session an admin call names), and a message for people.
 //
 // # unmapped and the hash chain
 //
 // What OCSF has no attribute for goes into unmapped under the native
 // names: the caller's auth_method, the session's agent, the whole
 // decision (with the access policies a denied caller could request), the
-// whole grant, the credential, an HTTP method OCSF does not list. The
-// stream's sequence number is metadata.sequence. unmapped is the record's
-// last member and ends with prev_hash and hash, so that the record's own
-// hash is its last "hash" member, where audit.Chainer writes it.
+// whole grant, the credential, an HTTP method OCSF does not list, a body
+// size too large for body_length, the call of an unauthenticated admin
+// caller. The stream's sequence number is metadata.sequence. unmapped is
+// the record's last member and ends with prev_hash and hash, so that the
+// record's own hash is its last "hash" member, where audit.Chainer writes
+// it.
 package ocsf

@@ -15,12 +15,6 @@ import (
 // Version is the OCSF schema version the records follow.
 const Version = "1.8.0"
 
-// typeRequestDecided is the type of the event that records an allowed
-// request's decision before the request is forwarded, mapped like
-// audit.TypeRequest without what comes of the response. It is to be
-// audit.TypeRequestDecided once package audit defines it.
-const typeRequestDecided = "request.decided"
-
 var _ audit.Encoder = Encode
 
 // Encode is the audit.Encoder of OCSF 1.8.0: e as one JSON object of the
@@ -48,7 +42,7 @@ func Encode(e audit.Event, c audit.Chain) ([]byte, error) {
 
 func mapEvent(e audit.Event) record {
 	switch e.Type {
-	case audit.TypeRequest, typeRequestDecided:
+	case audit.TypeRequest, audit.TypeRequestDecided:
 		if e.Caller == nil || e.Caller.Session == "" {
 			return proxyAuthFailure(e)
 		}
@@ -61,6 +55,10 @@ func mapEvent(e audit.Event) record {
 		return grantAccess(e)
 	case audit.TypeCredentialMinted, audit.TypeCredentialReleased:
 		return credentialEvent(e)
+	case audit.TypeAdminRequest:
+		return adminCall(e)
+	case audit.TypePolicyLoaded:
+		return policyLoaded(e)
 	default:
 		return baseEvent(e)
 	}
@@ -143,9 +141,10 @@ const (
 	authLogon  = 1
 	authLogoff = 2
 
-	entityCreate = 1
-	entityUpdate = 3
-	entityDelete = 4
+	entityCreate   = 1
+	entityUpdate   = 3
+	entityDelete   = 4
+	entityActivate = 10
 
 	accessAssign = 1
 	accessRevoke = 2
@@ -182,6 +181,8 @@ func activityCaption(class, activity int) string {
 			return "Update"
 		case entityDelete:
 			return "Delete"
+		case entityActivate:
+			return "Activate"
 		}
 	case classUserAccess:
 		switch activity {
@@ -281,6 +282,21 @@ func sourceEndpoint(addr string) *endpoint {
 		return &endpoint{IP: a.String()}
 	}
 	return &endpoint{Name: addr}
+}
+
+// newHTTPResponse is the http_response of an outcome: the status, and the
+// body's size in body_length when it fits. body_length is an integer_t,
+// which OCSF keeps apart from the 8-byte long_t, so a body of 2 GiB or
+// more is counted in unmapped.bytes instead.
+func newHTTPResponse(o *audit.Outcome, u *unmapped) *httpResponse {
+	resp := &httpResponse{Code: o.Status}
+	switch {
+	case o.Bytes > math.MaxInt32:
+		u.Bytes = o.Bytes
+	case o.Bytes > 0:
+		resp.BodyLength = o.Bytes
+	}
+	return resp
 }
 
 func millis(t time.Time) int64 {

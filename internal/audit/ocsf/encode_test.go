@@ -84,12 +84,12 @@ func cases() []testCase {
 	deletePod := kube("DELETE", "/api/v1/namespaces/payments/pods/api-0", "delete", "", "v1", "pods", "", "payments", "api-0")
 	s3Get := aws("GET", "/reports/q3.csv", "s3", "s3:GetObject", "eu-west-1", "", "arn:aws:s3:::acme-reports/reports/q3.csv")
 	putItem := aws("POST", "/", "dynamodb", "dynamodb:PutItem", "eu-west-1", "123456789012", "arn:aws:dynamodb:eu-west-1:123456789012:table/orders")
-	ok := &audit.Outcome{Status: 200}
+	ok := &audit.Outcome{Status: 200, Bytes: 1834}
 	return []testCase{
 		{"request/kubernetes-get-allowed", event("e01", audit.Event{Type: audit.TypeRequest, RequestID: "r-01", Caller: caller(),
 			Action: getPod, Decision: allowed, Grant: grant(), Outcome: ok, DurationMS: 12.6}), classAPIActivity},
 		{"request/kubernetes-delete-denied", event("e02", audit.Event{Type: audit.TypeRequest, RequestID: "r-02", Caller: caller(),
-			Action: deletePod, Decision: denied, Outcome: &audit.Outcome{Status: 403}, DurationMS: 1.2}), classAPIActivity},
+			Action: deletePod, Decision: denied, Outcome: &audit.Outcome{Status: 403, Bytes: 187}, DurationMS: 1.2}), classAPIActivity},
 		{"request/kubernetes-list-collection", event("e03", audit.Event{Type: audit.TypeRequest, RequestID: "r-03", Caller: caller(),
 			Action:   kube("GET", "/apis/apps/v1/namespaces/payments/deployments", "list", "apps", "v1", "deployments", "", "payments", ""),
 			Decision: allowed, Grant: grant(), Outcome: ok, DurationMS: 30}), classAPIActivity},
@@ -106,6 +106,9 @@ func cases() []testCase {
 			Outcome: &audit.Outcome{Status: 401, Error: "your jitproxy session has ended"}, DurationMS: 0.2}), classAPIActivity},
 		{"request/aws-s3-get-allowed", event("e08", audit.Event{Type: audit.TypeRequest, RequestID: "r-08", Caller: caller(),
 			Action: s3Get, Decision: allowed, Grant: grant(), Outcome: ok, DurationMS: 80}), classAPIActivity},
+		// A body too large for body_length, an integer_t: in unmapped.bytes.
+		{"request/aws-s3-get-5gib", event("e08b", audit.Event{Type: audit.TypeRequest, RequestID: "r-08b", Caller: caller(),
+			Action: s3Get, Decision: allowed, Grant: grant(), Outcome: &audit.Outcome{Status: 200, Bytes: 5 << 30}, DurationMS: 48000}), classAPIActivity},
 		{"request/aws-dynamodb-put-denied", event("e09", audit.Event{Type: audit.TypeRequest, RequestID: "r-09", Caller: caller(),
 			Action: putItem, Decision: awsDeny, Outcome: &audit.Outcome{Status: 403}, DurationMS: 2}), classAPIActivity},
 		{"request/aws-sts-other-activity", event("e10", audit.Event{Type: audit.TypeRequest, RequestID: "r-10", Caller: caller(),
@@ -124,9 +127,9 @@ func cases() []testCase {
 		{"request/connect-session-store-down", event("e15", audit.Event{Type: audit.TypeRequest, RequestID: "r-15",
 			Action:   &access.Action{Method: "CONNECT", Path: "kube.example.com:443"},
 			Decision: &audit.Decision{Reasons: []string{"session store unavailable"}}, Outcome: &audit.Outcome{Status: 503}, DurationMS: 3}), classAuthentication},
-		{"request.decided/kubernetes-allowed", event("e16", audit.Event{Type: typeRequestDecided, RequestID: "r-16", Caller: caller(),
+		{"request.decided/kubernetes-allowed", event("e16", audit.Event{Type: audit.TypeRequestDecided, RequestID: "r-16", Caller: caller(),
 			Action: getPod, Decision: allowed, Grant: grant(), DurationMS: 0.8}), classAPIActivity},
-		{"request.decided/aws-denied", event("e17", audit.Event{Type: typeRequestDecided, RequestID: "r-17", Caller: caller(),
+		{"request.decided/aws-denied", event("e17", audit.Event{Type: audit.TypeRequestDecided, RequestID: "r-17", Caller: caller(),
 			Action: putItem, Decision: awsDeny}), classAPIActivity},
 		{"session.created", event("e18", audit.Event{Type: audit.TypeSessionCreated, Actor: runner,
 			Session: &audit.Session{ID: "s-7f3a", Agent: "claude-code", User: "alice@example.com", Groups: []string{"sre", "oncall"}, ExpiresAt: t0.Add(8 * time.Hour)}}), classAuthentication},
@@ -147,6 +150,29 @@ func cases() []testCase {
 		{"credential.released", event("e28", audit.Event{Type: audit.TypeCredentialReleased, Actor: system,
 			Grant:      &audit.Grant{ID: "g-42", Target: "prod"},
 			Credential: &audit.Credential{Provider: "vault-kubernetes", Target: "prod", Subject: "system:serviceaccount:payments:jit-g-42", ExpiresAt: t0.Add(time.Hour)}}), classEntityManagement},
+		{"admin.request/grant-request", event("e30", audit.Event{Type: audit.TypeAdminRequest, Actor: agent,
+			Admin:   &audit.AdminCall{Operation: "POST /v1/grants", Path: "/v1/grants", SourceAddr: "127.0.0.1:5555"},
+			Outcome: &audit.Outcome{Status: 201}}), classAPIActivity},
+		{"admin.request/grant-approve", event("e31", audit.Event{Type: audit.TypeAdminRequest, Actor: bob,
+			Admin:   &audit.AdminCall{Operation: "POST /v1/grants/{id}/approve", Path: "/v1/grants/g-42/approve", SourceAddr: "10.20.0.7:40112"},
+			Outcome: &audit.Outcome{Status: 200}}), classAPIActivity},
+		{"admin.request/grant-approve-forbidden", event("e32", audit.Event{Type: audit.TypeAdminRequest, Actor: agent,
+			Admin:   &audit.AdminCall{Operation: "POST /v1/grants/{id}/approve", Path: "/v1/grants/g-42/approve", SourceAddr: "127.0.0.1:5555"},
+			Outcome: &audit.Outcome{Status: 403, Error: "forbidden: agents cannot approve or deny grants"}}), classAPIActivity},
+		{"admin.request/session-end", event("e33", audit.Event{Type: audit.TypeAdminRequest, Actor: runner,
+			Admin:   &audit.AdminCall{Operation: "DELETE /v1/sessions/{id}", Path: "/v1/sessions/s-7f3a", SourceAddr: "[fd00::12]:61000"},
+			Outcome: &audit.Outcome{Status: 204}}), classAPIActivity},
+		{"admin.request/unauthenticated", event("e34", audit.Event{Type: audit.TypeAdminRequest,
+			Admin:   &audit.AdminCall{Operation: "GET /v1/policies", Path: "/v1/policies", SourceAddr: "127.0.0.1:5555"},
+			Outcome: &audit.Outcome{Status: 401, Error: "unauthenticated: unknown token"}}), classAuthentication},
+		{"policy.loaded", event("e35", audit.Event{Type: audit.TypePolicyLoaded, Actor: system, Policies: &audit.PolicySet{
+			Access: []audit.PolicyVersion{
+				{Name: "orders-writer", Version: "9c1d0e7a4b22", Target: "prod-aws"},
+				{Name: "payments-debug", Version: "3f2a9b0c1d2e", Target: "prod"},
+			},
+			AuthzDigest: "5d41402abc4b2a76b9719d911017c592e8f0c3b4a1d2e3f405162738495a6b7c",
+			AuthzSource: "embedded", AccessSource: "/etc/jitproxy/access",
+		}}), classEntityManagement},
 		{"unknown-type", event("e29", audit.Event{Type: "policy.reloaded", Actor: system}), classBase},
 	}
 }
@@ -163,15 +189,15 @@ func encode(t *testing.T, e audit.Event) []byte {
 }
 
 // emittedTypes are the event types jitproxy emits: the Type constants of
-// package audit (read from its source, so that a type added there is
-// tested here) and request.decided.
+// package audit, read from its source, so that a type added there is
+// tested here.
 func emittedTypes(t *testing.T) []string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "event.go"), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	types := []string{typeRequestDecided}
+	var types []string
 	for _, d := range f.Decls {
 		gd, ok := d.(*ast.GenDecl)
 		if !ok || gd.Tok != token.CONST {
@@ -190,8 +216,8 @@ func emittedTypes(t *testing.T) []string {
 			}
 		}
 	}
-	if len(types) < 12 {
-		t.Fatalf("found %d event types in ../event.go, want at least 12: %v", len(types), types)
+	if len(types) < 14 {
+		t.Fatalf("found %d event types in ../event.go, want at least 14: %v", len(types), types)
 	}
 	slices.Sort(types)
 	return slices.Compact(types)
@@ -385,9 +411,52 @@ func TestAWSActivity(t *testing.T) {
 	}
 }
 
+func TestAdminActivity(t *testing.T) {
+	tests := []struct {
+		operation string
+		want      int
+	}{
+		{"POST /v1/sessions", apiCreate},
+		{"DELETE /v1/sessions/{id}", apiDelete},
+		{"GET /v1/policies", apiRead},
+		{"POST /v1/grants", apiCreate},
+		{"GET /v1/grants/{id}", apiRead},
+		{"POST /v1/grants/{id}/approve", apiUpdate},
+		{"POST /v1/grants/{id}/revoke", apiUpdate},
+		{"POST /v1/grants/{id}", apiCreate},
+		{"/v1/grants", activityOther},
+		{"", activityOther},
+	}
+	for _, tt := range tests {
+		if got := adminActivity(splitOperation(tt.operation)); got != tt.want {
+			t.Errorf("adminActivity(%q) = %d, want %d", tt.operation, got, tt.want)
+		}
+	}
+}
+
+func TestPathResources(t *testing.T) {
+	tests := []struct {
+		name, pattern, path string
+		want                []resource
+	}{
+		{"grant action", "/v1/grants/{id}/approve", "/v1/grants/g-42/approve", []resource{{UID: "g-42", Type: "grants", RoleID: 1, Role: "Target"}}},
+		{"session", "/v1/sessions/{id}", "/v1/sessions/s-7f3a", []resource{{UID: "s-7f3a", Type: "sessions", RoleID: 1, Role: "Target"}}},
+		{"collection", "/v1/grants", "/v1/grants", nil},
+		{"empty ID", "/v1/sessions/{id}", "/v1/sessions/", nil},
+		{"path of another route", "/v1/grants/{id}/approve", "/v1/grants/g-42", nil},
+		{"wildcard first", "/{id}", "/g-42", nil},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, pathResources(tt.pattern, tt.path)); diff != "" {
+			t.Errorf("%s: pathResources(%q, %q) (-want +got):\n%s", tt.name, tt.pattern, tt.path, diff)
+		}
+	}
+}
+
 // FuzzEncode encodes requests whose fields come from the agent (method,
 // path, host, ARNs, reasons quoting them) and the source address of its
-// connection (never empty: net/http sets it): the record is valid JSON,
+// connection (never empty: net/http sets it), and admin API calls with
+// the path and source address of the caller: the record is valid JSON,
 // conforms to OCSF and ends with the hash placeholder.
 func FuzzEncode(f *testing.F) {
 	f.Add("GET", "/api/v1/pods", "10.1.2.3:51234", "arn:aws:s3:::b/k", "get", "s3:GetObject", "example.com:443", `"hash":""`, 200)
@@ -399,10 +468,14 @@ func FuzzEncode(f *testing.F) {
 		events := []audit.Event{
 			event("k", audit.Event{Type: audit.TypeRequest, RequestID: "r", Caller: c, Decision: &audit.Decision{Reasons: []string{reason}},
 				Action: kube(method, path, verb, "", "v1", "pods", "", "ns", "n"), Outcome: &audit.Outcome{Status: status, Error: reason}}),
-			event("a", audit.Event{Type: typeRequestDecided, RequestID: "r", Caller: c, Decision: allowed, Grant: grant(),
+			event("a", audit.Event{Type: audit.TypeRequestDecided, RequestID: "r", Caller: c, Decision: allowed, Grant: grant(),
 				Action: aws(method, path, "s3", action, "eu-west-1", "", arn)}),
 			event("c", audit.Event{Type: audit.TypeRequest, RequestID: "r", Action: &access.Action{Method: "CONNECT", Path: host},
 				Decision: &audit.Decision{Reasons: []string{reason}}, Outcome: &audit.Outcome{Status: status}}),
+			event("m", audit.Event{Type: audit.TypeAdminRequest, Actor: bob, Outcome: &audit.Outcome{Status: status, Error: reason},
+				Admin: &audit.AdminCall{Operation: "POST /v1/grants/{id}/approve", Path: path, SourceAddr: c.SourceAddr}}),
+			event("u", audit.Event{Type: audit.TypeAdminRequest, Outcome: &audit.Outcome{Status: status, Error: reason},
+				Admin: &audit.AdminCall{Operation: "GET /v1/grants/{id}", Path: path, SourceAddr: c.SourceAddr}}),
 		}
 		for _, e := range events {
 			b, err := Encode(e, chain)

@@ -124,7 +124,7 @@ type api struct {
 	Service   *service     `json:"service,omitempty"`
 	Group     *group       `json:"group,omitempty"`
 	Version   string       `json:"version,omitempty"`
-	Request   apiRequest   `json:"request"`
+	Request   *apiRequest  `json:"request,omitempty"`
 	Response  *apiResponse `json:"response,omitempty"`
 }
 
@@ -151,7 +151,8 @@ type url struct {
 }
 
 type httpResponse struct {
-	Code int `json:"code"`
+	Code       int   `json:"code"`
+	BodyLength int64 `json:"body_length,omitempty"`
 }
 
 type resource struct {
@@ -185,6 +186,7 @@ type authorization struct {
 type policy struct {
 	UID       string `json:"uid,omitempty"`
 	Name      string `json:"name,omitempty"`
+	Type      string `json:"type,omitempty"`
 	Version   string `json:"version,omitempty"`
 	IsApplied *bool  `json:"is_applied,omitempty"`
 }
@@ -204,12 +206,16 @@ type managedEntity struct {
 // schema's names, then the hash chain. PrevHash and Hash are always
 // written, Hash last and empty: the stream fills it in (audit.Chainer).
 type unmapped struct {
-	AuthMethod string            `json:"auth_method,omitempty"`
-	Agent      string            `json:"agent,omitempty"`
-	HTTPMethod string            `json:"http_method,omitempty"`
+	AuthMethod string `json:"auth_method,omitempty"`
+	Agent      string `json:"agent,omitempty"`
+	HTTPMethod string `json:"http_method,omitempty"`
+	// Bytes is outcome.bytes when it is too large for body_length.
+	Bytes      int64             `json:"bytes,omitempty"`
 	Decision   *audit.Decision   `json:"decision,omitempty"`
 	Grant      *audit.Grant      `json:"grant,omitempty"`
 	Credential *audit.Credential `json:"credential,omitempty"`
+	// Admin is the admin API call of a caller who was not authenticated.
+	Admin *audit.AdminCall `json:"admin,omitempty"`
 	// Event is the whole native event, for a type this package does not map.
 	Event    *audit.Event `json:"event,omitempty"`
 	PrevHash string       `json:"prev_hash"`

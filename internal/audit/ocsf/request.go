@@ -32,7 +32,7 @@ func apiActivity(e audit.Event) record {
 	r.SrcEndpoint = sourceEndpoint(e.Caller.SourceAddr)
 	r.Unmapped.AuthMethod = e.Caller.AuthMethod
 
-	r.API = &api{Operation: operation, Request: apiRequest{UID: e.RequestID}}
+	r.API = &api{Operation: operation, Request: &apiRequest{UID: e.RequestID}}
 	switch {
 	case a.Kubernetes != nil:
 		k := a.Kubernetes
@@ -56,7 +56,9 @@ func apiActivity(e audit.Event) record {
 			r.Cloud.Account = &account{UID: a.AWS.Account, TypeID: 10, Type: "AWS Account"}
 		}
 		for _, arn := range a.AWS.Resources {
-			r.Resources = append(r.Resources, arnResource(arn))
+			if arn != "" {
+				r.Resources = append(r.Resources, arnResource(arn))
+			}
 		}
 	case a.Kind != "":
 		r.API.Service = &service{Name: a.Kind}
@@ -92,7 +94,7 @@ func apiActivity(e audit.Event) record {
 	r.Unmapped.Credential = e.Credential
 
 	if e.Type == audit.TypeRequest && e.Outcome != nil && e.Outcome.Status != 0 {
-		r.HTTPResponse = &httpResponse{Code: e.Outcome.Status}
+		r.HTTPResponse = newHTTPResponse(e.Outcome, &r.Unmapped)
 		r.API.Response = &apiResponse{Code: e.Outcome.Status, ErrorMessage: e.Outcome.Error}
 		r.StatusCode = strconv.Itoa(e.Outcome.Status)
 		if e.Outcome.Status >= 400 {
@@ -200,7 +202,7 @@ func requestMessage(e audit.Event, operation string, ok bool) string {
 	switch {
 	case e.Decision != nil && !e.Decision.Allowed:
 		b.WriteString(": denied")
-	case e.Type == typeRequestDecided:
+	case e.Type == audit.TypeRequestDecided:
 		b.WriteString(": allowed")
 	case ok:
 		b.WriteString(": succeeded")
@@ -364,7 +366,7 @@ func proxyAuthFailure(e audit.Event) record {
 		}
 	}
 	if e.Outcome != nil && e.Outcome.Status != 0 {
-		r.HTTPResponse = &httpResponse{Code: e.Outcome.Status}
+		r.HTTPResponse = newHTTPResponse(e.Outcome, &r.Unmapped)
 		r.StatusCode = strconv.Itoa(e.Outcome.Status)
 	}
 	r.StatusDetail = statusDetail(e)
