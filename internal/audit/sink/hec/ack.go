@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
 // Polling for indexer acknowledgement starts after ackFirstPoll and backs
@@ -24,7 +26,7 @@ const (
 // the endpoint's reference: services/collector/ack in the REST API
 // Reference, Input endpoints.) A query that fails transiently (Splunk busy
 // or unreachable) is repeated; one HEC refuses otherwise ends the wait.
-func (s *Sink) waitAcks(ctx context.Context, ids []int, tok token) error {
+func (s *Sink) waitAcks(ctx context.Context, ids []int, tok secret.Value) error {
 	actx, cancel := context.WithTimeout(ctx, s.ackTimeout)
 	defer cancel()
 	pending := slices.Clone(ids)

@@ -4,67 +4,39 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/jitproxy/jitproxy/internal/audit/sink"
+	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
-// newClient returns a client that ignores the environment's proxy, keeps
-// cookies (for load balancers' sticky sessions) and follows only
-// redirects that stay on the same origin and keep the POST.
+// newClient returns the sinks' client (no environment proxy, redirects
+// only to the same origin and keeping the POST) that also keeps cookies,
+// for load balancers' sticky sessions: indexer acknowledgement needs the
+// ack queries to reach the indexer that took the events.
 func newClient(tlsConfig *tls.Config) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:               nil, // never HTTPS_PROXY: audit goes only where configured
-		DialContext:         dialer.DialContext,
-		TLSClientConfig:     tlsConfig,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConns:        4,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}
-	jar, _ := cookiejar.New(nil) // never fails without options
-	return &http.Client{Transport: transport, Jar: jar, CheckRedirect: checkRedirect}
-}
-
-// checkRedirect refuses a redirect to another origin (the events and the
-// token would go somewhere not configured) and one that would turn the
-// POST into a GET without a body (301, 302, 303).
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	first := via[0].URL
-	switch {
-	case req.URL.Scheme != first.Scheme || req.URL.Host != first.Host:
-		return fmt.Errorf("redirected to %s://%s, not followed: only redirects to the configured scheme, host and port are", req.URL.Scheme, req.URL.Host)
-	case req.Method != http.MethodPost:
-		return fmt.Errorf("redirected with %d, which would resend the request as a %s without a body, not followed: only 307 and 308 are", req.Response.StatusCode, req.Method)
-	case len(via) >= 5:
-		return errors.New("stopped after 5 redirects")
-	}
-	return nil
+	c := sink.NewHTTPClient(tlsConfig)
+	c.Jar, _ = cookiejar.New(nil) // never fails without options
+	return c
 }
 
 // post sends body to url with the token and channel, and decodes a 2xx
 // answer into out. Any other answer is an *Error.
-func (s *Sink) post(ctx context.Context, endpoint string, body []byte, tok token, out any) error {
+func (s *Sink) post(ctx context.Context, endpoint string, body []byte, tok secret.Value, out any) error {
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Splunk "+tok.reveal())
+	req.Header.Set("Authorization", "Splunk "+tok.Reveal())
 	req.Header.Set("X-Splunk-Request-Channel", s.channel)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "jitproxy-audit")
@@ -91,10 +63,10 @@ func (s *Sink) post(ctx context.Context, endpoint string, body []byte, tok token
 // answer decodes a 2xx answer's body into out, or returns the *Error of
 // another answer. raw comes from the network: whatever it holds, the
 // error is one printable line without the token.
-func answer(status int, raw []byte, tok token, out any) error {
+func answer(status int, raw []byte, tok secret.Value, out any) error {
 	if status >= 200 && status < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("HEC answered %d with a body that is not HEC's JSON: %q", status, sanitize(raw, tok))
+			return fmt.Errorf("HEC answered %d with a body that is not HEC's JSON: %q", status, sink.Sanitize(raw, tok))
 		}
 		return nil
 	}
@@ -105,13 +77,13 @@ func answer(status int, raw []byte, tok token, out any) error {
 		InvalidEvent *int   `json:"invalid-event-number"`
 	}
 	if json.Unmarshal(raw, &hecErr) == nil && hecErr.Code != nil {
-		e.Code, e.Text = *hecErr.Code, sanitize([]byte(hecErr.Text), tok)
+		e.Code, e.Text = *hecErr.Code, sink.Sanitize([]byte(hecErr.Text), tok)
 		if hecErr.InvalidEvent != nil {
 			e.InvalidEvent = *hecErr.InvalidEvent
 		}
 	} else {
 		// Not HEC's answer: a proxy or load balancer in front of it.
-		e.Text = sanitize(raw, tok)
+		e.Text = sink.Sanitize(raw, tok)
 	}
 	return e
 }
@@ -178,64 +150,4 @@ func (e *Error) Error() string {
 		b.WriteString(": no HEC there; check url")
 	}
 	return b.String()
-}
-
-// sanitize makes text from an answer safe to put in an error: valid
-// UTF-8, printable, one line, at most 200 characters, and without the
-// token should anything echo it.
-func sanitize(b []byte, tok token) string {
-	s := strings.ToValidUTF8(string(b), "?")
-	if tok != "" {
-		s = strings.ReplaceAll(s, tok.reveal(), "[redacted]")
-	}
-	s = strings.Map(func(r rune) rune {
-		if !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > 200 {
-		s = string([]rune(s)[:200]) + "..."
-	}
-	return s
-}
-
-func loadCA(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate", file)
-	}
-	return pool, nil
-}
-
-// token is a HEC token. It never prints.
-type token string
-
-func (token) String() string               { return "[redacted]" }
-func (token) GoString() string             { return "[redacted]" }
-func (token) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
-func (token) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
-
-// reveal returns the raw token; call it only where the header is written.
-func (t token) reveal() string { return string(t) }
-
-func readToken(file string) (token, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		// The error names the file, never its content.
-		return "", fmt.Errorf("token_file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	switch {
-	case t == "":
-		return "", fmt.Errorf("token_file %s is empty", file)
-	case strings.ContainsAny(t, "\r\n"):
-		return "", fmt.Errorf("token_file %s holds more than one line", file)
-	}
-	return token(t), nil
 }

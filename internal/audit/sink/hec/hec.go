@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/audit/sink"
+	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
 // DefaultSourcetype is the sourcetype of the events when none is
@@ -99,19 +100,15 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.TokenFile == "" {
 		errs = append(errs, errors.New("token_file is required"))
-	} else if _, err := readToken(cfg.TokenFile); err != nil {
+	} else if _, err := sink.ReadToken(cfg.TokenFile); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.Channel != "" && !guid.MatchString(cfg.Channel) {
 		errs = append(errs, fmt.Errorf("channel %q: Splunk wants a GUID, such as 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", cfg.Channel))
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pool, err := loadCA(cfg.CAFile)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		tlsConfig.RootCAs = pool
+	tlsConfig, err := sink.TLSConfig(cfg.CAFile)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	for _, d := range []struct {
 		name string
@@ -257,7 +254,7 @@ func (s *Sink) deliver(ctx context.Context, batch []audit.Record) error {
 	}
 	bodies = append(bodies, body)
 
-	tok, err := readToken(s.tokenFile)
+	tok, err := sink.ReadToken(s.tokenFile)
 	if err != nil {
 		return err
 	}
@@ -286,7 +283,7 @@ func (s *Sink) deliver(ctx context.Context, batch []audit.Record) error {
 
 // send POSTs one request's events and returns the ackId of the answer, if
 // any, and the token it used (read again after a 401 or 403).
-func (s *Sink) send(ctx context.Context, body []byte, tok token) (*int, token, error) {
+func (s *Sink) send(ctx context.Context, body []byte, tok secret.Value) (*int, secret.Value, error) {
 	var answer struct {
 		AckID *int `json:"ackId"`
 	}
@@ -294,11 +291,11 @@ func (s *Sink) send(ctx context.Context, body []byte, tok token) (*int, token, e
 	var he *Error
 	if errors.As(err, &he) && (he.StatusCode == http.StatusUnauthorized || he.StatusCode == http.StatusForbidden) {
 		// The token may have been rotated since it was read.
-		fresh, rerr := readToken(s.tokenFile)
+		fresh, rerr := sink.ReadToken(s.tokenFile)
 		if rerr != nil {
 			return nil, tok, fmt.Errorf("%w (and then %w)", err, rerr)
 		}
-		if fresh != tok {
+		if !fresh.Equal(tok) {
 			tok = fresh
 			err = s.post(ctx, s.eventURL, body, tok, &answer)
 		}

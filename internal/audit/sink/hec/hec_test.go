@@ -21,6 +21,7 @@ import (
 	"github.com/jitproxy/jitproxy/internal/audit"
 	"github.com/jitproxy/jitproxy/internal/audit/audittest"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/hec/hectest"
+	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
 const testToken = "canary-hec-token-6d2e41"
@@ -470,7 +471,7 @@ func FuzzAnswer(f *testing.F) {
 			AckID *int            `json:"ackId"`
 			Acks  map[string]bool `json:"acks"`
 		}
-		err := answer(status, raw, token(testToken), &out)
+		err := answer(status, raw, secret.Value(testToken), &out)
 		if err == nil {
 			return
 		}

@@ -20,23 +20,18 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/jitproxy/jitproxy/internal/audit"
+	"github.com/jitproxy/jitproxy/internal/audit/sink"
+	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
 // Config configures a Sink.
@@ -82,17 +77,13 @@ func New(cfg Config) (*Sink, error) {
 		errs = append(errs, errors.New("url: credentials in the URL are not allowed: use token_file"))
 	}
 	if cfg.TokenFile != "" {
-		if _, err := readToken(cfg.TokenFile); err != nil {
+		if _, err := sink.ReadToken(cfg.TokenFile); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pool, err := loadCA(cfg.CAFile)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		tlsConfig.RootCAs = pool
+	tlsConfig, err := sink.TLSConfig(cfg.CAFile)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", cfg.Timeout))
@@ -107,42 +98,8 @@ func New(cfg Config) (*Sink, error) {
 		url:       u,
 		tokenFile: cfg.TokenFile,
 		timeout:   cfg.Timeout,
-		client:    newClient(tlsConfig),
+		client:    sink.NewHTTPClient(tlsConfig),
 	}, nil
-}
-
-// newClient returns a client that ignores the environment's proxy and
-// follows only redirects that stay on the same origin and keep the POST.
-func newClient(tlsConfig *tls.Config) *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:                 nil, // never HTTPS_PROXY: audit goes only where configured
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConfig,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &http.Client{Transport: transport, CheckRedirect: checkRedirect}
-}
-
-// checkRedirect refuses a redirect to another origin (the batch and the
-// token would go somewhere not configured) and one that would turn the
-// POST into a GET without a body (301, 302, 303), whose 2xx would count
-// as a delivery of nothing.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	first := via[0].URL
-	switch {
-	case req.URL.Scheme != first.Scheme || req.URL.Host != first.Host:
-		return fmt.Errorf("redirected to %s://%s, not followed: only redirects to the configured scheme, host and port are", req.URL.Scheme, req.URL.Host)
-	case req.Method != http.MethodPost:
-		return fmt.Errorf("redirected with %d, which would resend the batch as a %s without a body, not followed: only 307 and 308 are", req.Response.StatusCode, req.Method)
-	case len(via) >= 5:
-		return errors.New("stopped after 5 redirects")
-	}
-	return nil
 }
 
 // Deliver POSTs batch as JSON lines and returns nil when the endpoint
@@ -165,10 +122,10 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 		body.Write(r.Data)
 		body.WriteByte('\n')
 	}
-	var tok token
+	var tok secret.Value
 	if s.tokenFile != "" {
 		var err error
-		if tok, err = readToken(s.tokenFile); err != nil {
+		if tok, err = sink.ReadToken(s.tokenFile); err != nil {
 			return fmt.Errorf("webhook: %w", err)
 		}
 	}
@@ -176,11 +133,11 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 	var se *StatusError
 	if errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized && s.tokenFile != "" {
 		// The token may have been rotated since it was read.
-		fresh, rerr := readToken(s.tokenFile)
+		fresh, rerr := sink.ReadToken(s.tokenFile)
 		if rerr != nil {
 			return fmt.Errorf("webhook: %w (and then %w)", err, rerr)
 		}
-		if fresh != tok {
+		if !fresh.Equal(tok) {
 			err = s.post(ctx, body.Bytes(), fresh)
 		}
 	}
@@ -190,7 +147,7 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 	return nil
 }
 
-func (s *Sink) post(ctx context.Context, body []byte, tok token) error {
+func (s *Sink) post(ctx context.Context, body []byte, tok secret.Value) error {
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, s.url.String(), bytes.NewReader(body))
@@ -199,8 +156,8 @@ func (s *Sink) post(ctx context.Context, body []byte, tok token) error {
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("User-Agent", "jitproxy-audit")
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok.reveal())
+	if !tok.IsZero() {
+		req.Header.Set("Authorization", "Bearer "+tok.Reveal())
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -225,7 +182,7 @@ func (s *Sink) post(ctx context.Context, body []byte, tok token) error {
 	return &StatusError{
 		StatusCode: resp.StatusCode,
 		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Body:       sanitize(snippet, tok),
+		Body:       sink.Sanitize(snippet, tok),
 	}
 }
 
@@ -290,27 +247,6 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// sanitize makes the start of a response body safe to put in an error:
-// valid UTF-8, printable, one line, at most 200 characters, and without
-// the token should the endpoint echo it.
-func sanitize(b []byte, tok token) string {
-	s := strings.ToValidUTF8(string(b), "?")
-	if tok != "" {
-		s = strings.ReplaceAll(s, tok.reveal(), "[redacted]")
-	}
-	s = strings.Map(func(r rune) rune {
-		if !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > 200 {
-		s = string([]rune(s)[:200]) + "..."
-	}
-	return s
-}
-
 // redactURL returns u without its query, which may carry a key.
 func redactURL(u *url.URL) string {
 	c := *u
@@ -320,43 +256,4 @@ func redactURL(u *url.URL) string {
 	}
 	c.Fragment = ""
 	return c.String()
-}
-
-func loadCA(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate", file)
-	}
-	return pool, nil
-}
-
-// token is a bearer token. It never prints.
-type token string
-
-func (token) String() string               { return "[redacted]" }
-func (token) GoString() string             { return "[redacted]" }
-func (token) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
-func (token) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
-
-// reveal returns the raw token; call it only where the header is written.
-func (t token) reveal() string { return string(t) }
-
-func readToken(file string) (token, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		// The error names the file, never its content.
-		return "", fmt.Errorf("token_file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	switch {
-	case t == "":
-		return "", fmt.Errorf("token_file %s is empty", file)
-	case strings.ContainsAny(t, "\r\n"):
-		return "", fmt.Errorf("token_file %s holds more than one line", file)
-	}
-	return token(t), nil
 }
