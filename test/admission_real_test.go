@@ -181,7 +181,7 @@ func TestAdmissionRealCluster(t *testing.T) {
 
 	t.Run("the decisions are audited with the judged object's reasons", func(t *testing.T) {
 		var forbidden int
-		for _, e := range p.auditEvents() {
+		for _, e := range p.settledAuditEvents() {
 			d, _ := e["decision"].(map[string]any)
 			if d == nil || d["allowed"] == true {
 				continue

@@ -448,7 +448,7 @@ func refusals(t *testing.T, p *proxyProc, status int, msg string) int {
 func refused(t *testing.T, p *proxyProc, status int, msg string) []string {
 	t.Helper()
 	var out []string
-	for _, e := range p.auditEvents() {
+	for _, e := range p.settledAuditEvents() {
 		o, _ := e["outcome"].(map[string]any)
 		if e["type"] != "request" || o == nil || o["status"] != float64(status) {
 			continue

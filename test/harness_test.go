@@ -200,6 +200,24 @@ func (p *proxyProc) mustCLI(args ...string) string {
 	return out
 }
 
+// settledAuditEvents returns the audit events once their stream has
+// settled: events are delivered to stdout asynchronously, and a request's
+// event is recorded as its response ends, a moment after the client has
+// its answer.
+func (p *proxyProc) settledAuditEvents() []map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	before := len(p.stdout.String())
+	for {
+		time.Sleep(150 * time.Millisecond)
+		now := len(p.stdout.String())
+		if now == before || time.Now().After(deadline) {
+			return p.auditEvents()
+		}
+		before = now
+	}
+}
+
 // auditEvents parses the audit events written to stdout so far.
 func (p *proxyProc) auditEvents() []map[string]any {
 	var evs []map[string]any

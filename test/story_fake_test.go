@@ -252,7 +252,7 @@ targets:
 
 	t.Run("audit stream", func(t *testing.T) {
 		types := map[string]int{}
-		for _, e := range p.auditEvents() {
+		for _, e := range p.settledAuditEvents() {
 			if e["version"] != "jitproxy.audit/v1" {
 				t.Fatalf("event without version: %v", e)
 			}

@@ -298,8 +298,8 @@ func TestStoryRealCluster(t *testing.T) {
 	t.Run("a restart keeps grants and sessions", func(t *testing.T) {
 		id := request(t, "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "30m", "--reason", "across a restart")
 		ag.mustRun(kubectl("get", "pods", "-n", "demo")...)
+		p.stop() // delivers every event spooled for stdout
 		events = append(events, p.auditEvents()...)
-		p.stop()
 		p = startJitproxy(t, cfg, state, out)
 		if got := p.mustCLI("grant", "show", id, "--as", "dev"); !strings.Contains(got, "ACTIVE") {
 			t.Errorf("after restart: %s", got)
@@ -314,7 +314,7 @@ func TestStoryRealCluster(t *testing.T) {
 
 	t.Run("audit stream", func(t *testing.T) {
 		types := map[string]int{}
-		for _, e := range append(events, p.auditEvents()...) {
+		for _, e := range append(events, p.settledAuditEvents()...) {
 			types[e["type"].(string)]++
 		}
 		for _, typ := range []string{"session.created", "grant.requested", "grant.approved", "grant.activated", "grant.revoked", "grant.expired", "credential.minted", "credential.released", "request"} {
