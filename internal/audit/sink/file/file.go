@@ -95,11 +95,7 @@ func (s *Sink) open() error {
 // Deliver appends the records, one line each, and fsyncs the file,
 // rotating it first when it is too old or the batch would make it too big.
 func (s *Sink) Deliver(_ context.Context, batch []audit.Record) error {
-	var b bytes.Buffer
-	for _, r := range batch {
-		b.Write(r.Data)
-		b.WriteByte('\n')
-	}
+	b := jsonLines(batch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
@@ -171,6 +167,16 @@ func (s *Sink) Close() error {
 	return err
 }
 
+// jsonLines is the batch as JSON lines.
+func jsonLines(batch []audit.Record) *bytes.Buffer {
+	var b bytes.Buffer
+	for _, r := range batch {
+		b.Write(r.Data)
+		b.WriteByte('\n')
+	}
+	return &b
+}
+
 // Writer is the sink that writes records as JSON lines to an io.Writer,
 // such as standard output. A batch is delivered when written.
 type Writer struct {
@@ -183,11 +189,7 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
 // Deliver writes the records, one line each, in one write.
 func (s *Writer) Deliver(_ context.Context, batch []audit.Record) error {
-	var b bytes.Buffer
-	for _, r := range batch {
-		b.Write(r.Data)
-		b.WriteByte('\n')
-	}
+	b := jsonLines(batch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.w.Write(b.Bytes()); err != nil {
