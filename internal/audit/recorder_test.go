@@ -217,7 +217,8 @@ func TestSpoolFull(t *testing.T) {
 // its directory is replaced by a file, which stops root too) fails Record.
 func TestUnwritableSpool(t *testing.T) {
 	dir := t.TempDir()
-	r := newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: &memSink{}, SegmentBytes: 100})
+	// A sink that takes nothing: no delivered mark is written meanwhile.
+	r := newTestRecorder(t, dir, SinkConfig{Name: "s", Sink: &memSink{failing: true}, SegmentBytes: 100})
 	defer r.Close(0)
 	record(t, r, "first")
 	spoolDir := filepath.Join(dir, "s")
