@@ -20,7 +20,9 @@ const path = "/api/v1/namespaces/demo/pods"
 // client, the URL it asks for and the bearer token it sends.
 type subject struct {
 	name   string
-	client *http.Client
+	roots  *x509.CertPool // the CAs the client trusts
+	proxy  *url.URL       // nil: direct
+	client *http.Client   // kept alive across runs
 	url    string
 	token  string
 	cpu    func() (time.Duration, error) // the proxy process's CPU time; nil: not measured
@@ -93,7 +95,7 @@ func run(ctx context.Context, s *subject, concurrency int, d time.Duration) (res
 		wg.Go(func() {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				if err := get(ctx, s); err != nil {
+				if err := get(ctx, s, s.client); err != nil {
 					cancel(err)
 					return
 				}
@@ -120,15 +122,15 @@ func run(ctx context.Context, s *subject, concurrency int, d time.Duration) (res
 	return res, nil
 }
 
-// get makes one request and reads the whole answer, so that the connection
-// is reused.
-func get(ctx context.Context, s *subject) error {
+// get makes s's request with c and reads the whole answer, so that the
+// connection is reused.
+func get(ctx context.Context, s *subject, c *http.Client) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := s.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

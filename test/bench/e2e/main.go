@@ -4,7 +4,9 @@
 // GET /api/v1/namespaces/demo/pods over HTTP/1.1 keep-alive to the same
 // local fake apiserver, in interleaved rounds at concurrency 1 and 8. It
 // prints requests/s, latency percentiles, jitproxy's CPU per request (from
-// /proc, so Linux only) and the ratios to direct and to goproxy.
+// /proc, so Linux only) and the ratios to direct and to goproxy; then the
+// first request over a new connection for each, and jitproxy's resident
+// memory per idle tunnel.
 //
 // jitproxy runs with an active pod-reader grant, its TokenRequest
 // credential cached after the warm-up, and audit to a file. jitproxy has
@@ -94,9 +96,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 
 	maxConns := concurrencies[len(concurrencies)-1]
 	subjects := []*subject{
-		{name: "direct", client: newClient(apiCAs, nil, maxConns), url: api.URL + path, token: mintedToken},
-		{name: "goproxy", client: newClient(gpCAs, gpURL, maxConns), url: api.URL + path, token: mintedToken},
-		{name: "jitproxy", client: newClient(jCAs, jURL, maxConns), url: j.server + path, token: agentToken, cpu: j.cpu},
+		{name: "direct", roots: apiCAs, url: api.URL + path, token: mintedToken},
+		{name: "goproxy", roots: gpCAs, proxy: gpURL, url: api.URL + path, token: mintedToken},
+		{name: "jitproxy", roots: jCAs, proxy: jURL, url: j.server + path, token: agentToken, cpu: j.cpu},
+	}
+	for _, s := range subjects {
+		s.client = newClient(s.roots, s.proxy, maxConns)
 	}
 
 	// Warm up: open every connection, mint and cache jitproxy's credential.
@@ -130,7 +135,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, c := range concurrencies {
 		report(stdout, c, *rounds, *duration, results[c])
 	}
-	return nil
+	if err := newTunnels(ctx, stdout, subjects, 50); err != nil {
+		return err
+	}
+	// A session may hold 64 tunnels; maxConns are already open.
+	return idleTunnels(ctx, stdout, subjects[2], j.rss, 40)
 }
 
 // report writes one concurrency's table and ratios.
