@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -49,6 +50,7 @@ type result struct {
 	elapsed   time.Duration
 	latencies []time.Duration
 	cpu       time.Duration // the proxy process's, over the runs
+	selfCPU   time.Duration // the harness process's, over the runs
 	rates     []float64     // requests/s of each run
 }
 
@@ -57,6 +59,7 @@ func (r *result) add(o result) {
 	r.elapsed += o.elapsed
 	r.latencies = append(r.latencies, o.latencies...)
 	r.cpu += o.cpu
+	r.selfCPU += o.selfCPU
 	r.rates = append(r.rates, float64(o.requests)/o.elapsed.Seconds())
 }
 
@@ -85,6 +88,10 @@ func run(ctx context.Context, s *subject, concurrency int, d time.Duration) (res
 			return result{}, err
 		}
 	}
+	selfBefore, err := selfCPU()
+	if err != nil {
+		return result{}, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lat := make([][]time.Duration, concurrency)
@@ -112,6 +119,11 @@ func run(ctx context.Context, s *subject, concurrency int, d time.Duration) (res
 		res.requests += len(l)
 		res.latencies = append(res.latencies, l...)
 	}
+	selfAfter, err := selfCPU()
+	if err != nil {
+		return result{}, err
+	}
+	res.selfCPU = selfAfter - selfBefore
 	if s.cpu != nil {
 		after, err := s.cpu()
 		if err != nil {
@@ -120,6 +132,15 @@ func run(ctx context.Context, s *subject, concurrency int, d time.Duration) (res
 		res.cpu = after - before
 	}
 	return res, nil
+}
+
+// selfCPU returns the harness process's user plus system CPU time so far.
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // get makes s's request with c and reads the whole answer, so that the

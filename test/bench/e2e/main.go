@@ -146,19 +146,19 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 func report(w io.Writer, concurrency, rounds int, d time.Duration, rs map[string]*result) {
 	fmt.Fprintf(w, "\nconcurrency %d (%d rounds of %s, HTTP/1.1 keep-alive)\n", concurrency, rounds, d)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\treq/s\trounds' req/s\tp50\tp90\tp99\tp99.9\tCPU/req\t")
+	fmt.Fprintln(tw, "\treq/s\trounds' req/s\tp50\tp90\tp99\tp99.9\tCPU/req\tharness CPU/req\t")
 	for _, name := range []string{"direct", "goproxy", "jitproxy"} {
 		r := rs[name]
 		cpu := "-"
 		if r.cpu > 0 {
-			cpu = us(r.cpu / time.Duration(r.requests))
+			cpu = us(perRequest(r.cpu, r))
 		}
 		lo, hi := r.rates[0], r.rates[0]
 		for _, x := range r.rates {
 			lo, hi = min(lo, x), max(hi, x)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%s\t%s\t%s\t\n", name, r.rate(), lo, hi,
-			us(r.percentile(50)), us(r.percentile(90)), us(r.percentile(99)), us(r.percentile(99.9)), cpu)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, r.rate(), lo, hi,
+			us(r.percentile(50)), us(r.percentile(90)), us(r.percentile(99)), us(r.percentile(99.9)), cpu, us(perRequest(r.selfCPU, r)))
 	}
 	tw.Flush()
 	direct, gp, jp := rs["direct"], rs["goproxy"], rs["jitproxy"]
@@ -168,6 +168,16 @@ func report(w io.Writer, concurrency, rounds int, d time.Duration, rs map[string
 		jp.rate()/direct.rate(), jp.rate()/gp.rate(), gp.rate()/direct.rate())
 	fmt.Fprintf(w, "added p50 over direct: goproxy %s, jitproxy %s (%.1f× goproxy's); p99 jitproxy/goproxy %.1f×\n",
 		us(gpAdded), us(jpAdded), float64(jpAdded)/float64(gpAdded), float64(jp.percentile(99))/float64(gp.percentile(99)))
+	// goproxy shares the harness process with the clients and the fake
+	// apiserver, whose work per request is the same as in the direct runs.
+	gpCPU := perRequest(gp.selfCPU, gp) - perRequest(direct.selfCPU, direct)
+	fmt.Fprintf(w, "CPU/req: goproxy ≈ %s (harness CPU/req of goproxy minus direct), jitproxy/goproxy %.1f×\n",
+		us(gpCPU), float64(perRequest(jp.cpu, jp))/float64(gpCPU))
+}
+
+// perRequest is d divided by r's requests.
+func perRequest(d time.Duration, r *result) time.Duration {
+	return d / time.Duration(max(1, r.requests))
 }
 
 // us formats a duration in microseconds.
