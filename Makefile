@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: build run serve test test-env unit e2e lint bench fuzz clean
+.PHONY: build run serve test test-env unit e2e lint bench bench-e2e fuzz clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/proxy
@@ -53,6 +53,13 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+# bench-e2e: direct, bare goproxy MITM and the jitproxy binary side by side
+# against a local fake apiserver (test/bench/e2e; results in BENCHMARKS.md).
+# Not part of `make test`. BENCHFLAGS, e.g. -duration 3s -rounds 2.
+BENCHFLAGS ?=
+bench-e2e:
+	$(GO) run ./test/bench/e2e $(BENCHFLAGS)
 
 # Runs each fuzz target for FUZZTIME.
 fuzz:

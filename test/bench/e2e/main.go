@@ -1,0 +1,184 @@
+// Command e2e is jitproxy's end-to-end benchmark (`make bench-e2e`): it
+// measures, side by side in one process tree, a direct TLS client, a bare
+// goproxy MITM pass-through and the real jitproxy binary, each sending
+// GET /api/v1/namespaces/demo/pods over HTTP/1.1 keep-alive to the same
+// local fake apiserver, in interleaved rounds at concurrency 1 and 8. It
+// prints requests/s, latency percentiles, jitproxy's CPU per request (from
+// /proc, so Linux only) and the ratios to direct and to goproxy; then the
+// first request over a new connection for each, and jitproxy's resident
+// memory per idle tunnel.
+//
+// jitproxy runs with an active pod-reader grant, its TokenRequest
+// credential cached after the warm-up, and audit to a file. jitproxy has
+// no CPU profile flag yet, so the harness offers none.
+//
+// The numbers are for comparison on one machine; nothing here asserts them.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runBench(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+		os.Exit(1)
+	}
+}
+
+// concurrencies are the numbers of concurrent clients measured.
+var concurrencies = []int{1, 8}
+
+// runBench parses flags, starts the fake apiserver, goproxy and jitproxy,
+// runs the rounds and writes the report to stdout.
+func runBench(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench-e2e", flag.ContinueOnError)
+	duration := fs.Duration("duration", 5*time.Second, "duration of each measured run")
+	rounds := fs.Int("rounds", 3, "rounds; each runs every subject at every concurrency once")
+	bin := fs.String("jitproxy", "", "jitproxy binary to measure; empty: build ./cmd/proxy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rounds < 1 || *duration <= 0 {
+		return errors.New("-rounds and -duration must be positive")
+	}
+
+	api := newFakeAPIServer()
+	defer api.Close()
+	apiCAs := x509.NewCertPool()
+	apiCAs.AddCert(api.Certificate())
+
+	gp, gpCA, err := newGoproxy(apiCAs)
+	if err != nil {
+		return err
+	}
+	defer gp.Close()
+	gpCAs := x509.NewCertPool()
+	gpCAs.AddCert(gpCA)
+
+	dir, err := os.MkdirTemp("", "jitproxy-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if *bin == "" {
+		if *bin, err = buildJitproxy(ctx, dir); err != nil {
+			return err
+		}
+	}
+	j, err := startJitproxy(ctx, *bin, dir, api.URL, pemCert(api.Certificate().Raw))
+	if err != nil {
+		return err
+	}
+	defer j.stop()
+	jCAs := x509.NewCertPool()
+	if !jCAs.AppendCertsFromPEM(j.caPEM) {
+		return errors.New("session create: no CA certificate")
+	}
+	jURL, err := url.Parse(j.proxyURL)
+	if err != nil {
+		return fmt.Errorf("session proxy URL: %w", err)
+	}
+	gpURL, _ := url.Parse(gp.URL)
+
+	maxConns := concurrencies[len(concurrencies)-1]
+	subjects := []*subject{
+		{name: "direct", roots: apiCAs, url: api.URL + path, token: mintedToken},
+		{name: "goproxy", roots: gpCAs, proxy: gpURL, url: api.URL + path, token: mintedToken},
+		{name: "jitproxy", roots: jCAs, proxy: jURL, url: j.server + path, token: agentToken, cpu: j.cpu},
+	}
+	for _, s := range subjects {
+		s.client = newClient(s.roots, s.proxy, maxConns)
+	}
+
+	// Warm up: open every connection, mint and cache jitproxy's credential.
+	for _, s := range subjects {
+		if _, err := run(ctx, s, maxConns, 500*time.Millisecond); err != nil {
+			return fmt.Errorf("warm-up: %w\njitproxy's log, last lines:\n%s", err, j.logTail(20))
+		}
+	}
+
+	results := map[int]map[string]*result{}
+	for _, c := range concurrencies {
+		results[c] = map[string]*result{}
+		for _, s := range subjects {
+			results[c][s.name] = &result{}
+		}
+	}
+	for r := range *rounds {
+		for _, c := range concurrencies {
+			// Rotate the order so that no subject always runs first.
+			for i := range subjects {
+				s := subjects[(i+r)%len(subjects)]
+				res, err := run(ctx, s, c, *duration)
+				if err != nil {
+					return fmt.Errorf("%w\njitproxy's log, last lines:\n%s", err, j.logTail(20))
+				}
+				results[c][s.name].add(res)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "round %d of %d done\n", r+1, *rounds)
+	}
+	for _, c := range concurrencies {
+		report(stdout, c, *rounds, *duration, results[c])
+	}
+	if err := newTunnels(ctx, stdout, subjects, 50); err != nil {
+		return err
+	}
+	// A session may hold 64 tunnels; maxConns are already open.
+	return idleTunnels(ctx, stdout, subjects[2], j.rss, 40)
+}
+
+// report writes one concurrency's table and ratios.
+func report(w io.Writer, concurrency, rounds int, d time.Duration, rs map[string]*result) {
+	fmt.Fprintf(w, "\nconcurrency %d (%d rounds of %s, HTTP/1.1 keep-alive)\n", concurrency, rounds, d)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\treq/s\trounds' req/s\tp50\tp90\tp99\tp99.9\tCPU/req\tharness CPU/req\t")
+	for _, name := range []string{"direct", "goproxy", "jitproxy"} {
+		r := rs[name]
+		cpu := "-"
+		if r.cpu > 0 {
+			cpu = us(perRequest(r.cpu, r))
+		}
+		lo, hi := r.rates[0], r.rates[0]
+		for _, x := range r.rates {
+			lo, hi = min(lo, x), max(hi, x)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f–%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, r.rate(), lo, hi,
+			us(r.percentile(50)), us(r.percentile(90)), us(r.percentile(99)), us(r.percentile(99.9)), cpu, us(perRequest(r.selfCPU, r)))
+	}
+	tw.Flush()
+	direct, gp, jp := rs["direct"], rs["goproxy"], rs["jitproxy"]
+	gpAdded := gp.percentile(50) - direct.percentile(50)
+	jpAdded := jp.percentile(50) - direct.percentile(50)
+	fmt.Fprintf(w, "throughput: jitproxy/direct %.2f×, jitproxy/goproxy %.2f×, goproxy/direct %.2f×\n",
+		jp.rate()/direct.rate(), jp.rate()/gp.rate(), gp.rate()/direct.rate())
+	fmt.Fprintf(w, "added p50 over direct: goproxy %s, jitproxy %s (%.1f× goproxy's); p99 jitproxy/goproxy %.1f×\n",
+		us(gpAdded), us(jpAdded), float64(jpAdded)/float64(gpAdded), float64(jp.percentile(99))/float64(gp.percentile(99)))
+	// goproxy shares the harness process with the clients and the fake
+	// apiserver, whose work per request is the same as in the direct runs.
+	gpCPU := perRequest(gp.selfCPU, gp) - perRequest(direct.selfCPU, direct)
+	fmt.Fprintf(w, "CPU/req: goproxy ≈ %s (harness CPU/req of goproxy minus direct), jitproxy/goproxy %.1f×\n",
+		us(gpCPU), float64(perRequest(jp.cpu, jp))/float64(gpCPU))
+}
+
+// perRequest is d divided by r's requests.
+func perRequest(d time.Duration, r *result) time.Duration {
+	return d / time.Duration(max(1, r.requests))
+}
+
+// us formats a duration in microseconds.
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }
