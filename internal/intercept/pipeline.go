@@ -1,6 +1,7 @@
 package intercept
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -47,12 +49,43 @@ type exchange struct {
 	bytes  *int64 // response body bytes written
 }
 
-// countingWriter counts the response body bytes. Unwrap lets
-// http.ResponseController reach the connection (flushes, deadlines,
-// hijacking for upgrades).
+// countingWriter counts the response body bytes, and keeps the
+// connection of an upgraded stream so that it can be closed when the
+// stream's grant ends. Unwrap lets http.ResponseController reach the
+// connection for flushes and deadlines.
 type countingWriter struct {
 	http.ResponseWriter
 	n int64
+
+	mu       sync.Mutex
+	hijacked net.Conn
+	closed   bool
+}
+
+// Hijack takes over the connection, as for an upgraded stream.
+func (c *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(c.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+	}
+	c.hijacked = conn
+	return conn, brw, nil
+}
+
+// closeHijacked closes the hijacked connection, now or as soon as it is
+// hijacked.
+func (c *countingWriter) closeHijacked() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.hijacked != nil {
+		c.hijacked.Close()
+	}
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {

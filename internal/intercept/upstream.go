@@ -188,6 +188,15 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, f *forwarding
 			cancel(errGrantEnded)
 		case <-ctx.Done():
 		}
+		// An upgraded stream (exec, port-forward) whose grant ended or
+		// expired is cut off on the agent's side too: the reverse proxy
+		// closes only the upstream side, and would then wait for the agent
+		// to close its half, however long that takes.
+		if endedWhy(ctx, f.grantID) != "" {
+			if cw, ok := w.(*countingWriter); ok {
+				cw.closeHijacked()
+			}
+		}
 	}()
 	defer func() {
 		if msg := endedWhy(ctx, f.grantID); msg != "" && f.x.errMsg == "" {
