@@ -2,18 +2,13 @@ package servers
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -115,32 +110,7 @@ func (k *KubeAPIServer) Restart(ctx context.Context) error {
 }
 
 func (k *KubeAPIServer) writeFiles(dir string) error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-kube-ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
-	}, ca, &srvKey.PublicKey, caKey)
+	cert, err := newServingCert("kube-apiserver", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "10.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -152,16 +122,15 @@ func (k *KubeAPIServer) writeFiles(dir string) error {
 	if err != nil {
 		return err
 	}
-	k.CAPEM = pemBytes("CERTIFICATE", caDER)
+	k.CAPEM = cert.CAPEM
 	k.CAFile = filepath.Join(dir, "ca.crt")
 	k.JitproxyTokenFile = filepath.Join(dir, "jitproxy.token")
 	k.VaultTokenFile = filepath.Join(dir, "vault.token")
 	k.AdminKubeconfig = filepath.Join(dir, "admin.kubeconfig")
-	srvKeyDER, _ := x509.MarshalPKCS8PrivateKey(srvKey)
 	files := map[string][]byte{
 		"ca.crt":         k.CAPEM,
-		"serving.crt":    pemBytes("CERTIFICATE", srvDER),
-		"serving.key":    pemBytes("PRIVATE KEY", srvKeyDER),
+		"serving.crt":    cert.CertPEM,
+		"serving.key":    cert.KeyPEM,
 		"sa.key":         pemBytes("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)),
 		"sa.pub":         pemBytes("PUBLIC KEY", saPub),
 		"jitproxy.token": []byte(k.JitproxyToken),

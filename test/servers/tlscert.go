@@ -13,12 +13,21 @@ import (
 )
 
 // servingCert is a new CA and a server certificate it signed for
-// 127.0.0.1 and localhost, all PEM-encoded: ECDSA P-256, valid 30 days.
+// 127.0.0.1, localhost and the hosts given (names or IP addresses), all
+// PEM-encoded: ECDSA P-256, valid 30 days.
 type servingCert struct {
 	CAPEM, CertPEM, KeyPEM []byte
 }
 
-func newServingCert(name string) (*servingCert, error) {
+func newServingCert(name string, hosts ...string) (*servingCert, error) {
+	dnsNames, ips := []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dnsNames = append(dnsNames, h)
+		}
+	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -45,7 +54,7 @@ func newServingCert(name string) (*servingCert, error) {
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames: dnsNames, IPAddresses: ips,
 	}, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return nil, err

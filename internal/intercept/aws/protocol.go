@@ -374,21 +374,15 @@ func errorFamily(r *http.Request) family {
 }
 
 // signingService is the service of the request's credential scope, or
-// else the first label of its host that names one: "s3" for
-// bucket.s3.us-east-1.amazonaws.com.
+// else of its host ("s3" for bucket.s3.us-east-1.amazonaws.com), read as
+// Classify reads them; "" when neither names one.
 func signingService(r *http.Request) string {
-	if _, scope, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
-		scope, _, _ = strings.Cut(scope, ",")
-		if parts := strings.Split(scope, "/"); len(parts) == 5 {
-			return parts[3]
-		}
+	if service, _, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
+		return service
 	}
-	host := strings.ToLower(r.Host)
-	for _, label := range strings.Split(host, ".") {
-		if label == "s3" || strings.HasPrefix(label, "s3-") {
-			return "s3"
-		}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	label, _, _ := strings.Cut(host, ".")
-	return label
+	return parseHost(strings.ToLower(host)).service
 }
