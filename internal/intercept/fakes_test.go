@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -178,6 +180,8 @@ type harness struct {
 	creds    *fakeCredentials
 	audit    *audittest.Log
 	upstream *httptest.Server
+	// upstreamConns counts the connections the upstream accepted.
+	upstreamConns atomic.Int64
 }
 
 type harnessOptions struct {
@@ -191,9 +195,16 @@ type harnessOptions struct {
 	policies fs.FS
 	// config adjusts the proxy's configuration before it starts.
 	config func(*Config)
+	// decider replaces the policy engine built from policies.
+	decider Decider
+	// auditor replaces the recording audit log (h.audit then stays empty).
+	auditor Auditor
+	// quietUpstream drops the upstream's log: a benchmark's end closes
+	// connections in the middle of their handshakes.
+	quietUpstream bool
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	if o.handler == nil {
 		o.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"kind":"PodList"}`)) })
@@ -201,7 +212,18 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.protocol == nil {
 		o.protocol = kube.New()
 	}
-	up := httptest.NewTLSServer(o.handler)
+	h := &harness{sessions: &fakeSessions{}, creds: &fakeCredentials{}, audit: &audittest.Log{}}
+	up := httptest.NewUnstartedServer(o.handler)
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			h.upstreamConns.Add(1)
+		}
+	}
+	if o.quietUpstream {
+		up.Config.ErrorLog = log.New(io.Discard, "", 0)
+	}
+	up.StartTLS()
+	h.upstream = up
 	t.Cleanup(up.Close)
 	pool := x509.NewCertPool()
 	if !o.untrustedUpstream {
@@ -219,24 +241,19 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.policies == nil {
-		o.policies = policies.Authz()
+	h.ca = ca
+	if o.decider == nil {
+		o.decider = newEngine(t, o.policies)
 	}
-	ps, err := podsecurity.New()
-	if err != nil {
-		t.Fatal(err)
+	if o.auditor == nil {
+		o.auditor = h.audit
 	}
-	engine, err := authz.New(context.Background(), authz.Config{Policies: o.policies, Builtins: []authz.Builtin{ps.Builtin()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{ca: ca, sessions: &fakeSessions{}, creds: &fakeCredentials{}, audit: &audittest.Log{}, upstream: up}
 	discovery := &CredentialSource{Provider: "tokenrequest", Options: map[string]string{"serviceAccount": "default", "serviceAccountNamespace": "default"}}
 	if o.noDiscovery {
 		discovery = nil
 	}
 	cfg := Config{
-		CA: ca, Sessions: h.sessions, Decider: engine, Credentials: h.creds, Audit: h.audit,
+		CA: ca, Sessions: h.sessions, Decider: o.decider, Credentials: h.creds, Audit: o.auditor,
 		MaxBodyBytes: 1 << 10,
 		Targets: []*Target{{
 			Name: "demo", Hosts: []string{"kubernetes.demo"}, Upstream: upURL, Protocol: o.protocol,
@@ -266,6 +283,45 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	})
 	h.proxyURL = &url.URL{Scheme: "http", Host: ln.Addr().String(), User: url.UserPassword(testSessionID, testSecret)}
 	return h
+}
+
+// newEngine compiles the Rego policies in dir, the shipped ones if nil.
+func newEngine(t testing.TB, dir fs.FS) *authz.Engine {
+	t.Helper()
+	if dir == nil {
+		dir = policies.Authz()
+	}
+	ps, err := podsecurity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := authz.New(context.Background(), authz.Config{Policies: dir, Builtins: []authz.Builtin{ps.Builtin()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine
+}
+
+// allowDecider allows every request with every grant it is given, without
+// evaluating policies: what is left of the pipeline when OPA is taken out.
+type allowDecider struct{}
+
+func (allowDecider) Decide(_ context.Context, in authz.Input) (authz.Decision, error) {
+	ids := make([]string, len(in.Grants))
+	for i, g := range in.Grants {
+		ids[i] = g.ID
+	}
+	return authz.Decision{Allowed: true, GrantIDs: ids, Reasons: ids}, nil
+}
+
+func (allowDecider) UsesOldObject() bool { return false }
+
+// countingAuditor counts events and keeps none.
+type countingAuditor struct{ n atomic.Int64 }
+
+func (a *countingAuditor) Record(context.Context, audit.Event) error {
+	a.n.Add(1)
+	return nil
 }
 
 // client returns an HTTP client that uses the proxy with the given
