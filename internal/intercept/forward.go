@@ -149,7 +149,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, targets: ts, leaves: newLeafCerts(cfg.CA, cfg.Now), log: cfg.Logger,
 		open: &sessionTunnels{max: cfg.MaxTunnelsPerSession, open: map[string]int{}}}
 	errLog := log.New(slogWriter{cfg.Logger}, "", 0)
-	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: errLog, upstreams: map[*Target]*upstream{}}
+	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: errLog, upstreams: map[*Target]*upstream{}, buffers: &bufferPool{}}
 	for _, t := range cfg.Targets {
 		p.pipeline.upstreams[t] = newUpstream(p.pipeline, t, errLog)
 	}

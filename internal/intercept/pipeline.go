@@ -36,6 +36,7 @@ type pipeline struct {
 	log       *slog.Logger
 	errLog    *log.Logger // for httputil.ReverseProxy
 	upstreams map[*Target]*upstream
+	buffers   *bufferPool // ReverseProxy's, shared by every upstream
 }
 
 // exchange is the state of one request as it goes through the pipeline.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -90,7 +91,8 @@ func newUpstream(p *pipeline, t *Target, errLog *log.Logger) *upstream {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			u.prepare(pr.Out, forwardingFrom(pr.Out.Context()))
 		},
-		Transport: u.transport,
+		Transport:  u.transport,
+		BufferPool: p.buffers,
 		ModifyResponse: func(resp *http.Response) error {
 			if f := forwardingFrom(resp.Request.Context()); f != nil {
 				f.x.status = resp.StatusCode
@@ -118,6 +120,32 @@ func newUpstream(p *pipeline, t *Target, errLog *log.Logger) *upstream {
 		ErrorLog: errLog,
 	}
 	return u
+}
+
+// copyBufferSize is the size of the buffers response bodies are copied
+// with: what ReverseProxy allocates for each response when it has no
+// BufferPool.
+const copyBufferSize = 32 << 10
+
+// bufferPool lends ReverseProxy its copy buffers, so that a response does
+// not cost a fresh 32 KiB (allocated, zeroed, then collected). It holds
+// array pointers, so that neither Get nor Put allocates. It is safe for
+// concurrent use; the zero bufferPool is ready.
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if a, ok := b.pool.Get().(*[copyBufferSize]byte); ok {
+		return a[:]
+	}
+	return new([copyBufferSize]byte)[:]
+}
+
+// Put takes back a buffer Get lent; any other slice is dropped.
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < copyBufferSize {
+		return
+	}
+	b.pool.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 }
 
 // prepare makes out a request to the upstream that carries only the
