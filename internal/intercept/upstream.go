@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -36,6 +37,9 @@ type forwarding struct {
 	// when the target has no fixed upstream.
 	host    string
 	grantID string
+	// ended is set when the grant or the session ended while the request
+	// was forwarded, before its context is cancelled.
+	ended atomic.Bool
 }
 
 type forwardingKey struct{}
@@ -105,7 +109,7 @@ func newUpstream(p *pipeline, t *Target, errLog *log.Logger) *upstream {
 				http.Error(w, "jitproxy: internal error", http.StatusInternalServerError)
 				return
 			}
-			if msg := endedWhy(r.Context(), f.grantID); msg != "" {
+			if msg := f.endedWhy(r.Context()); msg != "" {
 				p.fail(w, f.x, http.StatusForbidden, msg)
 				return
 			}
@@ -174,18 +178,16 @@ func (u *upstream) url(host string) *url.URL {
 	return &url.URL{Scheme: "https", Host: host}
 }
 
-// errGrantEnded ends a response that was streaming when its grant or
-// session ended.
-var errGrantEnded = errors.New("the grant or session ended")
-
-// endedWhy says why ctx of a forwarded request ended, if its grant or
-// session ended or its grant expired; else "".
-func endedWhy(ctx context.Context, grantID string) string {
-	switch {
-	case errors.Is(context.Cause(ctx), errGrantEnded):
-		return fmt.Sprintf("grant %s or your session has ended", grantID)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Sprintf("grant %s has expired", grantID)
+// endedWhy says why ctx, the context of f's request, ended, if the grant
+// or session ended or the grant expired; else "".
+func (f *forwarding) endedWhy(ctx context.Context) string {
+	switch err := ctx.Err(); {
+	case err == nil:
+		return ""
+	case f.ended.Load():
+		return fmt.Sprintf("grant %s or your session has ended", f.grantID)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("grant %s has expired", f.grantID)
 	}
 	return ""
 }
@@ -205,29 +207,34 @@ func (u *upstream) send(ctx context.Context, f *forwarding, req *http.Request) (
 
 // forward sends r upstream, ending it when the grant expires (until) or
 // when the grant or session ends (ended is closed).
+//
+// One context does both: the grant's end is noted in f.ended before the
+// context is cancelled, rather than given as the cancellation's cause,
+// which would take a second context (and its allocations) per request.
 func (u *upstream) forward(w http.ResponseWriter, r *http.Request, f *forwarding, until time.Time, ended <-chan struct{}) {
-	ctx, cancelDeadline := context.WithDeadline(r.Context(), until)
-	defer cancelDeadline()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	ctx, cancel := context.WithDeadline(r.Context(), until)
+	defer cancel()
 	go func() {
 		select {
 		case <-ended:
-			cancel(errGrantEnded)
+			if ctx.Err() == nil {
+				f.ended.Store(true)
+				cancel()
+			}
 		case <-ctx.Done():
 		}
 		// An upgraded stream (exec, port-forward) whose grant ended or
 		// expired is cut off on the agent's side too: the reverse proxy
 		// closes only the upstream side, and would then wait for the agent
 		// to close its half, however long that takes.
-		if endedWhy(ctx, f.grantID) != "" {
+		if f.endedWhy(ctx) != "" {
 			if cw, ok := w.(*countingWriter); ok {
 				cw.closeHijacked()
 			}
 		}
 	}()
 	defer func() {
-		if msg := endedWhy(ctx, f.grantID); msg != "" && f.x.errMsg == "" {
+		if msg := f.endedWhy(ctx); msg != "" && f.x.errMsg == "" {
 			f.x.errMsg = msg + " while the response was streaming"
 		}
 	}()
