@@ -64,7 +64,10 @@ func allowedSubprotocol(p string) bool { return subprotocolPattern.MatchString(p
 // and upgrades other than websocket and SPDY dropped. It never returns a
 // credential; Authorize adds jitproxy's.
 func (*Protocol) OutboundHeader(in http.Header) http.Header {
-	out := make(http.Header, len(forwardedHeaders))
+	// Sized for what can be kept and the Authorization Authorize adds: a
+	// map sized for the whole allow-list is several times larger than a
+	// request's few headers need.
+	out := make(http.Header, min(len(in), len(forwardedHeaders))+1)
 	for k, vs := range in {
 		if forwardedHeaders[k] {
 			out[k] = vs
