@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzConditional$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./internal/intercept/aws
+	$(GO) test -run '^$$' -fuzz '^FuzzAddressedBy$$' -fuzztime $(FUZZTIME) ./internal/intercept
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/strictjson
 	$(GO) test -run '^$$' -fuzz '^FuzzNames$$' -fuzztime $(FUZZTIME) ./internal/broker/sts
 	$(GO) test -run '^$$' -fuzz '^FuzzSessionPolicy$$' -fuzztime $(FUZZTIME) ./internal/broker/sts

@@ -40,6 +40,7 @@ type pipeline struct {
 }
 
 // exchange is the state of one request as it goes through the pipeline.
+// It is not copied: its parts point to each other.
 type exchange struct {
 	req    *http.Request // as the agent sent it
 	start  time.Time
@@ -47,7 +48,12 @@ type exchange struct {
 	event  audit.Event
 	status int
 	errMsg string
-	bytes  *int64 // response body bytes written
+	// What lives exactly as long as the request, kept here rather than
+	// allocated one by one. Audit events never point into an exchange, so
+	// that one kept by an audit sink does not keep the request body.
+	w    countingWriter // counts the response body bytes
+	body requestBody
+	fwd  forwarding
 }
 
 // countingWriter counts the response body bytes, and keeps the
@@ -114,16 +120,15 @@ func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	w.Header().Set(RequestIDHeader, x.event.RequestID)
-	cw := &countingWriter{ResponseWriter: w}
-	x.bytes = &cw.n
+	x.w.ResponseWriter = w
 	// Recorded when the response is over: for watches, when the stream ends.
 	// Deferred, so a panic that aborts the response still leaves a record.
 	defer p.finish(r.Context(), x)
-	p.serve(cw, r, x)
+	p.serve(&x.w, r, x)
 }
 
 func (p *pipeline) finish(ctx context.Context, x *exchange) {
-	x.event.Outcome = &audit.Outcome{Status: x.status, Error: x.errMsg, Bytes: *x.bytes}
+	x.event.Outcome = &audit.Outcome{Status: x.status, Error: x.errMsg, Bytes: x.w.n}
 	x.event.DurationMS = durationMS(p.cfg.Now().Sub(x.start))
 	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), x.event); err != nil {
 		p.log.Error("record audit event", "type", x.event.Type, "request_id", x.event.RequestID, "err", err)
@@ -156,7 +161,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	x.event.Action = &access.Action{Kind: proto.Kind(), Target: t.target.Name, Method: r.Method, Path: r.URL.Path}
 
 	// A request inside a tunnel is for the host the tunnel was opened to.
-	if hp, err := normalizeHostPort(r.Host); err != nil || hp != t.hostport {
+	if !t.addressedBy(r.Host) {
 		p.fail(w, x, http.StatusMisdirectedRequest, fmt.Sprintf("request for host %q inside a tunnel to %s", r.Host, t.hostport))
 		return
 	}
@@ -179,7 +184,8 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	caller.AuthMethod, caller.SourceAddr = t.caller.AuthMethod, t.caller.SourceAddr
 	x.event.Caller = &caller
 
-	rb := &requestBody{p: p, w: w, r: r}
+	rb := &x.body
+	*rb = requestBody{p: p, w: w, r: r}
 	action, err := proto.Classify(r, rb.read)
 	if err != nil {
 		if be := (*bodyError)(nil); errors.As(err, &be) {
@@ -258,7 +264,8 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	x.event.Credential = &audit.Credential{Provider: req.Provider, Target: req.Target, Subject: cred.Subject, ExpiresAt: cred.ExpiresAt}
 	up := p.upstreams[t.target]
-	f := &forwarding{x: x, action: action, cred: cred, host: t.hostport, grantID: req.GrantID}
+	f := &x.fwd
+	*f = forwarding{x: x, action: action, cred: cred, host: t.hostport, grantID: req.GrantID}
 	if adm, ok := proto.(Admitter); ok && adm.NeedsObject(action) {
 		if !p.admit(w, r, x, adm, in, raw, req, up, f) {
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -19,6 +20,18 @@ type tunnel struct {
 func (t *tunnel) hostname() string {
 	h, _, _ := net.SplitHostPort(t.hostport)
 	return h
+}
+
+// addressedBy reports whether host, a request's Host, names the tunnel's
+// host and port. The host as clients write it (the tunnel's own, or
+// without the default port) is matched without normalizing, which costs
+// allocations.
+func (t *tunnel) addressedBy(host string) bool {
+	if h, ok := strings.CutSuffix(t.hostport, ":443"); host == t.hostport || ok && host == h {
+		return true
+	}
+	hp, err := normalizeHostPort(host)
+	return err == nil && hp == t.hostport
 }
 
 // tunnelConn is a hijacked client connection with its tunnel. Closing it
