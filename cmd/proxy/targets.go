@@ -121,9 +121,12 @@ func vaultClient(vc VaultConfig) (*vaultapi.Client, func(context.Context, *vault
 
 // upstreamTransport reaches a target's upstream, verifying its certificate
 // with caFile (empty: the system roots), never through the environment's
-// proxy: jitproxy may be it.
+// proxy: jitproxy may be it. It keeps up to 64 idle connections, so that
+// concurrent requests do not open and close connections, and resumes TLS
+// sessions, so that a connection opened again (after 90s idle, or beyond
+// the 64) skips the certificate exchange and its verification.
 func upstreamTransport(caFile string) (*http.Transport, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/pem"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -125,5 +131,44 @@ func TestPrintGrantScope(t *testing.T) {
 		if first, _, _ := strings.Cut(b.String(), "\n"); first != tt.want {
 			t.Errorf("printGrant() = %q, want %q", first, tt.want)
 		}
+	}
+}
+
+// TestUpstreamTransport: the upstream's certificate is verified against
+// ca_file, and a connection opened again resumes the TLS session.
+func TestUpstreamTransport(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := upstreamTransport(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	var resumed []bool
+	for range 2 {
+		tr.CloseIdleConnections() // a new connection each time
+		resp, err := (&http.Client{Transport: tr}).Get(up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		resumed = append(resumed, resp.TLS.DidResume)
+	}
+	if resumed[0] || !resumed[1] {
+		t.Errorf("sessions resumed: %v, want [false true]", resumed)
+	}
+
+	other, err := upstreamTransport("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.CloseIdleConnections()
+	if _, err := (&http.Client{Transport: other}).Get(up.URL); err == nil {
+		t.Error("an upstream not signed by the system roots was accepted")
 	}
 }
