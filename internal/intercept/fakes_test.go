@@ -89,11 +89,11 @@ func (f *fakeSessions) AuthenticateSession(_ context.Context, id string, sec sec
 	return f.session(), nil
 }
 
-func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Session, []*jit.Grant, error) {
+func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Active, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ended {
-		return nil, nil, jit.ErrUnauthenticated
+		return nil, jit.ErrUnauthenticated
 	}
 	now := time.Now()
 	var out []*jit.Grant
@@ -102,7 +102,7 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Session, []*j
 			out = append(out, g)
 		}
 	}
-	return f.session(), out, nil
+	return &jit.Active{Session: f.session(), Grants: out}, nil
 }
 
 func (f *fakeSessions) Suggest(ctx context.Context, _ access.Caller, a access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error) {

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/jit"
 )
 
 // tunnel is what the CONNECT established: who, to which target and host.
@@ -14,6 +17,14 @@ type tunnel struct {
 	caller   access.Caller // session authenticated at CONNECT
 	target   *Target
 	hostport string // normalized host:port of the CONNECT
+
+	grants atomic.Pointer[policyGrants] // see tunnel.policyGrants
+}
+
+// policyGrants is a set of grants in force and the policies' view of it.
+type policyGrants struct {
+	active *jit.Active
+	set    *authz.GrantSet
 }
 
 func (t *tunnel) hostname() string {
