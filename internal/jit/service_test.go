@@ -90,7 +90,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // newFixtureOn builds a Service on mr, as a second replica would be.
-func newFixtureOn(t *testing.T, mr *miniredis.Miniredis, clk *clock) *fixture {
+func newFixtureOn(t testing.TB, mr *miniredis.Miniredis, clk *clock) *fixture {
 	t.Helper()
 	ps, err := ParsePolicies("test.yaml", []byte(testPolicies))
 	if err != nil {
@@ -118,7 +118,7 @@ func newFixtureOn(t *testing.T, mr *miniredis.Miniredis, clk *clock) *fixture {
 	return f
 }
 
-func (f *fixture) request(t *testing.T, by Principal, policy string) *Grant {
+func (f *fixture) request(t testing.TB, by Principal, policy string) *Grant {
 	t.Helper()
 	g, err := f.svc.RequestGrant(context.Background(), by, GrantRequest{Policy: policy, Namespace: "demo", Reason: "debug incident 42"})
 	if err != nil {
@@ -127,7 +127,7 @@ func (f *fixture) request(t *testing.T, by Principal, policy string) *Grant {
 	return g
 }
 
-func (f *fixture) session(t *testing.T, user string, groups ...string) (*Session, secret.Value) {
+func (f *fixture) session(t testing.TB, user string, groups ...string) (*Session, secret.Value) {
 	t.Helper()
 	s, sec, err := f.svc.CreateSession(context.Background(), runner, SessionRequest{Agent: "claude", User: user, Groups: groups})
 	if err != nil {
@@ -436,7 +436,7 @@ func TestCacheBypassedWhenNotSubscribed(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
