@@ -176,10 +176,12 @@ func activationBurst(ctx context.Context, w io.Writer, j *jitproxy, api *fakeAPI
 	if err != nil {
 		return err
 	}
+	conns0 := api.connections()
 	since := time.Now()
 	close(start)
 	wg.Wait()
 	wall := time.Since(since)
+	conns := api.connections() - conns0
 	cpu1, err := cpuOf(j)
 	if err != nil {
 		return err
@@ -244,8 +246,8 @@ func activationBurst(ctx context.Context, w io.Writer, j *jitproxy, api *fakeAPI
 		fmt.Fprintf(w, "%d agents got other answers first (retried after 100ms): %s\n", retried, tally(other))
 	}
 	if len(mints) > 0 {
-		fmt.Fprintf(w, "TokenRequests at the fake apiserver: %d, from %s to %s after the burst began\n",
-			len(mints), ms(mints[0].Sub(since)), ms(mints[len(mints)-1].Sub(since)))
+		fmt.Fprintf(w, "TokenRequests at the fake apiserver: %d, from %s to %s after the burst began, over %d new connections\n",
+			len(mints), ms(mints[0].Sub(since)), ms(mints[len(mints)-1].Sub(since)), conns)
 	}
 	fmt.Fprintf(w, "CPU time during the burst (%s wall, %d CPUs): jitproxy %s, harness (agents, fake apiserver) %s\n",
 		ms(wall), runtime.NumCPU(), ms(cpu1.jitproxy-cpu0.jitproxy), ms(cpu1.harness-cpu0.harness))

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -32,6 +33,14 @@ type fakeAPIServer struct {
 
 	mu    sync.Mutex
 	mints []time.Time // when each TokenRequest arrived
+	conns int         // connections accepted
+}
+
+// connections returns the number of connections accepted so far.
+func (f *fakeAPIServer) connections() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns
 }
 
 // mintsSince returns the arrival times of the TokenRequests answered since
@@ -57,7 +66,7 @@ func newFakeAPIServer() *fakeAPIServer {
 		}},
 	})
 	f := &fakeAPIServer{}
-	f.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		p := r.URL.Path
 		switch {
@@ -73,6 +82,17 @@ func newFakeAPIServer() *fakeAPIServer {
 			http.Error(w, "fake apiserver: not found or wrong token", http.StatusNotFound)
 		}
 	}))
+	f.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.mu.Lock()
+			f.conns++
+			f.mu.Unlock()
+		}
+	}
+	// HTTP/2 as well, as a real apiserver: client-go then sends concurrent
+	// TokenRequests over one connection.
+	f.EnableHTTP2 = true
+	f.StartTLS()
 	return f
 }
 
