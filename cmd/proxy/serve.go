@@ -166,6 +166,9 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if c.engine, err = newEngine(ctx, authzFS); err != nil {
 		return nil, err
 	}
+	if !c.engine.CachesDecisions() {
+		log.Info("the Rego policies call a nondeterministic built-in function (one that reads the clock, random numbers or the network), so every request is evaluated: decisions are not cached")
+	}
 	if c.policies, err = jit.LoadPolicies(accessFS); err != nil {
 		return nil, err
 	}
