@@ -55,7 +55,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 # bench-e2e: direct, bare goproxy MITM and the jitproxy binary side by side
-# against a local fake apiserver (test/bench/e2e; results in BENCHMARKS.md).
+# against a local fake apiserver, then grant activation and revocation
+# across two replicas on a redis-server (make test-env installs it, or pass
+# -skip-replicas) (test/bench/e2e; results in BENCHMARKS.md).
 # Not part of `make test`. BENCHFLAGS, e.g. -duration 3s -rounds 2.
 BENCHFLAGS ?=
 bench-e2e:

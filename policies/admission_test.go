@@ -122,7 +122,7 @@ func TestAdmissionFixtures(t *testing.T) {
 				for _, w := range writes {
 					t.Run(f.Name+"/"+w.name, func(t *testing.T) {
 						d, err := e.Decide(context.Background(), authz.Input{
-							Action: w.action, Object: w.object(f.Pod), Grants: []authz.Grant{admin},
+							Action: w.action, Object: w.object(f.Pod), Grants: authz.NewGrantSet(admin),
 						})
 						if err != nil {
 							t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -263,6 +264,9 @@ type TargetConfig struct {
 	// Credentials is jitproxy's own identity towards the target, used to
 	// mint credentials (TokenRequest), never to forward agents' requests.
 	Credentials TargetCredentials `yaml:"credentials"`
+	// Client rate-limits jitproxy's own requests to a kubernetes target's
+	// apiserver, made with Credentials.
+	Client KubeClientConfig `yaml:"client"`
 	// VaultMount, if set, is the path of the Vault secrets engine for this
 	// target: the kubernetes engine configured for this cluster (access
 	// policies may then use provider vault), or the AWS engine for this
@@ -318,6 +322,40 @@ type DiscoveryConfig struct {
 	ServiceAccount string `yaml:"service_account"`
 	// Disabled refuses discovery without a grant.
 	Disabled bool `yaml:"disabled"`
+}
+
+// KubeClientConfig is the client-side rate limit (a token bucket) of
+// jitproxy's own requests to a kubernetes target's apiserver: the
+// TokenRequests that mint credentials, one per grant and target and one per
+// renewal, and those of the discovery identity. A field not set takes its
+// default; the apiserver's API Priority and Fairness protects it beyond that.
+type KubeClientConfig struct {
+	// QPS is the sustained rate of requests per second. Default 100.
+	QPS *float32 `yaml:"qps"`
+	// Burst is how many requests may go at once before QPS applies.
+	// Default 200.
+	Burst *int `yaml:"burst"`
+}
+
+// Defaults of KubeClientConfig: 100 grants that become active at once (a
+// fleet of agents started together) each mint without waiting, where
+// client-go's own defaults (5 per second, burst 10) would hold the 100th
+// mint for 18 s, past the broker's 10 s mint timeout.
+const (
+	defaultKubeClientQPS   float32 = 100
+	defaultKubeClientBurst         = 200
+)
+
+// limits returns the QPS and burst with defaults applied.
+func (k KubeClientConfig) limits() (qps float32, burst int) {
+	qps, burst = defaultKubeClientQPS, defaultKubeClientBurst
+	if k.QPS != nil {
+		qps = *k.QPS
+	}
+	if k.Burst != nil {
+		burst = *k.Burst
+	}
+	return qps, burst
 }
 
 // TargetCredentials is jitproxy's own identity on a target: a kubeconfig,
@@ -460,9 +498,15 @@ func (c *Config) validate() error {
 			if t.Credentials.Kubeconfig == "" && t.Credentials.TokenFile == "" {
 				bad("%s: credentials: set kubeconfig or token_file", where)
 			}
+			if q := t.Client.QPS; q != nil && (!(*q > 0) || math.IsInf(float64(*q), 1)) {
+				bad("%s: client.qps %v must be a positive number", where, *q)
+			}
+			if b := t.Client.Burst; b != nil && *b < 1 {
+				bad("%s: client.burst %d must be at least 1", where, *b)
+			}
 		case "aws":
-			if t.Credentials != (TargetCredentials{}) || t.Discovery != (DiscoveryConfig{}) {
-				bad("%s: credentials and discovery are for kubernetes targets; an aws target's identity is aws.sts", where)
+			if t.Credentials != (TargetCredentials{}) || t.Discovery != (DiscoveryConfig{}) || t.Client != (KubeClientConfig{}) {
+				bad("%s: credentials, client and discovery are for kubernetes targets; an aws target's identity is aws.sts", where)
 			}
 			if e := t.AWS.STS.Endpoint; e != "" {
 				if u, err := url.Parse(e); err != nil || u.Scheme != "https" || u.Host == "" {

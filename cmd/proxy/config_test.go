@@ -94,14 +94,30 @@ audit:
 			},
 		},
 		{
+			name: "client rate limits that would stop minting",
+			yaml: `
+targets:
+  - {name: a, kind: kubernetes, hosts: [a], upstream: "https://a", credentials: {token_file: t}, client: {qps: 0, burst: 0}}
+  - {name: b, kind: kubernetes, hosts: [b], upstream: "https://b", credentials: {token_file: t}, client: {qps: -1, burst: -5}}
+  - {name: c, kind: kubernetes, hosts: [c], upstream: "https://c", credentials: {token_file: t}, client: {qps: .inf}}
+`,
+			want: []string{
+				"targets[0] (a): client.qps 0 must be a positive number", "targets[0] (a): client.burst 0 must be at least 1",
+				"targets[1] (b): client.qps -1 must be a positive number", "targets[1] (b): client.burst -5 must be at least 1",
+				"targets[2] (c): client.qps +Inf must be a positive number",
+			},
+		},
+		{
 			name: "aws targets",
 			yaml: `
 targets:
   - {name: a, kind: aws, credentials: {token_file: t}}
   - {name: b, kind: aws, upstream: "http://minio", aws: {sts: {endpoint: "sts.local"}}}
+  - {name: c, kind: aws, client: {qps: 10}}
 `,
 			want: []string{
-				"targets[0] (a): credentials and discovery are for kubernetes targets",
+				"targets[2] (c): credentials, client and discovery are for kubernetes targets",
+				"targets[0] (a): credentials, client and discovery are for kubernetes targets",
 				`targets[1] (b): upstream "http://minio": want an https URL`,
 				`targets[1] (b): aws.sts.endpoint "sts.local": want an https URL`,
 			},
@@ -126,6 +142,7 @@ targets:
 func FuzzLoadConfig(f *testing.F) {
 	f.Add("state_dir: x\nproxy: {listen: 127.0.0.1:1}\n")
 	f.Add("targets: [{name: a, kind: kubernetes, hosts: [h], upstream: 'https://h', credentials: {token_file: t}}]\n")
+	f.Add("targets: [{name: a, kind: kubernetes, hosts: [h], upstream: 'https://h', credentials: {token_file: t}, client: {qps: 0.5, burst: 1}}]\n")
 	f.Add("targets: [{name: aws, kind: aws, upstream: 'https://minio:9000', aws: {region: us-east-1, sts: {endpoint: 'https://minio:9000'}}}]\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		p := filepath.Join(t.TempDir(), "c.yaml")

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -38,8 +39,17 @@ var (
 	_ broker.Auditor        = (*audit.Recorder)(nil)
 )
 
+// serveOptions are serve's flags that are not configuration.
+type serveOptions struct {
+	// check validates the configuration and exits.
+	check bool
+	// cpuProfile, if set, is the file a CPU profile of the whole run is
+	// written to.
+	cpuProfile string
+}
+
 // serveFlags parses serve's flags over the file and environment.
-func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, bool, error) {
+func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, serveOptions, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", getenv("JITPROXY_CONFIG"), "configuration file (env JITPROXY_CONFIG)")
@@ -48,13 +58,15 @@ func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	adminListen := fs.String("admin-listen", "", "admin API address (env JITPROXY_ADMIN_LISTEN)")
 	redisAddr := fs.String("redis", "", "Redis address; empty: embedded miniredis (env JITPROXY_REDIS_ADDRESS)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (env JITPROXY_LOG_LEVEL)")
-	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	var opts serveOptions
+	fs.BoolVar(&opts.check, "check-config", false, "validate the configuration and exit")
+	fs.StringVar(&opts.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the run to this file, until shutdown")
 	if _, err := parseInterspersed(fs, args); err != nil {
-		return Config{}, false, err
+		return Config{}, opts, err
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
-		return cfg, false, err
+		return cfg, opts, err
 	}
 	cfg.applyEnv(getenv)
 	for dst, v := range map[*string]string{
@@ -65,7 +77,7 @@ func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 			*dst = v
 		}
 	}
-	return cfg, *check, cfg.validate()
+	return cfg, opts, cfg.validate()
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -154,6 +166,9 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if c.engine, err = newEngine(ctx, authzFS); err != nil {
 		return nil, err
 	}
+	if !c.engine.CachesDecisions() {
+		log.Info("the Rego policies call a nondeterministic built-in function (one that reads the clock, random numbers or the network), so every request is evaluated: decisions are not cached")
+	}
 	if c.policies, err = jit.LoadPolicies(accessFS); err != nil {
 		return nil, err
 	}
@@ -227,15 +242,15 @@ func (c *components) openRedis(ctx context.Context) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, check, err := serveFlags(args, getenv, stderr)
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	cfg, opts, err := serveFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
 	// go-redis has one package-wide logger; this command is its only user.
 	redis.SetLogger(redisLogger{log})
-	if check {
+	if opts.check {
 		// Build everything that does not listen, so that policies, targets
 		// and identities are checked too; state is not created.
 		if err := checkConfig(ctx, cfg); err != nil {
@@ -243,6 +258,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		fmt.Fprintln(stdout, "configuration is valid")
 		return nil
+	}
+	if opts.cpuProfile != "" {
+		stop, perr := startCPUProfile(opts.cpuProfile)
+		if perr != nil {
+			return perr
+		}
+		// Deferred first, so it runs last: the profile covers the drain and
+		// is complete on disk before serve returns and main exits.
+		defer func() { err = errors.Join(err, stop()) }()
 	}
 	c, err := build(ctx, cfg, stdout, log)
 	if err != nil {
@@ -294,6 +318,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	err = g.Wait()
 	log.Info("jitproxy stopped")
 	return err
+}
+
+// startCPUProfile creates path and starts writing a CPU profile to it; stop
+// ends the profile and closes the file. Only one CPU profile can run in a
+// process at a time.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
 
 func checkConfig(ctx context.Context, cfg Config) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,6 +127,48 @@ admin: {listen: "127.0.0.1:0", timeouts: {read: 300ms, idle: 300ms, read_header:
 			t.Errorf("idle connection: %v, want EOF", err)
 		}
 	})
+}
+
+// TestServeCPUProfile runs serve with --cpu-profile: once serve has
+// returned, the file holds a complete profile (gzip-compressed protobuf)
+// whose sample types are those of a CPU profile.
+func TestServeCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.pprof")
+	adminURL, _, stop := startServe(t, "--state-dir", filepath.Join(dir, "state"), "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--cpu-profile", prof)
+	resp, err := http.Get(adminURL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	stop()
+
+	zr, err := gzip.NewReader(bytes.NewReader(mustRead(t, prof)))
+	if err != nil {
+		t.Fatalf("profile is not gzip: %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("profile is cut short: %v", err)
+	}
+	// The string table of a CPU profile names its sample types
+	// (samples/count, cpu/nanoseconds).
+	for _, s := range []string{"samples", "count", "cpu", "nanoseconds"} {
+		if !bytes.Contains(raw, []byte(s)) {
+			t.Errorf("profile (%d bytes) does not name %q", len(raw), s)
+		}
+	}
+}
+
+// TestServeCPUProfileUnwritable: a profile that cannot be created stops
+// serve before anything listens.
+func TestServeCPUProfileUnwritable(t *testing.T) {
+	dir := t.TempDir()
+	err := run(context.Background(), []string{"serve", "--state-dir", filepath.Join(dir, "state"), "--proxy-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--cpu-profile", filepath.Join(dir, "no", "such", "dir", "cpu.pprof")}, env(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "cpu profile") {
+		t.Errorf("serve = %v, want a cpu profile error", err)
+	}
 }
 
 // startServe runs serve with args until stop, and waits until it is ready.

@@ -263,7 +263,8 @@ func stsProvider(tc TargetConfig, transport *http.Transport) (*stsprovider.Provi
 	})
 }
 
-// restConfig is jitproxy's own identity towards a cluster, for TokenRequest.
+// restConfig is jitproxy's own identity towards a cluster, for TokenRequest,
+// rate-limited by the target's client block.
 func restConfig(tc TargetConfig) (*rest.Config, error) {
 	var rc *rest.Config
 	if tc.Credentials.Kubeconfig != "" {
@@ -279,6 +280,7 @@ func restConfig(tc TargetConfig) (*rest.Config, error) {
 	}
 	rc.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	rc.Timeout = 10 * time.Second
+	rc.QPS, rc.Burst = tc.Client.limits()
 	rc.UserAgent = "jitproxy/" + version
 	return rc, nil
 }

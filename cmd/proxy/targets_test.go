@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/pem"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/broker"
@@ -56,6 +59,51 @@ func TestCheckPoliciesKinds(t *testing.T) {
 			err = checkPolicies(set, bt, slog.New(slog.DiscardHandler))
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("checkPolicies() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestRestConfigRateLimits: jitproxy's own client of an apiserver (the
+// TokenRequests) gets the target's client limits, and 100 per second with a
+// burst of 200 where they are not set, whether the identity comes from a
+// token file or a kubeconfig; never client-go's 5 and 10.
+func TestRestConfigRateLimits(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "token", "t")
+	writeFile(t, dir, "kubeconfig", `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`)
+	tests := []struct {
+		name      string
+		target    string
+		wantQPS   float32
+		wantBurst int
+	}{
+		{"defaults", "credentials: {token_file: token}", 100, 200},
+		{"defaults with a kubeconfig", "credentials: {kubeconfig: kubeconfig}", 100, 200},
+		{"both set", "credentials: {token_file: token}\n    client: {qps: 20.5, burst: 40}", 20.5, 40},
+		{"qps set", "credentials: {kubeconfig: kubeconfig}\n    client: {qps: 1}", 1, 200},
+		{"burst set", "credentials: {token_file: token}\n    client: {burst: 1}", 100, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, dir, "c.yaml", "targets:\n  - name: demo\n    kind: kubernetes\n    hosts: [kubernetes.demo]\n    upstream: https://127.0.0.1:6443\n    "+tt.target+"\n")
+			cfg, _, err := serveFlags([]string{"--config", p}, env(nil), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := restConfig(cfg.Targets[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []any{rc.QPS, rc.Burst}
+			if diff := cmp.Diff([]any{tt.wantQPS, tt.wantBurst}, got); diff != "" {
+				t.Errorf("restConfig() QPS, Burst (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -24,13 +24,19 @@ type Builtin struct {
 	// in parallel. An error fails the evaluation (the Engine runs with
 	// strict built-in errors), so the request is refused. Required.
 	Func rego.BuiltinDyn
+	// Nondeterministic is true when the result may differ for the same
+	// arguments: it reads the clock, random numbers, the network or
+	// anything else that changes. The Engine reuses decisions only when
+	// every function the policies call is deterministic, so a function
+	// that is not must say so.
+	Nondeterministic bool
 }
 
 // Rego returns the option that adds b to a rego.Rego. The Engine uses it;
 // so can anything else that evaluates the same policies, such as OPA's
 // tester running the policies' Rego tests.
 func (b Builtin) Rego() func(*rego.Rego) {
-	return rego.FunctionDyn(&rego.Function{Name: b.Name, Decl: b.Decl}, b.Func)
+	return rego.FunctionDyn(&rego.Function{Name: b.Name, Decl: b.Decl, Nondeterministic: b.Nondeterministic}, b.Func)
 }
 
 // validateBuiltins reports every builtin that lacks a field or reuses a

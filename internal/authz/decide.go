@@ -3,7 +3,9 @@ package authz
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/rego"
 
@@ -39,8 +41,8 @@ type Input struct {
 	// then absent.
 	OldObject any
 	// Grants are the caller's active grants. Decide does not check their
-	// state or expiry: the caller passes only grants in force.
-	Grants []Grant
+	// state or expiry: the caller passes only grants in force. Nil is none.
+	Grants *GrantSet
 }
 
 // Grant is the part of an active grant that policies see.
@@ -54,7 +56,8 @@ type Grant struct {
 }
 
 // Decision is the outcome of evaluating the policies for one Input. A deny
-// is a Decision with Allowed false, never an error.
+// is a Decision with Allowed false, never an error. Decisions taken from
+// the cache share their slices: callers must not modify them.
 type Decision struct {
 	Allowed bool
 	// GrantIDs are the IDs of the grants that permit the request, sorted.
@@ -68,10 +71,46 @@ type Decision struct {
 	Reasons []string
 }
 
-// Decide evaluates the policies for in. An error means the policies could
-// not be evaluated; the request must then be denied.
+// keyBuffers recycles the buffers decision cache keys are built in.
+var keyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// Decide evaluates the policies for in, or returns the decision an equal
+// input got before (see Engine). An error means the policies could not be
+// evaluated; the request must then be denied.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
-	rs, err := e.query.Eval(ctx, rego.EvalInput(in.regoValue()))
+	if e.cache == nil || in.Body != nil || in.Object != nil || in.OldObject != nil {
+		return e.evaluate(ctx, in)
+	}
+	buf := keyBuffers.Get().(*[]byte)
+	defer keyBuffers.Put(buf)
+	key := in.key((*buf)[:0])
+	*buf = key
+	if d, ok := e.cache.get(key); ok {
+		return d, nil
+	}
+	d, err := e.evaluate(ctx, in)
+	if err != nil {
+		return d, err
+	}
+	e.cache.put(string(key), d)
+	return d, nil
+}
+
+// key is what the decision for an input without body or objects depends
+// on: input.caller and input.action, encoded whole, and the grants'
+// fingerprint.
+func (in Input) key(b []byte) []byte {
+	b = appendKey(b, reflect.ValueOf(&in.Caller).Elem())
+	b = appendKey(b, reflect.ValueOf(&in.Action).Elem())
+	return append(b, in.Grants.fingerprint()[:]...)
+}
+
+func (e *Engine) evaluate(ctx context.Context, in Input) (Decision, error) {
+	input, err := in.parsedInput()
+	if err != nil {
+		return Decision{}, fmt.Errorf("evaluate policies: %w", err)
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policies: %w", err)
 	}

@@ -11,6 +11,12 @@
 // and forbid is empty: deny by default, and forbid beats permit. An
 // evaluation error is returned as an error and the caller must deny.
 //
+// Decisions are cached when the policies are deterministic (they call no
+// built-in function that reads the clock, random numbers or the network):
+// a request with no body and no object, from the same caller, for the same
+// action, with the same grants, gets the decision its first evaluation
+// gave, since the policies would compute it again from the same input.
+//
 // Policies may call functions written in Go, given as Config.Builtins; the
 // child package podsecurity provides jitproxy.pod_security, the Kubernetes
 // Pod Security Standards as the cluster's own admission applies them.
@@ -61,7 +67,12 @@ type Config struct {
 type Engine struct {
 	query         rego.PreparedEvalQuery
 	usesOldObject bool
+	cache         *decisionCache // nil when the policies are not deterministic
 }
+
+// decisionCacheSize bounds the decision cache: up to twice this many
+// decisions, a few hundred bytes each, are kept.
+const decisionCacheSize = 8192
 
 // New loads and compiles the policies in cfg.Policies with cfg.Builtins. It
 // returns an error when a builtin lacks its name, declaration or function or
@@ -100,8 +111,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authz: compile policies: %w", err)
 	}
-	return &Engine{query: pq, usesOldObject: readsInput(modules, "old_object")}, nil
+	e := &Engine{query: pq, usesOldObject: readsInput(modules, "old_object")}
+	if deterministic(modules, cfg.Builtins) {
+		e.cache = newDecisionCache(decisionCacheSize)
+	}
+	return e, nil
 }
+
+// CachesDecisions reports whether decisions are reused for equal inputs:
+// whether the policies are deterministic.
+func (e *Engine) CachesDecisions() bool { return e.cache != nil }
 
 // UsesOldObject reports whether the policies read input.old_object, so
 // that the stored object is fetched for changes only when a policy needs it.

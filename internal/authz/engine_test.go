@@ -2,9 +2,16 @@ package authz_test
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/types"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -61,17 +68,17 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "grant in scope allows",
-			in:   authz.Input{Action: listPods("demo"), Grants: []authz.Grant{podReader}},
+			in:   authz.Input{Action: listPods("demo"), Grants: authz.NewGrantSet(podReader)},
 			want: authz.Decision{Allowed: true, GrantIDs: []string{"g-1"}, Reasons: []string{"permitted by grant g-1"}},
 		},
 		{
 			name: "every permitting grant is listed",
-			in:   authz.Input{Action: listPods("demo"), Grants: []authz.Grant{podAdmin, podReader}},
+			in:   authz.Input{Action: listPods("demo"), Grants: authz.NewGrantSet(podAdmin, podReader)},
 			want: authz.Decision{Allowed: true, GrantIDs: []string{"g-1", "g-2"}, Reasons: []string{"permitted by grant g-1", "permitted by grant g-2"}},
 		},
 		{
 			name: "other namespace denies",
-			in:   authz.Input{Action: listPods("prod"), Grants: []authz.Grant{podReader}},
+			in:   authz.Input{Action: listPods("prod"), Grants: authz.NewGrantSet(podReader)},
 			want: authz.Decision{GrantIDs: []string{}, Reasons: []string{authz.ReasonNoGrant}},
 		},
 		{
@@ -81,14 +88,14 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "forbid beats permit",
-			in:   authz.Input{Action: createPod, Object: privileged, Grants: []authz.Grant{podAdmin}},
+			in:   authz.Input{Action: createPod, Object: privileged, Grants: authz.NewGrantSet(podAdmin)},
 			want: authz.Decision{GrantIDs: []string{"g-2"}, Reasons: []string{
 				`pod violates PodSecurity "baseline:latest": privileged (container "app" must not set securityContext.privileged=true)`,
 			}},
 		},
 		{
 			name: "the body is not judged",
-			in:   authz.Input{Action: createPod, Body: privileged, Grants: []authz.Grant{podAdmin}},
+			in:   authz.Input{Action: createPod, Body: privileged, Grants: authz.NewGrantSet(podAdmin)},
 			want: authz.Decision{Allowed: true, GrantIDs: []string{"g-2"}, Reasons: []string{"permitted by grant g-2"}},
 		},
 	}
@@ -170,7 +177,7 @@ func TestPolicyWithoutForbidRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.Decide(context.Background(), authz.Input{Grants: []authz.Grant{{ID: "g-1"}}})
+	got, err := e.Decide(context.Background(), authz.Input{Grants: authz.NewGrantSet(authz.Grant{ID: "g-1"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,20 +207,89 @@ conflict := "b" if input.action.kubernetes.verb == "get"
 	}
 }
 
+// grantsOf returns n grants of which only the last permits listing pods
+// in demo: the others are for other namespaces.
+func grantsOf(n int) *authz.GrantSet {
+	gs := make([]authz.Grant, n)
+	for i := range n - 1 {
+		g := podAdmin
+		g.ID, g.Namespace = fmt.Sprintf("g-%d", i+10), fmt.Sprintf("ns-%d", i)
+		gs[i] = g
+	}
+	gs[n-1] = podReader
+	return authz.NewGrantSet(gs...)
+}
+
+// BenchmarkDecide measures the decision for a read by a caller with 1, 100
+// and 1,000 active grants, as the data plane makes it for every request
+// after the first with the same caller, action and grants: from the cache.
 func BenchmarkDecide(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
+			e := newEngine(b)
+			in := authz.Input{
+				Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
+				Action: listPods("demo"),
+				Grants: grantsOf(n),
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if d, err := e.Decide(ctx, in); err != nil || !d.Allowed {
+					b.Fatalf("Decide() = %+v, %v; want allowed", d, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideEvaluated measures what BenchmarkDecide measures when the
+// decision is not cached: the first request of its kind, which OPA
+// evaluates. Each iteration names another pod.
+func BenchmarkDecideEvaluated(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
+			e := newEngine(b)
+			in := authz.Input{
+				Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
+				Action: listPods("demo"),
+				Grants: grantsOf(n),
+			}
+			in.Action.Kubernetes.Verb = "get"
+			ctx := context.Background()
+			names := make([]string, 1<<16)
+			for i := range names {
+				names[i] = fmt.Sprintf("pod-%d", i)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := *in.Action.Kubernetes
+				k.Name = names[i%len(names)]
+				i++
+				in.Action.Kubernetes = &k
+				if d, err := e.Decide(ctx, in); err != nil || !d.Allowed {
+					b.Fatalf("Decide() = %+v, %v; want allowed", d, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideParallel is BenchmarkDecide's single grant from every
+// processor at once.
+func BenchmarkDecideParallel(b *testing.B) {
 	e := newEngine(b)
-	in := authz.Input{
-		Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
-		Action: listPods("demo"),
-		Grants: []authz.Grant{podAdmin, podReader},
-	}
-	ctx := context.Background()
+	in := authz.Input{Caller: access.Caller{Session: "s-1", User: "alice"}, Action: listPods("demo"), Grants: grantsOf(1)}
 	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := e.Decide(ctx, in); err != nil {
-			b.Fatal(err)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if d, err := e.Decide(context.Background(), in); err != nil || !d.Allowed {
+				b.Errorf("Decide() = %+v, %v; want allowed", d, err)
+				return
+			}
 		}
-	}
+	})
 }
 
 // BenchmarkDecideDeployment measures admission: the shipped policies judge
@@ -234,7 +310,7 @@ func BenchmarkDecideDeployment(b *testing.B) {
 				}},
 			}},
 		},
-		Grants: []authz.Grant{{ID: "g-3", Target: "demo", Namespace: "demo", Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"*"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}}}},
+		Grants: authz.NewGrantSet(authz.Grant{ID: "g-3", Target: "demo", Namespace: "demo", Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"*"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}}}}}),
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -273,4 +349,167 @@ func TestUsesOldObject(t *testing.T) {
 	if newEngine(t).UsesOldObject() {
 		t.Error("the shipped policies read input.old_object: every change would cost a read of the stored object")
 	}
+}
+
+// counter is a builtin that returns how often it was called, to tell an
+// evaluation from a cached decision.
+type counter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *counter) builtin(nondeterministic bool) authz.Builtin {
+	return authz.Builtin{
+		Name: "test.count", Decl: types.NewFunction(nil, types.N), Nondeterministic: nondeterministic,
+		Func: func(rego.BuiltinContext, []*ast.Term) (*ast.Term, error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.n++
+			return ast.IntNumberTerm(c.n), nil
+		},
+	}
+}
+
+func (c *counter) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestDecisionCache: decisions are reused only for deterministic policies
+// and inputs without a body or objects, and a reused decision is the one
+// evaluation gives.
+func TestDecisionCache(t *testing.T) {
+	// Permits from the second evaluation on: a cached first decision stays
+	// a deny.
+	const countingPolicy = "package jitproxy.authz\npermit contains \"g\" if test.count() > 1\n"
+	tests := []struct {
+		name      string
+		policy    string
+		builtinND bool // the builtin declares itself nondeterministic
+		in        authz.Input
+		wantCache bool
+		wantCalls int // of test.count after three Decides
+	}{
+		{name: "deterministic, no body", policy: countingPolicy, in: authz.Input{Action: listPods("demo")}, wantCache: true, wantCalls: 1},
+		{name: "deterministic, with a body", policy: countingPolicy, in: authz.Input{Action: listPods("demo"), Body: map[string]any{}}, wantCache: true, wantCalls: 3},
+		{name: "deterministic, with an object", policy: countingPolicy, in: authz.Input{Action: listPods("demo"), Object: map[string]any{}}, wantCache: true, wantCalls: 3},
+		{name: "nondeterministic builtin", policy: countingPolicy, builtinND: true, in: authz.Input{Action: listPods("demo")}, wantCache: false, wantCalls: 3},
+		{name: "time.now_ns", policy: countingPolicy + "late if time.now_ns() > 0\n", in: authz.Input{Action: listPods("demo")}, wantCache: false, wantCalls: 3},
+		{name: "rand.intn in another package", policy: countingPolicy, in: authz.Input{Action: listPods("demo")}, wantCache: false, wantCalls: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := fstest.MapFS{"a.rego": {Data: []byte(tt.policy)}}
+			if strings.HasPrefix(tt.name, "rand.intn") {
+				files["b.rego"] = &fstest.MapFile{Data: []byte("package other\nx := rand.intn(\"k\", 10)\n")}
+			}
+			c := &counter{}
+			e, err := authz.New(context.Background(), authz.Config{Policies: files, Builtins: []authz.Builtin{c.builtin(tt.builtinND)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.CachesDecisions(); got != tt.wantCache {
+				t.Errorf("CachesDecisions() = %v, want %v", got, tt.wantCache)
+			}
+			var ds []authz.Decision
+			for range 3 {
+				d, err := e.Decide(context.Background(), tt.in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ds = append(ds, d)
+			}
+			if got := c.calls(); got != tt.wantCalls {
+				t.Errorf("test.count called %d times, want %d", got, tt.wantCalls)
+			}
+			if tt.wantCalls == 1 && (ds[1].Allowed || ds[2].Allowed) {
+				t.Errorf("a cached decision differs from the first: %+v", ds)
+			}
+		})
+	}
+	if !newEngine(t).CachesDecisions() {
+		t.Error("the shipped policies are not cached")
+	}
+}
+
+// TestCachedDecisionsAreEvaluatedOnes: over many inputs, the shipped
+// policies with the cache give, first and from the cache, the decisions
+// they give without it.
+func TestCachedDecisionsAreEvaluatedOnes(t *testing.T) {
+	cached := newEngine(t)
+	ps, err := podsecurity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same policies, plus a rule that reads the clock: not cached.
+	files := fstest.MapFS{"clock.rego": {Data: []byte("package jitproxy.clock\nnow := time.now_ns()\n")}}
+	if err := fs.WalkDir(policies.Authz(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(policies.Authz(), p)
+		files[p] = &fstest.MapFile{Data: b}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	uncached, err := authz.New(context.Background(), authz.Config{Policies: files, Builtins: []authz.Builtin{ps.Builtin()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uncached.CachesDecisions() {
+		t.Fatal("policies that read the clock are cached")
+	}
+	grantSets := []*authz.GrantSet{nil, authz.NewGrantSet(podReader), authz.NewGrantSet(podAdmin, podReader), authz.NewGrantSet(authz.Grant{ID: "g-9", Target: "other", Namespace: "demo", Permissions: podAdmin.Permissions})}
+	var inputs []authz.Input
+	for _, ns := range []string{"demo", "prod", "kube-system"} {
+		for _, verb := range []string{"get", "list", "create"} {
+			for _, sub := range []string{"", "exec", "log"} {
+				for _, gs := range grantSets {
+					a := listPods(ns)
+					a.Kubernetes.Verb, a.Kubernetes.Subresource = verb, sub
+					inputs = append(inputs, authz.Input{Caller: access.Caller{Session: "s", User: "u"}, Action: a, Grants: gs})
+				}
+			}
+		}
+	}
+	ctx := context.Background()
+	for round := range 2 {
+		for _, in := range inputs {
+			want, err := uncached.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := cached.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("round %d, %s %+v with %d grants (-uncached +cached):\n%s", round, in.Action.Path, *in.Action.Kubernetes, in.Grants.Len(), diff)
+			}
+		}
+	}
+}
+
+// TestDecideConcurrently: one GrantSet, converted once, is evaluated by
+// many requests at once (run with -race).
+func TestDecideConcurrently(t *testing.T) {
+	e := newEngine(t)
+	gs := grantsOf(20)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				a := listPods("demo")
+				a.Kubernetes.Verb, a.Kubernetes.Name = "get", fmt.Sprintf("pod-%d-%d", w, i%10)
+				d, err := e.Decide(context.Background(), authz.Input{Action: a, Grants: gs})
+				if err != nil || !d.Allowed {
+					t.Errorf("Decide() = %+v, %v; want allowed", d, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -5,37 +5,43 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// regoValue builds the policy input: input.caller, input.action and
-// input.grants are their Go types with the field names of their json tags,
-// built as plain maps and slices that OPA converts without a JSON round
-// trip. Unlike their JSON, every field is present, whatever omitempty says,
-// and a nil slice is an empty array, so that policies need no guards; only
-// a nil pointer (the part of another kind of target, input.action.aws of a
-// Kubernetes request) is absent.
-func (in Input) regoValue() map[string]any {
-	m := map[string]any{
-		"caller": plain(reflect.ValueOf(in.Caller)),
-		"action": plain(reflect.ValueOf(in.Action)),
-		"grants": plain(reflect.ValueOf(in.Grants)),
+// parsedInput builds the policy input as OPA's own value, so that OPA
+// evaluates it without converting it: input.caller, input.action and
+// input.grants are their Go types with the field names of their json tags.
+// Unlike their JSON, every field is present, whatever omitempty says, and a
+// nil slice is an empty array, so that policies need no guards; only a nil
+// pointer (the part of another kind of target, input.action.aws of a
+// Kubernetes request) is absent. input.grants was built once, with the
+// GrantSet.
+func (in Input) parsedInput() (ast.Value, error) {
+	m := ast.NewObjectWithCapacity(6)
+	m.Insert(ast.InternedTerm("caller"), ast.NewTerm(toValue(reflect.ValueOf(in.Caller))))
+	m.Insert(ast.InternedTerm("action"), ast.NewTerm(toValue(reflect.ValueOf(in.Action))))
+	m.Insert(ast.InternedTerm("grants"), ast.NewTerm(in.Grants.value()))
+	for _, doc := range []struct {
+		name string
+		v    any
+	}{{"body", in.Body}, {"object", in.Object}, {"old_object", in.OldObject}} {
+		if doc.v == nil {
+			continue
+		}
+		v, err := ast.InterfaceToValue(doc.v)
+		if err != nil {
+			return nil, fmt.Errorf("input.%s: %w", doc.name, err)
+		}
+		m.Insert(ast.InternedTerm(doc.name), ast.NewTerm(v))
 	}
-	if in.Body != nil {
-		m["body"] = in.Body
-	}
-	if in.Object != nil {
-		m["object"] = in.Object
-	}
-	if in.OldObject != nil {
-		m["old_object"] = in.OldObject
-	}
-	return m
+	return m, nil
 }
 
 // field is a struct field as encoding/json sees it.
 type field struct {
 	index int
-	name  string
+	name  *ast.Term
 }
 
 var fieldCache sync.Map // reflect.Type → []field
@@ -58,61 +64,46 @@ func fieldsOf(t reflect.Type) []field {
 		if name == "" {
 			name = sf.Name
 		}
-		fs = append(fs, field{index: i, name: name})
+		fs = append(fs, field{index: i, name: ast.StringTerm(name)})
 	}
 	fieldCache.Store(t, fs)
 	return fs
 }
 
-// plain converts v to what encoding/json would produce when decoding its
-// encoding into an any: maps, []any, strings, bools, numbers and nil. Only
-// the kinds the input types use are supported; another is a programming
-// error and panics.
-func plain(v reflect.Value) any {
+// toValue converts v to the value its JSON would decode to in Rego, but
+// with every field present and nil slices as empty arrays. Only the kinds
+// the input types use are supported; another is a programming error and
+// panics.
+func toValue(v reflect.Value) ast.Value {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			return nil
+			return ast.NullValue
 		}
-		return plain(v.Elem())
+		return toValue(v.Elem())
 	case reflect.Struct:
 		fs := fieldsOf(v.Type())
-		m := make(map[string]any, len(fs))
+		obj := ast.NewObjectWithCapacity(len(fs))
 		for _, f := range fs {
 			fv := v.Field(f.index)
 			if fv.Kind() == reflect.Pointer && fv.IsNil() {
 				continue
 			}
-			m[f.name] = plain(fv)
+			obj.Insert(f.name, ast.NewTerm(toValue(fv)))
 		}
-		return m
+		return obj
 	case reflect.Slice:
 		// A nil slice is an empty array, not null as in JSON, so that
 		// policies can iterate and count it without a guard.
-		out := make([]any, v.Len())
-		for i := range out {
-			out[i] = plain(v.Index(i))
+		terms := make([]*ast.Term, v.Len())
+		for i := range terms {
+			terms[i] = ast.NewTerm(toValue(v.Index(i)))
 		}
-		return out
-	case reflect.Map:
-		if v.IsNil() {
-			return nil
-		}
-		m := make(map[string]any, v.Len())
-		for it := v.MapRange(); it.Next(); {
-			m[it.Key().String()] = plain(it.Value())
-		}
-		return m
+		return ast.NewArray(terms...)
 	case reflect.String:
-		return v.String()
+		return ast.String(v.String())
 	case reflect.Bool:
-		return v.Bool()
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return v.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return v.Uint()
-	case reflect.Float32, reflect.Float64:
-		return v.Float()
+		return ast.Boolean(v.Bool())
 	}
 	panic(fmt.Sprintf("authz: cannot convert a %s to policy input", v.Type()))
 }

@@ -92,11 +92,11 @@ func (f *fakeSessions) AuthenticateSession(_ context.Context, id string, sec sec
 	return f.session(), nil
 }
 
-func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Session, []*jit.Grant, error) {
+func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Active, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ended {
-		return nil, nil, jit.ErrUnauthenticated
+		return nil, jit.ErrUnauthenticated
 	}
 	now := time.Now()
 	var out []*jit.Grant
@@ -105,7 +105,7 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Session, []*j
 			out = append(out, g)
 		}
 	}
-	return f.session(), out, nil
+	return &jit.Active{Session: f.session(), Grants: out}, nil
 }
 
 func (f *fakeSessions) Suggest(ctx context.Context, _ access.Caller, a access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error) {
@@ -311,8 +311,8 @@ func newEngine(t testing.TB, dir fs.FS) *authz.Engine {
 type allowDecider struct{}
 
 func (allowDecider) Decide(_ context.Context, in authz.Input) (authz.Decision, error) {
-	ids := make([]string, len(in.Grants))
-	for i, g := range in.Grants {
+	ids := make([]string, in.Grants.Len())
+	for i, g := range in.Grants.Grants() {
 		ids[i] = g.ID
 	}
 	return authz.Decision{Allowed: true, GrantIDs: ids, Reasons: ids}, nil

@@ -27,7 +27,9 @@ import (
 // Sessions authenticates agent sessions and returns their active grants.
 type Sessions interface {
 	AuthenticateSession(ctx context.Context, id string, sec secret.Value) (*jit.Session, error)
-	ActiveGrants(ctx context.Context, sessionID string) (*jit.Session, []*jit.Grant, error)
+	// ActiveGrants returns the session and its grants in force; the same
+	// *jit.Active while they stay the same.
+	ActiveGrants(ctx context.Context, sessionID string) (*jit.Active, error)
 	// Suggest says which access policies the caller could request a grant
 	// under to be allowed action; permits evaluates the policies for
 	// candidate grants.

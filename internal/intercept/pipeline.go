@@ -170,7 +170,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	ended, setGrant, stopWatch := p.cfg.Sessions.Watch(t.caller.Session)
 	defer stopWatch()
 	// The session may have ended since the tunnel opened.
-	session, grants, err := p.cfg.Sessions.ActiveGrants(ctx, t.caller.Session)
+	active, err := p.cfg.Sessions.ActiveGrants(ctx, t.caller.Session)
 	if errors.Is(err, jit.ErrUnauthenticated) {
 		p.fail(w, x, http.StatusUnauthorized, "your jitproxy session has ended")
 		return
@@ -180,7 +180,8 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusServiceUnavailable, "cannot load your grants right now; the request was not forwarded; try again")
 		return
 	}
-	caller := session.Caller()
+	grants := active.Grants
+	caller := active.Session.Caller()
 	caller.AuthMethod, caller.SourceAddr = t.caller.AuthMethod, t.caller.SourceAddr
 	x.event.Caller = &caller
 
@@ -214,7 +215,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	} else if !rb.done {
 		p.limitBodyTime(w, r)
 	}
-	in := authz.Input{Caller: caller, Action: action, Body: body, Grants: policyGrants(grants)}
+	in := authz.Input{Caller: caller, Action: action, Body: body, Grants: t.policyGrants(active)}
 	d, ok := p.decide(ctx, w, x, in)
 	if !ok {
 		return
@@ -435,13 +436,20 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// policyGrants converts grants to what policies see.
-func policyGrants(gs []*jit.Grant) []authz.Grant {
-	out := make([]authz.Grant, len(gs))
-	for i, g := range gs {
-		out[i] = authz.Grant{ID: g.ID, Policy: g.Policy, Target: g.Target, Namespace: g.Namespace, Permissions: g.Permissions}
+// policyGrants returns the grants in force as policies see them,
+// converted once per set of grants and tunnel: the tunnel keeps the last
+// conversion until ActiveGrants returns another set.
+func (t *tunnel) policyGrants(a *jit.Active) *authz.GrantSet {
+	if v := t.grants.Load(); v != nil && v.active == a {
+		return v.set
 	}
-	return out
+	gs := make([]authz.Grant, len(a.Grants))
+	for i, g := range a.Grants {
+		gs[i] = authz.Grant{ID: g.ID, Policy: g.Policy, Target: g.Target, Namespace: g.Namespace, Permissions: g.Permissions}
+	}
+	v := &policyGrants{active: a, set: authz.NewGrantSet(gs...)}
+	t.grants.Store(v)
+	return v.set
 }
 
 // chooseGrant picks, among the permitting grants, the one that lasts longest.
@@ -465,10 +473,11 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 	if len(d.Reasons) == 1 && d.Reasons[0] == authz.ReasonNoGrant {
 		s, err := p.cfg.Sessions.Suggest(r.Context(), in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
 			hypo := in
-			hypo.Grants = make([]authz.Grant, len(cs))
+			gs := make([]authz.Grant, len(cs))
 			for i, c := range cs {
-				hypo.Grants[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
+				gs[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
 			}
+			hypo.Grants = authz.NewGrantSet(gs...)
 			d, err := p.cfg.Decider.Decide(ctx, hypo)
 			if err != nil || !d.Allowed {
 				return nil, err

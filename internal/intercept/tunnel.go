@@ -6,8 +6,11 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/authz"
+	"github.com/jitproxy/jitproxy/internal/jit"
 )
 
 // tunnel is what the CONNECT established: who, to which target and host.
@@ -15,6 +18,14 @@ type tunnel struct {
 	caller   access.Caller // session authenticated at CONNECT
 	target   *Target
 	hostport string // normalized host:port of the CONNECT
+
+	grants atomic.Pointer[policyGrants] // see tunnel.policyGrants
+}
+
+// policyGrants is a set of grants in force and the policies' view of it.
+type policyGrants struct {
+	active *jit.Active
+	set    *authz.GrantSet
 }
 
 func (t *tunnel) hostname() string {

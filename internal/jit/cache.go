@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,8 @@ type activeCache struct {
 type cacheEntry struct {
 	session *Session
 	grants  []*Grant // live as recorded; filtered by time on read
+
+	active atomic.Pointer[Active] // grants in force, last computed
 }
 
 func newActiveCache() *activeCache {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 )
@@ -58,38 +59,58 @@ func (s *Service) List(ctx context.Context, by Principal, f ListFilter) ([]*Gran
 	return out, nil
 }
 
+// Active is a session and the grants in force for it, as ActiveGrants
+// returns them. It is immutable, and ActiveGrants returns the same *Active
+// for as long as the grants in force stay the same (until one expires or
+// anything changes), so that consumers may key what they derive from the
+// grants, such as the policies' view of them, on the pointer. Neither it
+// nor the session and grants it points to may be modified.
+type Active struct {
+	Session *Session
+	Grants  []*Grant
+	from    time.Time // when Grants was computed
+	until   time.Time // when the first of Grants expires
+}
+
 // ActiveGrants returns the session and the grants in force for it at now:
 // ACTIVE, not past expiry, held by its user and not limited to another
 // session. It serves from the in-process cache when it can. A session that
 // is unknown or expired is ErrUnauthenticated.
-func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Session, []*Grant, error) {
+func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, error) {
 	e, gen, ok := s.cache.get(sessionID)
 	if !ok {
 		ss, err := s.store.getSession(ctx, sessionID)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
-				return nil, nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
+				return nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
 			}
-			return nil, nil, err
+			return nil, err
 		}
 		live, err := s.store.liveGrants(ctx, ss.User)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		e = &cacheEntry{session: &ss.Session, grants: live}
 		s.cache.put(sessionID, gen, e)
 	}
 	now := s.now()
 	if !now.Before(e.session.ExpiresAt) {
-		return nil, nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
+		return nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
 	}
-	var active []*Grant
+	if a := e.active.Load(); a != nil && !now.Before(a.from) && now.Before(a.until) {
+		return a, nil
+	}
+	a := &Active{Session: e.session, from: now, until: e.session.ExpiresAt}
 	for _, g := range e.grants {
 		if g.StateAt(now) == StateActive && g.appliesTo(e.session) {
-			active = append(active, g)
+			a.Grants = append(a.Grants, g)
+			if g.ExpiresAt.Before(a.until) {
+				a.until = g.ExpiresAt
+			}
 		}
 	}
-	return e.session, active, nil
+	e.active.Store(a)
+	return a, nil
 }
 
 // Requestable returns the policies for target that the caller's user may

@@ -90,7 +90,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // newFixtureOn builds a Service on mr, as a second replica would be.
-func newFixtureOn(t *testing.T, mr *miniredis.Miniredis, clk *clock) *fixture {
+func newFixtureOn(t testing.TB, mr *miniredis.Miniredis, clk *clock) *fixture {
 	t.Helper()
 	ps, err := ParsePolicies("test.yaml", []byte(testPolicies))
 	if err != nil {
@@ -118,7 +118,7 @@ func newFixtureOn(t *testing.T, mr *miniredis.Miniredis, clk *clock) *fixture {
 	return f
 }
 
-func (f *fixture) request(t *testing.T, by Principal, policy string) *Grant {
+func (f *fixture) request(t testing.TB, by Principal, policy string) *Grant {
 	t.Helper()
 	g, err := f.svc.RequestGrant(context.Background(), by, GrantRequest{Policy: policy, Namespace: "demo", Reason: "debug incident 42"})
 	if err != nil {
@@ -127,7 +127,7 @@ func (f *fixture) request(t *testing.T, by Principal, policy string) *Grant {
 	return g
 }
 
-func (f *fixture) session(t *testing.T, user string, groups ...string) (*Session, secret.Value) {
+func (f *fixture) session(t testing.TB, user string, groups ...string) (*Session, secret.Value) {
 	t.Helper()
 	s, sec, err := f.svc.CreateSession(context.Background(), runner, SessionRequest{Agent: "claude", User: user, Groups: groups})
 	if err != nil {
@@ -138,12 +138,12 @@ func (f *fixture) session(t *testing.T, user string, groups ...string) (*Session
 
 func (f *fixture) activeIDs(t *testing.T, sessionID string) []string {
 	t.Helper()
-	_, gs, err := f.svc.ActiveGrants(context.Background(), sessionID)
+	a, err := f.svc.ActiveGrants(context.Background(), sessionID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := []string{}
-	for _, g := range gs {
+	for _, g := range a.Grants {
 		ids = append(ids, g.ID)
 	}
 	return ids
@@ -385,7 +385,7 @@ func TestSessions(t *testing.T) {
 	if got, _ := f.svc.Get(ctx, alice, bound.ID); got.State != StateRevoked || got.EndReason != "session ended" {
 		t.Errorf("grant of an ended session: %s (%s), want REVOKED", got.State, got.EndReason)
 	}
-	if _, _, err := f.svc.ActiveGrants(ctx, s.ID); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := f.svc.ActiveGrants(ctx, s.ID); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("ActiveGrants() of an ended session = %v, want ErrUnauthenticated", err)
 	}
 	f.clock.Advance(8 * time.Hour)
@@ -436,7 +436,7 @@ func TestCacheBypassedWhenNotSubscribed(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -444,5 +444,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestActiveGrantsIsStableWhileUnchanged: ActiveGrants returns the same
+// *Active until the grants in force change (by expiry or by a change), so
+// that the data plane can keep what it derives from them.
+func TestActiveGrantsIsStableWhileUnchanged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	runReplica(t, f)
+	s, _ := f.session(t, "alice", "developers")
+	g := f.request(t, alice, "reader")
+	active := func() *Active {
+		t.Helper()
+		a, err := f.svc.ActiveGrants(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a1 := active()
+	if len(a1.Grants) != 1 || a1.Grants[0].ID != g.ID {
+		t.Fatalf("ActiveGrants() = %+v, want %s", a1.Grants, g.ID)
+	}
+	f.clock.Advance(time.Minute)
+	if a2 := active(); a2 != a1 {
+		t.Error("ActiveGrants() returned another *Active though nothing changed")
+	}
+	// A second grant: another set.
+	g2 := f.request(t, alice, "reader")
+	a3 := active()
+	if a3 == a1 || len(a3.Grants) != 2 {
+		t.Errorf("after a new grant, ActiveGrants() = %d grants, same pointer %v; want 2, another", len(a3.Grants), a3 == a1)
+	}
+	// The first grant expires: another set, without g.
+	f.clock.Advance(14 * time.Minute)
+	a4 := active()
+	if a4 == a3 || len(a4.Grants) != 1 || a4.Grants[0].ID != g2.ID {
+		t.Errorf("after expiry, ActiveGrants() = %+v, same pointer %v; want only %s", a4.Grants, a4 == a3, g2.ID)
+	}
+	if a5 := active(); a5 != a4 {
+		t.Error("ActiveGrants() returned another *Active though nothing changed")
 	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // runReplica starts replica f's Run and waits until it is subscribed.
-func runReplica(t *testing.T, f *fixture) {
+func runReplica(t testing.TB, f *fixture) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

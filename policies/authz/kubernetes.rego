@@ -44,12 +44,16 @@ package jitproxy.authz
 # check off).
 pod_security_level := "baseline"
 
-# A grant permits a resource request its permissions cover, in its namespace.
+# A grant permits a resource request its permissions cover, in its
+# namespace: a grant with no namespace is cluster-wide; otherwise it covers
+# requests in its own namespace only, never cluster-scoped or all-namespace
+# requests.
 permit contains grant.id if {
 	input.action.kind == "kubernetes"
+	scopes := {"", input.action.kubernetes.namespace}
 	some grant in input.grants
+	grant.namespace in scopes
 	grant.target == input.action.target
-	in_scope(grant, input.action.kubernetes)
 	some permission in grant.permissions
 	allows(permission.kubernetes, input.action.kubernetes, input.action.path)
 }
@@ -63,15 +67,6 @@ permit_discovery if {
 	not input.action.kubernetes.resource_request
 	input.action.kubernetes.verb == "get"
 	discovery_path(input.action.path)
-}
-
-# A grant with no namespace is cluster-wide; otherwise it covers requests in
-# its own namespace only, never cluster-scoped or all-namespace requests.
-in_scope(grant, _) if grant.namespace == ""
-
-in_scope(grant, action) if {
-	grant.namespace != ""
-	grant.namespace == action.namespace
 }
 
 allows(permission, action, _) if {

@@ -22,16 +22,24 @@ import (
 const identitiesYAML = `
 - {name: runner, groups: ["jitproxy:runners"], token: runner-token-0123456789}
 - {name: dev, groups: [developers], token: dev-token-0123456789abc}
+- {name: admin, groups: ["jitproxy:admins"], token: admin-token-0123456789a}
 `
 
-// jitproxy is a running `jitproxy serve` with a session and an active
-// pod-reader grant for namespace demo.
+// Tokens of identitiesYAML, for calls to the admin API.
+const (
+	runnerToken = "runner-token-0123456789"
+	adminToken  = "admin-token-0123456789a"
+)
+
+// jitproxy is a running `jitproxy serve`.
 type jitproxy struct {
 	bin, state, adminURL string
+	proxyAddr            string // host:port of the forward proxy
 	cmd                  *exec.Cmd
 	stderr               *lockedBuffer
 	done                 chan struct{}
 
+	// Set by benchSession: the session of the throughput rounds.
 	proxyURL string // the session's, with its credential
 	caPEM    []byte // jitproxy's interception CA
 	server   string // the URL the agent addresses, e.g. https://kubernetes.demo
@@ -48,18 +56,46 @@ func buildJitproxy(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
+// jitproxyOptions say how to run one jitproxy in front of the fake
+// apiserver.
+type jitproxyOptions struct {
+	bin string
+	// dir is the instance's own directory: configuration, state, audit.
+	dir           string
+	upstreamURL   string
+	upstreamCAPEM []byte
+	redis         string  // a redis-server's address; empty: embedded miniredis
+	caFrom        string  // a state directory whose CA to use; empty: its own
+	cpuProfile    string  // the --cpu-profile file; empty: none
+	clientQPS     float64 // the target's client.qps; 0: not set
+	clientBurst   int     // the target's client.burst; 0: not set
+}
+
 // startJitproxy writes a configuration for one kubernetes target, demo, at
-// upstreamURL (trusting upstreamCAPEM, authenticating with ownToken), runs
-// `jitproxy serve` on it with audit to a file in dir, and creates a session
-// and a pod-reader grant. The caller stops it.
-func startJitproxy(ctx context.Context, bin, dir, upstreamURL string, upstreamCAPEM []byte) (*jitproxy, error) {
-	state := filepath.Join(dir, "state")
+// the fake apiserver (authenticating with ownToken), with audit to a file
+// in o.dir, runs `jitproxy serve` on it and waits until it is ready. The
+// caller stops it.
+func startJitproxy(ctx context.Context, o jitproxyOptions) (*jitproxy, error) {
+	state := filepath.Join(o.dir, "state")
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
+	redis, client := "", ""
+	if o.redis != "" {
+		redis = fmt.Sprintf("redis: {address: %q}\n", o.redis)
+	}
+	if o.clientQPS > 0 {
+		client += fmt.Sprintf("qps: %g, ", o.clientQPS)
+	}
+	if o.clientBurst > 0 {
+		client += fmt.Sprintf("burst: %d, ", o.clientBurst)
+	}
+	if client != "" {
+		client = "    client: {" + strings.TrimSuffix(client, ", ") + "}\n"
+	}
 	files := map[string]string{
 		"state/identities.yaml": identitiesYAML,
-		"upstream-ca.pem":       string(upstreamCAPEM),
+		"upstream-ca.pem":       string(o.upstreamCAPEM),
 		"own-token":             ownToken,
 		"jitproxy.yaml": fmt.Sprintf(`
 state_dir: %s
@@ -67,22 +103,35 @@ log: {level: info}
 proxy: {listen: 127.0.0.1:0}
 admin: {listen: 127.0.0.1:0}
 audit: {stdout: false, file: %s}
-targets:
+%stargets:
   - name: demo
     kind: kubernetes
     hosts: [kubernetes.demo]
     upstream: %s
     ca_file: %s
     credentials: {token_file: %s}
-`, state, filepath.Join(dir, "audit.jsonl"), upstreamURL, filepath.Join(dir, "upstream-ca.pem"), filepath.Join(dir, "own-token")),
+%s`, state, filepath.Join(o.dir, "audit.jsonl"), redis, o.upstreamURL, filepath.Join(o.dir, "upstream-ca.pem"), filepath.Join(o.dir, "own-token"), client),
+	}
+	if o.caFrom != "" {
+		for _, name := range []string{"ca.crt", "ca.key"} {
+			b, err := os.ReadFile(filepath.Join(o.caFrom, name))
+			if err != nil {
+				return nil, fmt.Errorf("share the CA: %w", err)
+			}
+			files["state/"+name] = string(b)
+		}
 	}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(o.dir, name), []byte(data), 0o600); err != nil {
 			return nil, err
 		}
 	}
-	j := &jitproxy{bin: bin, state: state, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	j.cmd = exec.Command(bin, "serve", "--config", filepath.Join(dir, "jitproxy.yaml"))
+	j := &jitproxy{bin: o.bin, state: state, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	args := []string{"serve", "--config", filepath.Join(o.dir, "jitproxy.yaml")}
+	if o.cpuProfile != "" {
+		args = append(args, "--cpu-profile", o.cpuProfile)
+	}
+	j.cmd = exec.Command(o.bin, args...)
 	j.cmd.Env = append(os.Environ(), "HTTPS_PROXY=", "HTTP_PROXY=", "https_proxy=", "http_proxy=")
 	j.cmd.Stdout, j.cmd.Stderr = io.Discard, j.stderr
 	if err := j.cmd.Start(); err != nil {
@@ -93,10 +142,15 @@ targets:
 		j.stop()
 		return nil, err
 	}
+	return j, nil
+}
+
+// benchSession creates the session of the throughput rounds and an active
+// pod-reader grant for namespace demo, with the CLI as runner and dev.
+func (j *jitproxy) benchSession(ctx context.Context) error {
 	out, err := j.cli(ctx, "session", "create", "--as", "runner", "--agent", "bench", "--user", "dev", "--groups", "developers", "-o", "json")
 	if err != nil {
-		j.stop()
-		return nil, fmt.Errorf("session create: %w", err)
+		return fmt.Errorf("session create: %w", err)
 	}
 	var ans struct {
 		ProxyURL  string `json:"proxy_url"`
@@ -106,28 +160,26 @@ targets:
 		} `json:"targets"`
 	}
 	if err := json.Unmarshal(out, &ans); err != nil || len(ans.Targets) == 0 {
-		j.stop()
-		return nil, fmt.Errorf("session create answered %q: %v", out, err)
+		return fmt.Errorf("session create answered %q: %v", out, err)
 	}
 	j.proxyURL, j.caPEM, j.server = ans.ProxyURL, []byte(ans.CACertPEM), ans.Targets[0].Server
 	if out, err := j.cli(ctx, "grant", "request", "pod-reader", "--as", "dev", "--namespace", "demo", "--reason", "bench"); err != nil || !bytes.Contains(out, []byte("ACTIVE")) {
-		j.stop()
-		return nil, fmt.Errorf("grant request: %v: %s", err, out)
+		return fmt.Errorf("grant request: %v: %s", err, out)
 	}
-	return j, nil
+	return nil
 }
 
 // waitReady waits for the "jitproxy ready" log line and takes the admin URL
-// from it.
+// and the proxy's address from it.
 func (j *jitproxy) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
 		sc := bufio.NewScanner(strings.NewReader(j.stderr.String()))
 		for sc.Scan() {
-			var line struct{ Msg, Admin string }
+			var line struct{ Msg, Admin, Proxy string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "jitproxy ready" {
-				j.adminURL = line.Admin
+				j.adminURL, j.proxyAddr = line.Admin, strings.TrimPrefix(line.Proxy, "http://")
 				return nil
 			}
 		}
@@ -179,7 +231,8 @@ func (j *jitproxy) cpu() (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / ticksPerSecond, nil
 }
 
-// stop ends jitproxy with SIGTERM, or SIGKILL after 10 s.
+// stop ends jitproxy with SIGTERM, or SIGKILL after 10 s. Calling it again
+// does nothing.
 func (j *jitproxy) stop() {
 	j.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -144,24 +144,31 @@ func selfCPU() (time.Duration, error) {
 }
 
 // get makes s's request with c and reads the whole answer, so that the
-// connection is reused.
+// connection is reused. A status other than 200 is an error.
 func get(ctx context.Context, s *subject, c *http.Client) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	status, body, err := do(ctx, s, c)
 	if err != nil {
 		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s: %.200s", s.url, status, http.StatusText(status), body)
+	}
+	return nil
+}
+
+// do makes s's request with c and returns the answer's status and body,
+// read whole.
+func do(ctx context.Context, s *subject, c *http.Client) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %.200s", s.url, resp.Status, body)
-	}
-	return nil
+	return resp.StatusCode, body, err
 }

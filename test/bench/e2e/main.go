@@ -9,8 +9,13 @@
 // memory per idle tunnel.
 //
 // jitproxy runs with an active pod-reader grant, its TokenRequest
-// credential cached after the warm-up, and audit to a file. jitproxy has
-// no CPU profile flag yet, so the harness offers none.
+// credential cached after the warm-up, and audit to a file; -cpuprofile
+// DIR profiles it over these sections.
+//
+// Then, each with a jitproxy of its own: a grant's activation to the
+// agent's first 200, one at a time and -burst at once (activation.go); and
+// a revocation on one replica to the first 403 on another, over a real
+// redis-server (replicas.go).
 //
 // The numbers are for comparison on one machine; nothing here asserts them.
 package main
@@ -25,6 +30,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -49,11 +55,31 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	duration := fs.Duration("duration", 5*time.Second, "duration of each measured run")
 	rounds := fs.Int("rounds", 3, "rounds; each runs every subject at every concurrency once")
 	bin := fs.String("jitproxy", "", "jitproxy binary to measure; empty: build ./cmd/proxy")
+	profDir := fs.String("cpuprofile", "", "write jitproxy's CPU profiles to DIR: jitproxy.cpu.pprof (the throughput sections), jitproxy-activation.cpu.pprof")
+	skipActivation := fs.Bool("skip-activation", false, "skip grant activation → first request")
+	activations := fs.Int("activations", 20, "grant activations measured one at a time")
+	burst := fs.Int("burst", 100, "grant activations measured at once, each in its own session")
+	skipReplicas := fs.Bool("skip-replicas", false, "skip revocation on one replica → deny on another")
+	revokes := fs.Int("revocations", 20, "revocations measured across replicas")
+	clientQPS := fs.Float64("client-qps", 0, "the target's client.qps in every jitproxy's configuration; 0: not set (jitproxy's default)")
+	clientBurst := fs.Int("client-burst", 0, "the target's client.burst; 0: not set (jitproxy's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *rounds < 1 || *duration <= 0 {
-		return errors.New("-rounds and -duration must be positive")
+	if *rounds < 1 || *duration <= 0 || *activations < 1 || *burst < 1 || *revokes < 1 {
+		return errors.New("-rounds, -duration, -activations, -burst and -revocations must be positive")
+	}
+	// profile is the path of a CPU profile for name, or "" without -cpuprofile.
+	profile := func(name string) string { return "" }
+	if *profDir != "" {
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			return err
+		}
+		d, err := filepath.Abs(*profDir)
+		if err != nil {
+			return err
+		}
+		profile = func(name string) string { return filepath.Join(d, name+".cpu.pprof") }
 	}
 
 	api := newFakeAPIServer()
@@ -79,11 +105,22 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	j, err := startJitproxy(ctx, *bin, dir, api.URL, pemCert(api.Certificate().Raw))
+	opts := func(name string) jitproxyOptions {
+		return jitproxyOptions{
+			bin: *bin, dir: filepath.Join(dir, name), upstreamURL: api.URL, upstreamCAPEM: pemCert(api.Certificate().Raw),
+			clientQPS: *clientQPS, clientBurst: *clientBurst,
+		}
+	}
+	o := opts("main")
+	o.cpuProfile = profile("jitproxy")
+	j, err := startJitproxy(ctx, o)
 	if err != nil {
 		return err
 	}
 	defer j.stop()
+	if err := j.benchSession(ctx); err != nil {
+		return err
+	}
 	jCAs := x509.NewCertPool()
 	if !jCAs.AppendCertsFromPEM(j.caPEM) {
 		return errors.New("session create: no CA certificate")
@@ -139,7 +176,34 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	// A session may hold 64 tunnels; maxConns are already open.
-	return idleTunnels(ctx, stdout, subjects[2], j.rss, 40)
+	if err := idleTunnels(ctx, stdout, subjects[2], j.rss, 40); err != nil {
+		return err
+	}
+	// The profile is complete once jitproxy has exited.
+	j.stop()
+	printProfile(stdout, "the sections above", o.cpuProfile)
+
+	if !*skipActivation {
+		o := opts("activation")
+		o.cpuProfile = profile("jitproxy-activation")
+		if err := activation(ctx, stdout, o, api, *activations, *burst); err != nil {
+			return err
+		}
+	}
+	if !*skipReplicas {
+		if err := revocations(ctx, stdout, opts("replicas"), *revokes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printProfile says where jitproxy's CPU profile of what is named is, if
+// there is one, and how to read it.
+func printProfile(w io.Writer, what, path string) {
+	if path != "" {
+		fmt.Fprintf(w, "\njitproxy's CPU profile of %s: %s\n  go tool pprof -top %s\n", what, path, path)
+	}
 }
 
 // report writes one concurrency's table and ratios.
