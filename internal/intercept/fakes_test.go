@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,6 +50,7 @@ type fakeSessions struct {
 	revoked  chan struct{} // closed by revoke: every watch ends
 	watched  []string      // grants named to watches
 	storeErr error         // returned by AuthenticateSession: the store is down
+	active   *jit.Active   // what ActiveGrants returned last
 }
 
 func (f *fakeSessions) Watch(string) (<-chan struct{}, func(string), func()) {
@@ -105,7 +107,12 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Active, error
 			out = append(out, g)
 		}
 	}
-	return &jit.Active{Session: f.session(), Grants: out}, nil
+	// The same set while the grants in force are the same, as jit's cache
+	// returns it: the pipeline converts a set for policies once per tunnel.
+	if f.active == nil || !slices.Equal(f.active.Grants, out) {
+		f.active = &jit.Active{Session: f.session(), Grants: out}
+	}
+	return f.active, nil
 }
 
 func (f *fakeSessions) Suggest(ctx context.Context, _ access.Caller, a access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error) {
