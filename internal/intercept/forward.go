@@ -298,9 +298,12 @@ func (p *Proxy) record(ctx context.Context, e audit.Event) {
 }
 
 // tlsConfig presents, for each tunnel, a leaf certificate for the host the
-// agent CONNECTed to, and refuses a handshake for any other name.
+// agent CONNECTed to, and refuses a handshake for any other name. The name
+// is checked on every ClientHello, in GetConfigForClient: a resumed session
+// presents no certificate, so a check in GetCertificate alone would let a
+// session of a tunnel to one host resume in a tunnel to another.
 func (p *Proxy) tlsConfig() *tls.Config {
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -308,13 +311,21 @@ func (p *Proxy) tlsConfig() *tls.Config {
 			if !ok {
 				return nil, errors.New("connection is not a tunnel")
 			}
-			want := tc.tunnel.hostname()
-			if hello.ServerName != "" && !strings.EqualFold(hello.ServerName, want) {
-				return nil, fmt.Errorf("TLS server name %q does not match the CONNECT host %q", hello.ServerName, want)
-			}
-			return p.leaves.get(want)
+			return p.leaves.get(tc.tunnel.hostname())
 		},
 	}
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		tc, ok := hello.Conn.(*tunnelConn)
+		if !ok {
+			return nil, errors.New("connection is not a tunnel")
+		}
+		want := tc.tunnel.hostname()
+		if hello.ServerName != "" && !strings.EqualFold(hello.ServerName, want) {
+			return nil, fmt.Errorf("TLS server name %q does not match the CONNECT host %q", hello.ServerName, want)
+		}
+		return nil, nil // cfg itself
+	}
+	return cfg
 }
 
 // Serve accepts proxy connections on ln until ctx ends, then shuts down,

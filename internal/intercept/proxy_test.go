@@ -409,6 +409,15 @@ func TestSessionEndedInsideTunnel(t *testing.T) {
 // tunnelTo opens an authenticated CONNECT tunnel and returns a TLS client on it.
 func tunnelTo(t *testing.T, h *harness, hostport, serverName string) (*tls.Conn, error) {
 	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(h.ca.CertPEM)
+	return tunnelWith(t, h, hostport, &tls.Config{RootCAs: pool, ServerName: serverName})
+}
+
+// tunnelWith opens an authenticated CONNECT tunnel and returns a TLS
+// client with cfg on it, its handshake done.
+func tunnelWith(t *testing.T, h *harness, hostport string, cfg *tls.Config) (*tls.Conn, error) {
+	t.Helper()
 	c, err := net.Dial("tcp", h.proxyURL.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -425,10 +434,49 @@ func tunnelTo(t *testing.T, h *harness, hostport, serverName string) (*tls.Conn,
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
+	tc := tls.Client(c, cfg)
+	return tc, tc.Handshake()
+}
+
+// TestResumedSessionIsBoundToItsHost: a TLS session of a tunnel to one
+// host cannot be resumed in a tunnel to another. A resumed handshake
+// presents no certificate, so a check made only when choosing the
+// certificate would let it through.
+func TestResumedSessionIsBoundToItsHost(t *testing.T) {
+	h := newHarness(t, harnessOptions{config: func(c *Config) { c.Targets[0].Hosts = append(c.Targets[0].Hosts, "other.demo") }})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(h.ca.CertPEM)
-	tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: serverName})
-	return tc, tc.Handshake()
+	sessions := tls.NewLRUClientSessionCache(8)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "other.demo", ClientSessionCache: sessions}
+	get := func(tc *tls.Conn, host string) int {
+		t.Helper()
+		fmt.Fprintf(tc, "GET /api/v1/namespaces/demo/pods HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tc, err := tunnelWith(t, h, "other.demo:443", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(tc, "other.demo") // the session ticket comes with the answer
+	// The session resumes in a tunnel to the same host...
+	tc, err = tunnelWith(t, h, "other.demo:443", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tc.ConnectionState().DidResume {
+		t.Fatal("the session did not resume in a tunnel to its own host; the test proves nothing")
+	}
+	// ...and never in one to another.
+	if tc, err := tunnelWith(t, h, "kubernetes.demo:443", cfg); err == nil {
+		t.Errorf("TLS handshake for server name other.demo in a tunnel to kubernetes.demo succeeded (resumed: %v)", tc.ConnectionState().DidResume)
+	}
 }
 
 func TestTunnelIsBoundToItsHost(t *testing.T) {
