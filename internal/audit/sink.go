@@ -6,9 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"time"
 )
@@ -123,23 +121,4 @@ func (c *Chainer) Open(prev string, sealed []byte) (string, error) {
 		return "", errors.New("the record's hash does not match its content and the previous record")
 	}
 	return got, nil
-}
-
-// nativeRecord is an Event with its chain fields, in the order written:
-// the event, then seq, prev_hash and hash last.
-type nativeRecord struct {
-	Event
-	Seq      uint64 `json:"seq"`
-	PrevHash string `json:"prev_hash"`
-	Hash     string `json:"hash"`
-}
-
-// EncodeNative is the Encoder of the native format, jitproxy.audit/v1: the
-// Event as JSON, followed by seq, prev_hash and hash.
-func EncodeNative(e Event, c Chain) ([]byte, error) {
-	b, err := json.Marshal(nativeRecord{Event: e, Seq: c.Seq, PrevHash: c.Prev})
-	if err != nil {
-		return nil, fmt.Errorf("encode audit event: %w", err)
-	}
-	return b, nil
 }
