@@ -336,3 +336,50 @@ func TestDeletedSpool(t *testing.T) {
 		t.Errorf("Record() = %v", err)
 	}
 }
+
+// TestDeliveredAsEncoded: a record reaches its sink with the bytes its
+// encoder wrote, its hash filled in, whatever they hold: an encoder that
+// does not escape <, > and & (as OCSF's does not) keeps its chain. The
+// spool used to re-encode the data through json.Marshal, which escaped
+// them after the hash was computed.
+func TestDeliveredAsEncoded(t *testing.T) {
+	enc := func(dst []byte, e Event, c Chain) ([]byte, error) {
+		return fmt.Appendf(dst, `{"id":%q,"category":"Identity & Access <Management>","seq":%d,"prev_hash":%q,"hash":""}`, e.ID, c.Seq, c.Prev), nil
+	}
+	sink := &memSink{}
+	r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink, Encoder: enc})
+	defer r.Close(time.Second)
+	record(t, r, "a", "b")
+	waitFor(t, "delivery", func() bool { return len(sink.got()) == 2 })
+	got := sink.got()
+	checkStream(t, got, []string{"a", "b"})
+	for _, rec := range got {
+		if !strings.Contains(string(rec.Data), `"Identity & Access <Management>"`) {
+			t.Errorf("delivered %s, not as encoded", rec.Data)
+		}
+	}
+}
+
+// TestEncoderMistakes: an encoding without the hash placeholder, or with
+// a newline (which would split its line in the spool), is not recorded.
+func TestEncoderMistakes(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want string
+	}{
+		{name: "no placeholder", data: `{"id":"x"}`, want: "no hash placeholder"},
+		{name: "newline", data: "{\"id\":\"x\",\n\"hash\":\"\"}", want: "holds a newline"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc := func(dst []byte, _ Event, _ Chain) ([]byte, error) { return append(dst, tt.data...), nil }
+			r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: &memSink{}, Encoder: enc})
+			defer r.Close(0)
+			err := r.Record(context.Background(), Event{Type: TypeRequest})
+			if !errors.Is(err, ErrNotRecorded) || !strings.Contains(fmt.Sprint(err), tt.want) {
+				t.Errorf("Record() = %v, want ErrNotRecorded: ...%s", err, tt.want)
+			}
+		})
+	}
+}

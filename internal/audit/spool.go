@@ -51,6 +51,7 @@ type spool struct {
 	maxBytes     int64
 
 	mu       sync.Mutex
+	buf      []byte   // the line being appended, used again for the next
 	f        *os.File // the segment being appended to
 	fSize    int64
 	dirty    bool // written since the last fsync
@@ -161,21 +162,19 @@ func (s *spool) segmentPath(first uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%020d.log", first))
 }
 
-// append writes one record, sealing it with seal(seq, prev) which returns
-// the record's data and hash. It holds the spool's lock, so records are
-// numbered and chained in the order they are written.
-func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev string) ([]byte, string, error)) (uint64, error) {
+// append writes one record: build appends the record's spool line (see
+// appendSpoolLine), numbered seq and chained to prev, to b and returns it
+// with the record's hash. It is called with the spool's lock held, so
+// records are numbered and chained in the order they are written, and b
+// is the spool's buffer, used again for the next record.
+func (s *spool) append(build func(b []byte, seq uint64, prev string) ([]byte, string, error)) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, h, err := seal(s.nextSeq, s.prevHash)
+	line, h, err := build(s.buf[:0], s.nextSeq, s.prevHash)
+	s.buf = keep(line)
 	if err != nil {
 		return 0, err
 	}
-	line, err := json.Marshal(spoolLine{Seq: s.nextSeq, ID: id, Type: typ, Time: t, Hash: h, Data: data})
-	if err != nil {
-		return 0, err
-	}
-	line = append(line, '\n')
 	if s.maxBytes > 0 && s.pending+int64(len(line)) > s.maxBytes {
 		return 0, ErrSpoolFull
 	}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +45,7 @@ type SinkConfig struct {
 	Name string
 	// Sink delivers the records. Required.
 	Sink Sink
-	// Encoder writes events in the sink's format; default EncodeNative.
+	// Encoder writes events in the sink's format; default AppendNative.
 	Encoder Encoder
 	// Mode; default Enforced.
 	Mode Mode
@@ -80,7 +81,7 @@ func (c *SinkConfig) defaults() error {
 		errs = append(errs, errors.New("spool directory is required"))
 	}
 	if c.Encoder == nil {
-		c.Encoder = EncodeNative
+		c.Encoder = AppendNative
 	}
 	switch c.Mode {
 	case "":
@@ -149,7 +150,6 @@ type Stats struct {
 type stream struct {
 	cfg   SinkConfig
 	types map[string]bool
-	chain *Chainer
 	spool *spool
 	log   *slog.Logger
 	now   func() time.Time
@@ -159,6 +159,10 @@ type stream struct {
 
 	recorded, dropped, refused, delivered, retried atomic.Uint64
 	lastDropLog                                    atomic.Int64 // unix seconds
+
+	// sealer and data are used by line, under the spool's lock.
+	sealer *sealer
+	data   []byte
 
 	mu          sync.Mutex
 	deliveredTo uint64 // sequence number
@@ -180,9 +184,10 @@ func openStream(cfg SinkConfig, now func() time.Time, log *slog.Logger) (*stream
 		return nil, fmt.Errorf("audit sink %q: read the delivered mark: %w", cfg.Name, err)
 	}
 	s := &stream{
-		cfg: cfg, chain: NewChainer(cfg.ChainKey), spool: sp, now: now,
-		log:  log.With("sink", cfg.Name),
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		cfg: cfg, spool: sp, now: now,
+		sealer: NewChainer(cfg.ChainKey).newSealer(),
+		log:    log.With("sink", cfg.Name),
+		wake:   make(chan struct{}, 1), done: make(chan struct{}),
 		deliveredTo: d,
 	}
 	if len(cfg.Types) > 0 {
@@ -197,13 +202,9 @@ func openStream(cfg SinkConfig, now func() time.Time, log *slog.Logger) (*stream
 func (s *stream) wants(e Event) bool { return s.types == nil || s.types[e.Type] }
 
 // append spools e. For an enforced sink an error fails the request.
-func (s *stream) append(e Event) error {
-	_, err := s.spool.append(e.ID, e.Type, e.Time, func(seq uint64, prev string) ([]byte, string, error) {
-		data, err := s.cfg.Encoder(e, Chain{Seq: seq, Prev: prev})
-		if err != nil {
-			return nil, "", err
-		}
-		return s.chain.Seal(prev, data)
+func (s *stream) append(e *Event) error {
+	_, err := s.spool.append(func(b []byte, seq uint64, prev string) ([]byte, string, error) {
+		return s.line(b, e, seq, prev)
 	})
 	if err == nil && s.cfg.Sync == SyncAlways {
 		err = s.spool.sync()
@@ -226,6 +227,40 @@ func (s *stream) append(e Event) error {
 	default:
 	}
 	return nil
+}
+
+// line appends the spool line of e, numbered seq and chained to prev, to
+// b, and returns it with the record's hash. It is called under the
+// spool's lock: it uses the stream's sealer and encoding buffer.
+func (s *stream) line(b []byte, e *Event, seq uint64, prev string) ([]byte, string, error) {
+	data, err := s.cfg.Encoder(s.data[:0], *e, Chain{Seq: seq, Prev: prev})
+	if err != nil {
+		return b, "", err
+	}
+	s.data = keep(data)
+	i := bytes.LastIndex(data, hashPlaceholder)
+	if i < 0 {
+		return b, "", errNoPlaceholder
+	}
+	if bytes.IndexByte(data, '\n') >= 0 {
+		return b, "", errors.New("audit: encoded event holds a newline")
+	}
+	sum := s.sealer.sum(prev, data)
+	b, err = appendSpoolLine(b, seq, e.ID, e.Type, e.Time, data, i, sum)
+	if err != nil {
+		return b, "", err
+	}
+	return b, string(sum), nil
+}
+
+// keep returns b to be used again, unless it grew past what records
+// usually need (a policy.loaded event with many policies): a buffer kept
+// for every record should not hold on to one record's peak.
+func keep(b []byte) []byte {
+	if cap(b) > 64<<10 {
+		return nil
+	}
+	return b
 }
 
 // run delivers the spool until ctx ends, and syncs it on the interval.
