@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -382,4 +383,59 @@ func TestEncoderMistakes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateSink records the size of each batch, each Deliver waiting for a
+// value on gate first.
+type gateSink struct {
+	gate  chan struct{}
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (g *gateSink) Deliver(_ context.Context, batch []Record) error {
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sizes = append(g.sizes, len(batch))
+	return nil
+}
+
+func (*gateSink) Close() error { return nil }
+
+func (g *gateSink) got() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.sizes)
+}
+
+// TestDeliveriesGather: a record after a quiet spell is delivered at once;
+// records spooled within DeliverEvery of the last delivery wait for the
+// rest of it and go in one batch, unless a whole batch is waiting, which
+// goes at once.
+func TestDeliveriesGather(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &gateSink{gate: make(chan struct{})}
+		r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink, BatchSize: 4, DeliverEvery: 10 * time.Millisecond})
+		defer r.Close(time.Second)
+		start := time.Now()
+		record(t, r, "e1")
+		synctest.Wait() // e1's delivery is under way: Deliver waits at the gate
+		// Spooled meanwhile: after e1, two whole batches go at once, and
+		// the last record waits.
+		record(t, r, ids(9, 2)...)
+		for range 3 {
+			sink.gate <- struct{}{}
+		}
+		synctest.Wait()
+		if got, waited := sink.got(), time.Since(start); !slices.Equal(got, []int{1, 4, 4}) || waited != 0 {
+			t.Fatalf("batches %v after %v, want [1 4 4] at once", got, waited)
+		}
+		record(t, r, "late")
+		sink.gate <- struct{}{}
+		synctest.Wait()
+		if got, waited := sink.got(), time.Since(start); !slices.Equal(got, []int{1, 4, 4, 2}) || waited != 10*time.Millisecond {
+			t.Fatalf("batches %v after %v, want [1 4 4 2] after 10ms", got, waited)
+		}
+	})
 }
