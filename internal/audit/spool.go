@@ -22,8 +22,9 @@ import (
 // record is in the operating system's hands, and survives a kill of
 // jitproxy, once Append returns; a crash of the machine loses what was not
 // yet fsynced (see SyncPolicy). The file "delivered" holds the sequence
-// number of the last record the sink acknowledged; segments wholly at or
-// below it are deleted.
+// number of the last record the sink acknowledged, as 20 digits and a
+// newline, rewritten in place; segments wholly at or below it are
+// deleted.
 
 // spoolLine is a record as the spool keeps it.
 type spoolLine struct {
@@ -68,6 +69,11 @@ type spool struct {
 	// moved (its spool directory removed): what is written to it would be
 	// lost at the next start, so appends fail until a new segment opens.
 	lost error
+
+	// mark is the delivered mark's file, opened by the first
+	// markDelivered; it is used by the reader's goroutine only, and
+	// closed by close once that goroutine has ended.
+	mark *os.File
 }
 
 // openSpool opens or creates the spool in dir and recovers its last
@@ -115,7 +121,7 @@ func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
 		}
 		s.fSize = size
 	}
-	if d, err := s.delivered(); err == nil && d >= s.nextSeq {
+	if d, err := s.readMark(); err == nil && d >= s.nextSeq {
 		// Everything was delivered and the segments are gone: keep counting.
 		s.nextSeq = d + 1
 	}
@@ -258,6 +264,10 @@ func gone(f *os.File) bool {
 }
 
 func (s *spool) close() error {
+	if s.mark != nil {
+		s.mark.Close()
+		s.mark = nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
@@ -269,8 +279,12 @@ func (s *spool) close() error {
 	return err
 }
 
-// delivered returns the sequence number of the last delivered record.
-func (s *spool) delivered() (uint64, error) {
+// errBadMark: the delivered mark holds no sequence number.
+var errBadMark = errors.New("the delivered mark holds no sequence number")
+
+// readMark returns the sequence number in the delivered mark; 0 when there
+// is none.
+func (s *spool) readMark() (uint64, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, deliveredFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -278,20 +292,49 @@ func (s *spool) delivered() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	d, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q", errBadMark, b)
+	}
+	return d, nil
+}
+
+// delivered returns the sequence number of the last delivered record: the
+// delivered mark's, but never less than the record before the first
+// segment, as segments are deleted only once delivered (the mark is not
+// fsynced, so after a machine crash it can be older than a deletion). A
+// mark that holds no number (a machine crash before it was ever written
+// out) is reported with that floor, and errBadMark.
+func (s *spool) delivered() (uint64, error) {
+	d, err := s.readMark()
+	if err != nil && !errors.Is(err, errBadMark) {
+		return 0, err
+	}
+	if segs := s.segmentList(); len(segs) > 0 && segs[0] > 0 {
+		d = max(d, segs[0]-1)
+	}
+	return d, err
 }
 
 // markDelivered records that every record up to seq was delivered, and
-// deletes the segments that hold nothing later. The mark is written to a
-// temporary file and renamed, so it is either the old or the new one; it
-// is not fsynced: after a machine crash an older mark means records
-// delivered again, which receivers drop by ID.
+// deletes the segments that hold nothing later. The mark is rewritten in
+// place with one write of a fixed width, so it is either the old or the
+// new one; it is not fsynced: after a machine crash an older mark means
+// records delivered again, which receivers drop by ID. (A temporary file
+// renamed over the mark cost the file system a new file, and an
+// allocation of its data, per batch.)
 func (s *spool) markDelivered(seq uint64) error {
-	tmp := filepath.Join(s.dir, deliveredFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
-		return err
+	if s.mark == nil {
+		f, err := os.OpenFile(filepath.Join(s.dir, deliveredFile), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		s.mark = f
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, deliveredFile)); err != nil {
+	// Every mark is 21 bytes at most (a uint64 has 20 digits), so this
+	// overwrites the whole of an earlier one, even one written before
+	// marks had a fixed width.
+	if _, err := s.mark.WriteAt(fmt.Appendf(nil, "%020d\n", seq), 0); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -187,7 +187,10 @@ func openStream(cfg SinkConfig, now func() time.Time, log *slog.Logger) (*stream
 		return nil, fmt.Errorf("audit sink %q: open spool: %w", cfg.Name, err)
 	}
 	d, err := sp.delivered()
-	if err != nil {
+	if errors.Is(err, errBadMark) {
+		// Delivered again from the first segment on: at least once.
+		log.Warn("audit spool: delivering every spooled record again", "sink", cfg.Name, "from_seq", d+1, "err", err)
+	} else if err != nil {
 		sp.close()
 		return nil, fmt.Errorf("audit sink %q: read the delivered mark: %w", cfg.Name, err)
 	}
