@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -372,6 +371,19 @@ func (s *spool) segmentList() []uint64 {
 	return slices.Clone(s.segments)
 }
 
+// segmentAfter reports whether the segment whose first record is first
+// is in the spool, and the first record of the segment after it, if
+// there is one (0 if not).
+func (s *spool) segmentAfter(first uint64) (next uint64, found bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := slices.BinarySearch(s.segments, first)
+	if found && i+1 < len(s.segments) {
+		next = s.segments[i+1]
+	}
+	return next, found
+}
+
 // written returns the sequence number of the last record written.
 func (s *spool) written() uint64 {
 	s.mu.Lock()
@@ -383,101 +395,4 @@ func (s *spool) size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
-}
-
-// spoolReader reads a spool's records in order from a sequence number on,
-// following the segments as they are written. It is used by one goroutine.
-type spoolReader struct {
-	s       *spool
-	next    uint64 // the sequence number of the next record to return
-	f       *os.File
-	r       *bufio.Reader
-	segment uint64 // the first sequence number of the open segment
-	partial []byte // a line read without its end yet
-}
-
-func newSpoolReader(s *spool, from uint64) *spoolReader {
-	return &spoolReader{s: s, next: from}
-}
-
-// read returns up to max records from the next one on; none when nothing
-// new was written.
-func (r *spoolReader) read(max int) ([]spoolLine, error) {
-	var out []spoolLine
-	for len(out) < max {
-		if r.next > r.s.written() {
-			return out, nil
-		}
-		if r.f == nil || !r.inOpenSegment() {
-			if err := r.open(); err != nil {
-				return out, err
-			}
-		}
-		line, err := r.r.ReadBytes('\n')
-		if len(line) > 0 {
-			r.partial = append(r.partial, line...)
-		}
-		if err == io.EOF {
-			// The rest of this segment is not written yet, or the
-			// record is in the next segment.
-			if segs := r.s.segmentList(); len(segs) > 0 && segs[len(segs)-1] > r.segment && len(r.partial) == 0 {
-				r.close()
-				continue
-			}
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		var l spoolLine
-		if err := json.Unmarshal(r.partial, &l); err != nil {
-			return out, fmt.Errorf("audit spool %s: a record that is not JSON after %d", r.s.dir, r.next-1)
-		}
-		l.size = int64(len(r.partial))
-		r.partial = r.partial[:0]
-		if l.Seq < r.next {
-			// Delivered before: its bytes are not pending.
-			r.s.release(l.Seq, l.size)
-			continue
-		}
-		if l.Seq != r.next {
-			return out, fmt.Errorf("audit spool %s: record %d where %d was expected", r.s.dir, l.Seq, r.next)
-		}
-		r.next++
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-// inOpenSegment reports whether the next record can be in the open segment.
-func (r *spoolReader) inOpenSegment() bool {
-	segs := r.s.segmentList()
-	i, found := slices.BinarySearch(segs, r.segment)
-	return found && (i+1 == len(segs) || segs[i+1] > r.next)
-}
-
-// open opens the segment that holds the next record.
-func (r *spoolReader) open() error {
-	r.close()
-	segs := r.s.segmentList()
-	i, found := slices.BinarySearch(segs, r.next)
-	if !found {
-		i--
-	}
-	if i < 0 {
-		return fmt.Errorf("audit spool %s: no segment holds record %d", r.s.dir, r.next)
-	}
-	f, err := os.Open(r.s.segmentPath(segs[i]))
-	if err != nil {
-		return err
-	}
-	r.f, r.r, r.segment, r.partial = f, bufio.NewReaderSize(f, 64<<10), segs[i], r.partial[:0]
-	return nil
-}
-
-func (r *spoolReader) close() {
-	if r.f != nil {
-		r.f.Close()
-		r.f, r.r = nil, nil
-	}
 }

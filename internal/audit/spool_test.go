@@ -1,11 +1,17 @@
 package audit
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestDeliveredMark: the delivered mark is rewritten in place with a fixed
@@ -74,4 +80,97 @@ func TestDeliveredMark(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpoolRecords: what the reader returns is what was recorded, for
+// records the fast scan reads, records it leaves to json.Unmarshal (an ID
+// or type with escapes), and a record longer than the reader's buffer.
+func TestSpoolRecords(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 16, 47, 4, 123456789, time.UTC)
+	tests := []struct {
+		name  string
+		event Event
+	}{
+		{name: "plain", event: Event{ID: "0123456789abcdef0123456789abcdef", Type: TypeRequest, Time: t0}},
+		{name: "type not jitproxy's", event: Event{ID: "x", Type: "custom.type", Time: t0}},
+		{name: "escapes", event: Event{ID: `<"id">`, Type: "a\\b\u2028", Time: t0, RequestID: "\xff"}},
+		{name: "time in a zone", event: Event{ID: "z", Type: TypeRequest, Time: t0.In(time.FixedZone("", -7*3600))}},
+		{name: "longer than the reader's buffer", event: Event{ID: "long", Type: TypePolicyLoaded, Time: t0, Outcome: &Outcome{Error: strings.Repeat("<x>", 50<<10)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &memSink{}
+			r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink})
+			defer r.Close(time.Second)
+			// Twice: the second follows the first in the same segment.
+			for range 2 {
+				if err := r.Record(context.Background(), tt.event); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, "delivery", func() bool { return len(sink.got()) == 2 })
+			e := tt.event
+			e.Version = SchemaVersion // as Record stamps it
+			want, err := EncodeNative(e, Chain{Seq: 2, Prev: mustOpen(t, sink.got()[0].Data)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := sink.got()[1]
+			sealed, _, _ := NewChainer(nil).Seal(mustOpen(t, sink.got()[0].Data), want)
+			if diff := cmp.Diff(Record{ID: tt.event.ID, Seq: 2, Type: tt.event.Type, Time: tt.event.Time, Data: sealed}, got); diff != "" {
+				t.Errorf("delivered (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// mustOpen returns the hash of record 1.
+func mustOpen(t *testing.T, data []byte) string {
+	t.Helper()
+	h, err := NewChainer(nil).Open("", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// FuzzSpoolLine: a spool line as appendSpoolLine writes it is what
+// json.Marshal of a spoolLine wrote before (for data that needs no
+// re-encoding, as the native format's), and scanSpoolLine reads it, and
+// the old writer's lines, as json.Unmarshal does, or leaves them to it.
+func FuzzSpoolLine(f *testing.F) {
+	f.Add(uint64(1), "0123456789abcdef", "request", int64(1795970847123456789), "alice")
+	f.Add(uint64(18446744073709551615), `<"\u2028">`, "a\\b", int64(-1), "\xff\x00")
+	f.Fuzz(func(t *testing.T, seq uint64, id, typ string, nanos int64, value string) {
+		at := time.Unix(0, nanos).UTC()
+		data := append(appendString([]byte(`{"v":`), value), `,"hash":""}`...)
+		i := bytes.LastIndex(data, hashPlaceholder)
+		sum := []byte(strings.Repeat("ab", 32))
+		line, err := appendSpoolLine(nil, seq, id, typ, at, data, i, sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed := appendSealed(nil, data, i, sum)
+		old, err := json.Marshal(spoolLine{Seq: seq, ID: id, Type: typ, Time: at, Hash: string(sum), Data: sealed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(line) != string(old)+"\n" {
+			t.Fatalf("appendSpoolLine wrote\n%s\njson.Marshal\n%s", line, old)
+		}
+		var want spoolLine
+		if err := json.Unmarshal(line, &want); err != nil {
+			t.Fatal(err)
+		}
+		want.Hash = ""
+		got, ok := scanSpoolLine(line[:len(line)-1])
+		if head := line[:bytes.Index(line, []byte(`,"hash":`))]; ok == bytes.ContainsRune(head, '\\') {
+			t.Errorf("scanSpoolLine(%s): ok %v, want it to read every line without escapes before the hash", line, ok)
+		}
+		if ok {
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(spoolLine{})); diff != "" {
+				t.Errorf("scanSpoolLine(%s) (-json.Unmarshal +scanSpoolLine):\n%s", line, diff)
+			}
+		}
+	})
 }
