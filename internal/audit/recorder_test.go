@@ -316,6 +316,38 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordParallel is BenchmarkRecord from 16 goroutines at once,
+// as concurrent requests record: what an fsync per event costs when
+// events can share one, and what recording costs while the group commit
+// runs.
+func BenchmarkRecordParallel(b *testing.B) {
+	e := Event{
+		Type: TypeRequestDecided, RequestID: "0123456789abcdef",
+		Decision: &Decision{Allowed: true, Reasons: []string{"permitted by grant g-abcdefghijklmnop"}},
+		Grant:    &Grant{ID: "g-abcdefghijklmnop", Policy: "pod-reader", Version: "a1b2c3d4e5f6", Namespace: "demo", Approvers: []string{"sre-1"}},
+	}
+	for _, sync := range []SyncPolicy{SyncInterval, SyncAlways} {
+		b.Run(string(sync), func(b *testing.B) {
+			r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close(time.Second)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := r.Record(ctx, e); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 // TestDeletedSpool: a spool whose directory is removed under a running
 // recorder would take records into a file that no longer has a name, lost
 // at the next start. The next fsync finds it, and an enforced sink refuses

@@ -54,7 +54,6 @@ type spool struct {
 	buf      []byte   // the line being appended, used again for the next
 	f        *os.File // the segment being appended to
 	fSize    int64
-	dirty    bool // written since the last fsync
 	nextSeq  uint64
 	prevHash string
 	bytes    int64 // in all segments
@@ -68,6 +67,19 @@ type spool struct {
 	// moved (its spool directory removed): what is written to it would be
 	// lost at the next start, so appends fail until a new segment opens.
 	lost error
+
+	// syncedTo is the last record an fsync has made durable. One fsync
+	// runs at a time, without mu (syncing is set meanwhile, and synced
+	// signalled when it ends), so that appends go on during it; a
+	// segment rolled over meanwhile is closed when it ends (retired).
+	// failedTo is the last record of an fsync that failed, with its
+	// error: a record no later fsync covered is not durable.
+	syncedTo  uint64
+	syncing   bool
+	synced    *sync.Cond
+	retired   []*os.File
+	failedTo  uint64
+	failedErr error
 
 	// mark is the delivered mark's file, opened by the first
 	// markDelivered; it is used by the reader's goroutine only, and
@@ -83,6 +95,7 @@ func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
 		return nil, err
 	}
 	s := &spool{dir: dir, segmentBytes: segmentBytes, maxBytes: maxBytes, nextSeq: 1}
+	s.synced = sync.NewCond(&s.mu)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -124,6 +137,7 @@ func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
 		// Everything was delivered and the segments are gone: keep counting.
 		s.nextSeq = d + 1
 	}
+	s.syncedTo = s.nextSeq - 1
 	return s, nil
 }
 
@@ -204,7 +218,6 @@ func (s *spool) append(build func(b []byte, seq uint64, prev string) ([]byte, st
 	s.fSize += int64(n)
 	s.bytes += int64(n)
 	s.pending += int64(n)
-	s.dirty = true
 	seq := s.nextSeq
 	s.nextSeq++
 	s.prevHash = h
@@ -217,8 +230,13 @@ func (s *spool) roll() error {
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("sync the audit spool: %w", err)
 		}
-		s.f.Close()
+		if s.syncing {
+			s.retired = append(s.retired, s.f)
+		} else {
+			s.f.Close()
+		}
 		s.f = nil
+		s.syncedTo = s.nextSeq - 1
 	}
 	f, err := os.OpenFile(s.segmentPath(s.nextSeq), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
 	if err != nil {
@@ -228,25 +246,51 @@ func (s *spool) roll() error {
 		d.Sync() // the new file's name is durable too
 		d.Close()
 	}
-	s.f, s.fSize, s.dirty = f, 0, false
+	s.f, s.fSize = f, 0
 	s.segments = append(s.segments, s.nextSeq)
 	return nil
 }
 
-// sync fsyncs the current segment if it was written since the last sync.
-func (s *spool) sync() error {
+// sync makes the records up to seq durable: it fsyncs the segment being
+// written, unless an fsync begun after they were written has ended.
+// Concurrent calls share fsyncs (group commit): one runs at a time,
+// without the lock, so that records are appended meanwhile, and a call
+// whose records the fsync under way covers waits for it rather than
+// running its own.
+func (s *spool) sync(seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil || !s.dirty {
-		return nil
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("sync the audit spool: %w", err)
-	}
-	s.dirty = false
-	if gone(s.f) {
-		s.lost = fmt.Errorf("the audit spool segment %s was deleted", s.f.Name())
-		return s.lost
+	for s.syncedTo < seq && s.f != nil {
+		if s.syncing {
+			s.synced.Wait()
+			continue
+		}
+		if s.failedTo >= seq {
+			return s.failedErr
+		}
+		f, upTo := s.f, s.nextSeq-1
+		s.syncing = true
+		s.mu.Unlock()
+		err := f.Sync()
+		deleted := err == nil && gone(f)
+		s.mu.Lock()
+		s.syncing = false
+		for _, r := range s.retired {
+			r.Close()
+		}
+		s.retired = nil
+		s.synced.Broadcast()
+		if err != nil {
+			// Linux reports a failed writeback to one fsync only: the
+			// records it covered are not known durable by a later one.
+			s.failedTo, s.failedErr = upTo, fmt.Errorf("sync the audit spool: %w", err)
+			return s.failedErr
+		}
+		if deleted {
+			s.lost = fmt.Errorf("the audit spool segment %s was deleted", f.Name())
+			return s.lost
+		}
+		s.syncedTo = max(s.syncedTo, upTo)
 	}
 	return nil
 }
@@ -269,6 +313,9 @@ func (s *spool) close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.syncing {
+		s.synced.Wait()
+	}
 	if s.f == nil {
 		return nil
 	}

@@ -214,11 +214,11 @@ func (s *stream) wants(e Event) bool { return s.types == nil || s.types[e.Type] 
 
 // append spools e. For an enforced sink an error fails the request.
 func (s *stream) append(e *Event) error {
-	_, err := s.spool.append(func(b []byte, seq uint64, prev string) ([]byte, string, error) {
+	seq, err := s.spool.append(func(b []byte, seq uint64, prev string) ([]byte, string, error) {
 		return s.line(b, e, seq, prev)
 	})
 	if err == nil && s.cfg.Sync == SyncAlways {
-		err = s.spool.sync()
+		err = s.spool.sync(seq)
 	}
 	if err != nil {
 		if s.cfg.Mode == Enforced {
@@ -293,7 +293,7 @@ func (s *stream) run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
-					if err := s.spool.sync(); err != nil {
+					if err := s.spool.sync(s.spool.written()); err != nil {
 						s.log.Error("sync the audit spool", "err", err)
 					}
 				}
