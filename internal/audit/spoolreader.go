@@ -24,17 +24,17 @@ func newSpoolReader(s *spool, from uint64) *spoolReader {
 	return &spoolReader{s: s, next: from}
 }
 
-// read returns up to max records from the next one on; none when nothing
+// read returns up to limit records from the next one on; none when nothing
 // new was written. The records' data share one buffer per call, which
 // nothing else writes to, so a sink may keep them.
-func (r *spoolReader) read(max int) ([]spoolLine, error) {
+func (r *spoolReader) read(limit int) ([]spoolLine, error) {
 	written := r.s.written()
 	if r.next > written {
 		return nil, nil
 	}
-	out := make([]spoolLine, 0, min(uint64(max), written-r.next+1))
+	out := make([]spoolLine, 0, min(uint64(limit), written-r.next+1))
 	var data []byte
-	for len(out) < max && r.next <= written {
+	for len(out) < limit && r.next <= written {
 		if r.f == nil || !r.inOpenSegment() {
 			if err := r.open(); err != nil {
 				return out, err
@@ -82,7 +82,9 @@ func (r *spoolReader) read(max int) ([]spoolLine, error) {
 		}
 		// The line is the reader's buffer, read over by the next line.
 		if data == nil {
-			data = make([]byte, 0, len(l.Data)*cap(out))
+			// Room for the batch if its records are the size of the
+			// first, up to 1 MiB.
+			data = make([]byte, 0, max(len(l.Data), min(len(l.Data)*cap(out), 1<<20)))
 		}
 		start := len(data)
 		data = append(data, l.Data...)
