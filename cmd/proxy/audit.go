@@ -114,9 +114,9 @@ func newRecorder(cfg Config, stdout io.Writer, rdb redis.UniversalClient, log *s
 			errs = append(errs, fmt.Errorf("audit sink %s: %w", s.Name, err))
 			continue
 		}
-		encoder := audit.EncodeNative
+		encoder := audit.AppendNative
 		if s.Format == "ocsf" {
-			encoder = ocsf.Encode
+			encoder = ocsf.Append
 		}
 		sinks = append(sinks, audit.SinkConfig{
 			Name: s.Name, Sink: sink, Encoder: encoder, Mode: audit.Mode(s.Mode), Types: s.Types,

@@ -97,7 +97,7 @@ func (r *Recorder) Record(_ context.Context, e Event) error {
 	var errs []error
 	for _, s := range r.streams {
 		if s.wants(e) {
-			if err := s.append(e); err != nil {
+			if err := s.append(&e); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -315,6 +316,38 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordParallel is BenchmarkRecord from 16 goroutines at once,
+// as concurrent requests record: what an fsync per event costs when
+// events can share one, and what recording costs while the group commit
+// runs.
+func BenchmarkRecordParallel(b *testing.B) {
+	e := Event{
+		Type: TypeRequestDecided, RequestID: "0123456789abcdef",
+		Decision: &Decision{Allowed: true, Reasons: []string{"permitted by grant g-abcdefghijklmnop"}},
+		Grant:    &Grant{ID: "g-abcdefghijklmnop", Policy: "pod-reader", Version: "a1b2c3d4e5f6", Namespace: "demo", Approvers: []string{"sre-1"}},
+	}
+	for _, sync := range []SyncPolicy{SyncInterval, SyncAlways} {
+		b.Run(string(sync), func(b *testing.B) {
+			r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close(time.Second)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := r.Record(ctx, e); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 // TestDeletedSpool: a spool whose directory is removed under a running
 // recorder would take records into a file that no longer has a name, lost
 // at the next start. The next fsync finds it, and an enforced sink refuses
@@ -335,4 +368,106 @@ func TestDeletedSpool(t *testing.T) {
 	if !errors.Is(err, ErrNotRecorded) || !strings.Contains(err.Error(), "was deleted") {
 		t.Errorf("Record() = %v", err)
 	}
+}
+
+// TestDeliveredAsEncoded: a record reaches its sink with the bytes its
+// encoder wrote, its hash filled in, whatever they hold: an encoder that
+// does not escape <, > and & (as OCSF's does not) keeps its chain. The
+// spool used to re-encode the data through json.Marshal, which escaped
+// them after the hash was computed.
+func TestDeliveredAsEncoded(t *testing.T) {
+	enc := func(dst []byte, e Event, c Chain) ([]byte, error) {
+		return fmt.Appendf(dst, `{"id":%q,"category":"Identity & Access <Management>","seq":%d,"prev_hash":%q,"hash":""}`, e.ID, c.Seq, c.Prev), nil
+	}
+	sink := &memSink{}
+	r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink, Encoder: enc})
+	defer r.Close(time.Second)
+	record(t, r, "a", "b")
+	waitFor(t, "delivery", func() bool { return len(sink.got()) == 2 })
+	got := sink.got()
+	checkStream(t, got, []string{"a", "b"})
+	for _, rec := range got {
+		if !strings.Contains(string(rec.Data), `"Identity & Access <Management>"`) {
+			t.Errorf("delivered %s, not as encoded", rec.Data)
+		}
+	}
+}
+
+// TestEncoderMistakes: an encoding without the hash placeholder, or with
+// a newline (which would split its line in the spool), is not recorded.
+func TestEncoderMistakes(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want string
+	}{
+		{name: "no placeholder", data: `{"id":"x"}`, want: "no hash placeholder"},
+		{name: "newline", data: "{\"id\":\"x\",\n\"hash\":\"\"}", want: "holds a newline"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc := func(dst []byte, _ Event, _ Chain) ([]byte, error) { return append(dst, tt.data...), nil }
+			r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: &memSink{}, Encoder: enc})
+			defer r.Close(0)
+			err := r.Record(context.Background(), Event{Type: TypeRequest})
+			if !errors.Is(err, ErrNotRecorded) || !strings.Contains(fmt.Sprint(err), tt.want) {
+				t.Errorf("Record() = %v, want ErrNotRecorded: ...%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// gateSink records the size of each batch, each Deliver waiting for a
+// value on gate first.
+type gateSink struct {
+	gate  chan struct{}
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (g *gateSink) Deliver(_ context.Context, batch []Record) error {
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sizes = append(g.sizes, len(batch))
+	return nil
+}
+
+func (*gateSink) Close() error { return nil }
+
+func (g *gateSink) got() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.sizes)
+}
+
+// TestDeliveriesGather: a record after a quiet spell is delivered at once;
+// records spooled within DeliverEvery of the last delivery wait for the
+// rest of it and go in one batch, unless a whole batch is waiting, which
+// goes at once.
+func TestDeliveriesGather(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &gateSink{gate: make(chan struct{})}
+		r := newTestRecorder(t, t.TempDir(), SinkConfig{Name: "s", Sink: sink, BatchSize: 4, DeliverEvery: 10 * time.Millisecond})
+		defer r.Close(time.Second)
+		start := time.Now()
+		record(t, r, "e1")
+		synctest.Wait() // e1's delivery is under way: Deliver waits at the gate
+		// Spooled meanwhile: after e1, two whole batches go at once, and
+		// the last record waits.
+		record(t, r, ids(9, 2)...)
+		for range 3 {
+			sink.gate <- struct{}{}
+		}
+		synctest.Wait()
+		if got, waited := sink.got(), time.Since(start); !slices.Equal(got, []int{1, 4, 4}) || waited != 0 {
+			t.Fatalf("batches %v after %v, want [1 4 4] at once", got, waited)
+		}
+		record(t, r, "late")
+		sink.gate <- struct{}{}
+		synctest.Wait()
+		if got, waited := sink.got(), time.Since(start); !slices.Equal(got, []int{1, 4, 4, 2}) || waited != 10*time.Millisecond {
+			t.Fatalf("batches %v after %v, want [1 4 4 2] after 10ms", got, waited)
+		}
+	})
 }

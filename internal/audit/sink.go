@@ -6,9 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"time"
 )
@@ -53,12 +51,16 @@ type Chain struct {
 	Prev string
 }
 
-// An Encoder writes an event in one format with its chain fields: the
-// sequence number, the previous record's hash, and a member "hash" whose
-// value is the empty string, written as the last "hash" member of the
-// encoding. The stream then fills in the record's own hash there (see
-// Chainer). An Encoder must write the same bytes for the same input.
-type Encoder func(e Event, c Chain) ([]byte, error)
+// An Encoder appends an event in one format to dst, with its chain
+// fields: the sequence number, the previous record's hash, and a member
+// "hash" whose value is the empty string, written as the last "hash"
+// member of the encoding. The stream then fills in the record's own hash
+// there (see Chainer). The encoding is one JSON value without a newline
+// (spool and sinks keep one record per line), and the same input always
+// encodes to the same bytes. On an error an Encoder returns dst as it got
+// it. The stream calls its Encoder from one goroutine at a time, with a
+// dst it uses again for the next record.
+type Encoder func(dst []byte, e Event, c Chain) ([]byte, error)
 
 // hashPlaceholder is what an Encoder writes for the record's own hash.
 var hashPlaceholder = []byte(`"hash":""`)
@@ -87,19 +89,43 @@ func (c *Chainer) newHash() hash.Hash {
 func (c *Chainer) Seal(prev string, data []byte) ([]byte, string, error) {
 	i := bytes.LastIndex(data, hashPlaceholder)
 	if i < 0 {
-		return nil, "", errors.New("audit: encoded event has no hash placeholder")
+		return nil, "", errNoPlaceholder
 	}
-	h := c.newHash()
-	h.Write([]byte(prev))
-	h.Write([]byte{'\n'})
-	h.Write(data)
-	sum := hex.EncodeToString(h.Sum(nil))
-	out := make([]byte, 0, len(data)+len(sum))
-	out = append(out, data[:i]...)
-	out = append(out, `"hash":"`...)
-	out = append(out, sum...)
-	out = append(out, data[i+len(hashPlaceholder)-1:]...)
-	return out, sum, nil
+	sum := c.newSealer().sum(prev, data)
+	return appendSealed(make([]byte, 0, len(data)+len(sum)), data, i, sum), string(sum), nil
+}
+
+var errNoPlaceholder = errors.New("audit: encoded event has no hash placeholder")
+
+// sealer computes the hashes of one stream's records. Its hash and buffers
+// are used again for every record, so it is not safe for concurrent use.
+type sealer struct {
+	h    hash.Hash
+	head []byte // the previous record's hash and a newline
+	raw  [sha256.Size]byte
+	hex  [2 * sha256.Size]byte
+}
+
+func (c *Chainer) newSealer() *sealer { return &sealer{h: c.newHash()} }
+
+// sum returns the hash, in hex, of data (an encoding with the hash
+// placeholder) chained to prev. It is valid until the next call.
+func (s *sealer) sum(prev string, data []byte) []byte {
+	s.head = append(append(s.head[:0], prev...), '\n')
+	s.h.Reset()
+	s.h.Write(s.head)
+	s.h.Write(data)
+	hex.Encode(s.hex[:], s.h.Sum(s.raw[:0]))
+	return s.hex[:]
+}
+
+// appendSealed appends data, whose hash placeholder is at i, with the hash
+// sum filled in, to dst.
+func appendSealed(dst, data []byte, i int, sum []byte) []byte {
+	dst = append(dst, data[:i]...)
+	dst = append(dst, `"hash":"`...)
+	dst = append(dst, sum...)
+	return append(dst, data[i+len(hashPlaceholder)-1:]...)
 }
 
 // Open checks a sealed record against prev: it returns the record's hash,
@@ -123,23 +149,4 @@ func (c *Chainer) Open(prev string, sealed []byte) (string, error) {
 		return "", errors.New("the record's hash does not match its content and the previous record")
 	}
 	return got, nil
-}
-
-// nativeRecord is an Event with its chain fields, in the order written:
-// the event, then seq, prev_hash and hash last.
-type nativeRecord struct {
-	Event
-	Seq      uint64 `json:"seq"`
-	PrevHash string `json:"prev_hash"`
-	Hash     string `json:"hash"`
-}
-
-// EncodeNative is the Encoder of the native format, jitproxy.audit/v1: the
-// Event as JSON, followed by seq, prev_hash and hash.
-func EncodeNative(e Event, c Chain) ([]byte, error) {
-	b, err := json.Marshal(nativeRecord{Event: e, Seq: c.Seq, PrevHash: c.Prev})
-	if err != nil {
-		return nil, fmt.Errorf("encode audit event: %w", err)
-	}
-	return b, nil
 }

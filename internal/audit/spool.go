@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,8 +21,9 @@ import (
 // record is in the operating system's hands, and survives a kill of
 // jitproxy, once Append returns; a crash of the machine loses what was not
 // yet fsynced (see SyncPolicy). The file "delivered" holds the sequence
-// number of the last record the sink acknowledged; segments wholly at or
-// below it are deleted.
+// number of the last record the sink acknowledged, as 20 digits and a
+// newline, rewritten in place; segments wholly at or below it are
+// deleted.
 
 // spoolLine is a record as the spool keeps it.
 type spoolLine struct {
@@ -51,9 +51,9 @@ type spool struct {
 	maxBytes     int64
 
 	mu       sync.Mutex
+	buf      []byte   // the line being appended, used again for the next
 	f        *os.File // the segment being appended to
 	fSize    int64
-	dirty    bool // written since the last fsync
 	nextSeq  uint64
 	prevHash string
 	bytes    int64 // in all segments
@@ -67,6 +67,24 @@ type spool struct {
 	// moved (its spool directory removed): what is written to it would be
 	// lost at the next start, so appends fail until a new segment opens.
 	lost error
+
+	// syncedTo is the last record an fsync has made durable. One fsync
+	// runs at a time, without mu (syncing is set meanwhile, and synced
+	// signalled when it ends), so that appends go on during it; a
+	// segment rolled over meanwhile is closed when it ends (retired).
+	// failedTo is the last record of an fsync that failed, with its
+	// error: a record no later fsync covered is not durable.
+	syncedTo  uint64
+	syncing   bool
+	synced    *sync.Cond
+	retired   []*os.File
+	failedTo  uint64
+	failedErr error
+
+	// mark is the delivered mark's file, opened by the first
+	// markDelivered; it is used by the reader's goroutine only, and
+	// closed by close once that goroutine has ended.
+	mark *os.File
 }
 
 // openSpool opens or creates the spool in dir and recovers its last
@@ -77,6 +95,7 @@ func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
 		return nil, err
 	}
 	s := &spool{dir: dir, segmentBytes: segmentBytes, maxBytes: maxBytes, nextSeq: 1}
+	s.synced = sync.NewCond(&s.mu)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -114,10 +133,11 @@ func openSpool(dir string, segmentBytes, maxBytes int64) (*spool, error) {
 		}
 		s.fSize = size
 	}
-	if d, err := s.delivered(); err == nil && d >= s.nextSeq {
+	if d, err := s.readMark(); err == nil && d >= s.nextSeq {
 		// Everything was delivered and the segments are gone: keep counting.
 		s.nextSeq = d + 1
 	}
+	s.syncedTo = s.nextSeq - 1
 	return s, nil
 }
 
@@ -161,21 +181,19 @@ func (s *spool) segmentPath(first uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("%020d.log", first))
 }
 
-// append writes one record, sealing it with seal(seq, prev) which returns
-// the record's data and hash. It holds the spool's lock, so records are
-// numbered and chained in the order they are written.
-func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev string) ([]byte, string, error)) (uint64, error) {
+// append writes one record: build appends the record's spool line (see
+// appendSpoolLine), numbered seq and chained to prev, to b and returns it
+// with the record's hash. It is called with the spool's lock held, so
+// records are numbered and chained in the order they are written, and b
+// is the spool's buffer, used again for the next record.
+func (s *spool) append(build func(b []byte, seq uint64, prev string) ([]byte, string, error)) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, h, err := seal(s.nextSeq, s.prevHash)
+	line, h, err := build(s.buf[:0], s.nextSeq, s.prevHash)
+	s.buf = keep(line)
 	if err != nil {
 		return 0, err
 	}
-	line, err := json.Marshal(spoolLine{Seq: s.nextSeq, ID: id, Type: typ, Time: t, Hash: h, Data: data})
-	if err != nil {
-		return 0, err
-	}
-	line = append(line, '\n')
 	if s.maxBytes > 0 && s.pending+int64(len(line)) > s.maxBytes {
 		return 0, ErrSpoolFull
 	}
@@ -200,7 +218,6 @@ func (s *spool) append(id, typ string, t time.Time, seal func(seq uint64, prev s
 	s.fSize += int64(n)
 	s.bytes += int64(n)
 	s.pending += int64(n)
-	s.dirty = true
 	seq := s.nextSeq
 	s.nextSeq++
 	s.prevHash = h
@@ -213,8 +230,13 @@ func (s *spool) roll() error {
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("sync the audit spool: %w", err)
 		}
-		s.f.Close()
+		if s.syncing {
+			s.retired = append(s.retired, s.f)
+		} else {
+			s.f.Close()
+		}
 		s.f = nil
+		s.syncedTo = s.nextSeq - 1
 	}
 	f, err := os.OpenFile(s.segmentPath(s.nextSeq), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
 	if err != nil {
@@ -224,25 +246,51 @@ func (s *spool) roll() error {
 		d.Sync() // the new file's name is durable too
 		d.Close()
 	}
-	s.f, s.fSize, s.dirty = f, 0, false
+	s.f, s.fSize = f, 0
 	s.segments = append(s.segments, s.nextSeq)
 	return nil
 }
 
-// sync fsyncs the current segment if it was written since the last sync.
-func (s *spool) sync() error {
+// sync makes the records up to seq durable: it fsyncs the segment being
+// written, unless an fsync begun after they were written has ended.
+// Concurrent calls share fsyncs (group commit): one runs at a time,
+// without the lock, so that records are appended meanwhile, and a call
+// whose records the fsync under way covers waits for it rather than
+// running its own.
+func (s *spool) sync(seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil || !s.dirty {
-		return nil
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("sync the audit spool: %w", err)
-	}
-	s.dirty = false
-	if gone(s.f) {
-		s.lost = fmt.Errorf("the audit spool segment %s was deleted", s.f.Name())
-		return s.lost
+	for s.syncedTo < seq && s.f != nil {
+		if s.syncing {
+			s.synced.Wait()
+			continue
+		}
+		if s.failedTo >= seq {
+			return s.failedErr
+		}
+		f, upTo := s.f, s.nextSeq-1
+		s.syncing = true
+		s.mu.Unlock()
+		err := f.Sync()
+		deleted := err == nil && gone(f)
+		s.mu.Lock()
+		s.syncing = false
+		for _, r := range s.retired {
+			r.Close()
+		}
+		s.retired = nil
+		s.synced.Broadcast()
+		if err != nil {
+			// Linux reports a failed writeback to one fsync only: the
+			// records it covered are not known durable by a later one.
+			s.failedTo, s.failedErr = upTo, fmt.Errorf("sync the audit spool: %w", err)
+			return s.failedErr
+		}
+		if deleted {
+			s.lost = fmt.Errorf("the audit spool segment %s was deleted", f.Name())
+			return s.lost
+		}
+		s.syncedTo = max(s.syncedTo, upTo)
 	}
 	return nil
 }
@@ -259,8 +307,15 @@ func gone(f *os.File) bool {
 }
 
 func (s *spool) close() error {
+	if s.mark != nil {
+		s.mark.Close()
+		s.mark = nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.syncing {
+		s.synced.Wait()
+	}
 	if s.f == nil {
 		return nil
 	}
@@ -270,8 +325,12 @@ func (s *spool) close() error {
 	return err
 }
 
-// delivered returns the sequence number of the last delivered record.
-func (s *spool) delivered() (uint64, error) {
+// errBadMark: the delivered mark holds no sequence number.
+var errBadMark = errors.New("the delivered mark holds no sequence number")
+
+// readMark returns the sequence number in the delivered mark; 0 when there
+// is none.
+func (s *spool) readMark() (uint64, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, deliveredFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -279,20 +338,49 @@ func (s *spool) delivered() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	d, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q", errBadMark, b)
+	}
+	return d, nil
+}
+
+// delivered returns the sequence number of the last delivered record: the
+// delivered mark's, but never less than the record before the first
+// segment, as segments are deleted only once delivered (the mark is not
+// fsynced, so after a machine crash it can be older than a deletion). A
+// mark that holds no number (a machine crash before it was ever written
+// out) is reported with that floor, and errBadMark.
+func (s *spool) delivered() (uint64, error) {
+	d, err := s.readMark()
+	if err != nil && !errors.Is(err, errBadMark) {
+		return 0, err
+	}
+	if segs := s.segmentList(); len(segs) > 0 && segs[0] > 0 {
+		d = max(d, segs[0]-1)
+	}
+	return d, err
 }
 
 // markDelivered records that every record up to seq was delivered, and
-// deletes the segments that hold nothing later. The mark is written to a
-// temporary file and renamed, so it is either the old or the new one; it
-// is not fsynced: after a machine crash an older mark means records
-// delivered again, which receivers drop by ID.
+// deletes the segments that hold nothing later. The mark is rewritten in
+// place with one write of a fixed width, so it is either the old or the
+// new one; it is not fsynced: after a machine crash an older mark means
+// records delivered again, which receivers drop by ID. (A temporary file
+// renamed over the mark cost the file system a new file, and an
+// allocation of its data, per batch.)
 func (s *spool) markDelivered(seq uint64) error {
-	tmp := filepath.Join(s.dir, deliveredFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
-		return err
+	if s.mark == nil {
+		f, err := os.OpenFile(filepath.Join(s.dir, deliveredFile), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		s.mark = f
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, deliveredFile)); err != nil {
+	// Every mark is 21 bytes at most (a uint64 has 20 digits), so this
+	// overwrites the whole of an earlier one, even one written before
+	// marks had a fixed width.
+	if _, err := s.mark.WriteAt(fmt.Appendf(nil, "%020d\n", seq), 0); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -330,6 +418,19 @@ func (s *spool) segmentList() []uint64 {
 	return slices.Clone(s.segments)
 }
 
+// segmentAfter reports whether the segment whose first record is first
+// is in the spool, and the first record of the segment after it, if
+// there is one (0 if not).
+func (s *spool) segmentAfter(first uint64) (next uint64, found bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := slices.BinarySearch(s.segments, first)
+	if found && i+1 < len(s.segments) {
+		next = s.segments[i+1]
+	}
+	return next, found
+}
+
 // written returns the sequence number of the last record written.
 func (s *spool) written() uint64 {
 	s.mu.Lock()
@@ -341,101 +442,4 @@ func (s *spool) size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
-}
-
-// spoolReader reads a spool's records in order from a sequence number on,
-// following the segments as they are written. It is used by one goroutine.
-type spoolReader struct {
-	s       *spool
-	next    uint64 // the sequence number of the next record to return
-	f       *os.File
-	r       *bufio.Reader
-	segment uint64 // the first sequence number of the open segment
-	partial []byte // a line read without its end yet
-}
-
-func newSpoolReader(s *spool, from uint64) *spoolReader {
-	return &spoolReader{s: s, next: from}
-}
-
-// read returns up to max records from the next one on; none when nothing
-// new was written.
-func (r *spoolReader) read(max int) ([]spoolLine, error) {
-	var out []spoolLine
-	for len(out) < max {
-		if r.next > r.s.written() {
-			return out, nil
-		}
-		if r.f == nil || !r.inOpenSegment() {
-			if err := r.open(); err != nil {
-				return out, err
-			}
-		}
-		line, err := r.r.ReadBytes('\n')
-		if len(line) > 0 {
-			r.partial = append(r.partial, line...)
-		}
-		if err == io.EOF {
-			// The rest of this segment is not written yet, or the
-			// record is in the next segment.
-			if segs := r.s.segmentList(); len(segs) > 0 && segs[len(segs)-1] > r.segment && len(r.partial) == 0 {
-				r.close()
-				continue
-			}
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		var l spoolLine
-		if err := json.Unmarshal(r.partial, &l); err != nil {
-			return out, fmt.Errorf("audit spool %s: a record that is not JSON after %d", r.s.dir, r.next-1)
-		}
-		l.size = int64(len(r.partial))
-		r.partial = r.partial[:0]
-		if l.Seq < r.next {
-			// Delivered before: its bytes are not pending.
-			r.s.release(l.Seq, l.size)
-			continue
-		}
-		if l.Seq != r.next {
-			return out, fmt.Errorf("audit spool %s: record %d where %d was expected", r.s.dir, l.Seq, r.next)
-		}
-		r.next++
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-// inOpenSegment reports whether the next record can be in the open segment.
-func (r *spoolReader) inOpenSegment() bool {
-	segs := r.s.segmentList()
-	i, found := slices.BinarySearch(segs, r.segment)
-	return found && (i+1 == len(segs) || segs[i+1] > r.next)
-}
-
-// open opens the segment that holds the next record.
-func (r *spoolReader) open() error {
-	r.close()
-	segs := r.s.segmentList()
-	i, found := slices.BinarySearch(segs, r.next)
-	if !found {
-		i--
-	}
-	if i < 0 {
-		return fmt.Errorf("audit spool %s: no segment holds record %d", r.s.dir, r.next)
-	}
-	f, err := os.Open(r.s.segmentPath(segs[i]))
-	if err != nil {
-		return err
-	}
-	r.f, r.r, r.segment, r.partial = f, bufio.NewReaderSize(f, 64<<10), segs[i], r.partial[:0]
-	return nil
-}
-
-func (r *spoolReader) close() {
-	if r.f != nil {
-		r.f.Close()
-		r.f, r.r = nil, nil
-	}
 }

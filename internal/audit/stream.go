@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +45,7 @@ type SinkConfig struct {
 	Name string
 	// Sink delivers the records. Required.
 	Sink Sink
-	// Encoder writes events in the sink's format; default EncodeNative.
+	// Encoder writes events in the sink's format; default AppendNative.
 	Encoder Encoder
 	// Mode; default Enforced.
 	Mode Mode
@@ -61,6 +62,13 @@ type SinkConfig struct {
 	SegmentBytes int64
 	// BatchSize is the most records one Deliver gets; default 100.
 	BatchSize int
+	// DeliverEvery is the least time from one Deliver to the next unless
+	// a whole batch is waiting; default 10ms. A record spooled sooner
+	// waits for the rest of the interval, and goes in one batch with
+	// those spooled meanwhile: a sink's cost per batch (an fsync, an HTTP
+	// request, an acknowledgement, the spool's delivered mark) is shared
+	// by the events of an interval instead of paid for each.
+	DeliverEvery time.Duration
 	// ChainKey, if set, makes the hash chain an HMAC chain.
 	ChainKey []byte
 	// RetryMin and RetryMax bound the backoff between failed deliveries;
@@ -80,7 +88,7 @@ func (c *SinkConfig) defaults() error {
 		errs = append(errs, errors.New("spool directory is required"))
 	}
 	if c.Encoder == nil {
-		c.Encoder = EncodeNative
+		c.Encoder = AppendNative
 	}
 	switch c.Mode {
 	case "":
@@ -102,6 +110,7 @@ func (c *SinkConfig) defaults() error {
 		}
 	}
 	def(&c.SyncEvery, 10*time.Millisecond)
+	def(&c.DeliverEvery, 10*time.Millisecond)
 	def(&c.RetryMin, 100*time.Millisecond)
 	def(&c.RetryMax, 30*time.Second)
 	if c.MaxSpoolBytes <= 0 {
@@ -149,7 +158,6 @@ type Stats struct {
 type stream struct {
 	cfg   SinkConfig
 	types map[string]bool
-	chain *Chainer
 	spool *spool
 	log   *slog.Logger
 	now   func() time.Time
@@ -159,6 +167,10 @@ type stream struct {
 
 	recorded, dropped, refused, delivered, retried atomic.Uint64
 	lastDropLog                                    atomic.Int64 // unix seconds
+
+	// sealer and data are used by line, under the spool's lock.
+	sealer *sealer
+	data   []byte
 
 	mu          sync.Mutex
 	deliveredTo uint64 // sequence number
@@ -175,14 +187,18 @@ func openStream(cfg SinkConfig, now func() time.Time, log *slog.Logger) (*stream
 		return nil, fmt.Errorf("audit sink %q: open spool: %w", cfg.Name, err)
 	}
 	d, err := sp.delivered()
-	if err != nil {
+	if errors.Is(err, errBadMark) {
+		// Delivered again from the first segment on: at least once.
+		log.Warn("audit spool: delivering every spooled record again", "sink", cfg.Name, "from_seq", d+1, "err", err)
+	} else if err != nil {
 		sp.close()
 		return nil, fmt.Errorf("audit sink %q: read the delivered mark: %w", cfg.Name, err)
 	}
 	s := &stream{
-		cfg: cfg, chain: NewChainer(cfg.ChainKey), spool: sp, now: now,
-		log:  log.With("sink", cfg.Name),
-		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		cfg: cfg, spool: sp, now: now,
+		sealer: NewChainer(cfg.ChainKey).newSealer(),
+		log:    log.With("sink", cfg.Name),
+		wake:   make(chan struct{}, 1), done: make(chan struct{}),
 		deliveredTo: d,
 	}
 	if len(cfg.Types) > 0 {
@@ -197,16 +213,12 @@ func openStream(cfg SinkConfig, now func() time.Time, log *slog.Logger) (*stream
 func (s *stream) wants(e Event) bool { return s.types == nil || s.types[e.Type] }
 
 // append spools e. For an enforced sink an error fails the request.
-func (s *stream) append(e Event) error {
-	_, err := s.spool.append(e.ID, e.Type, e.Time, func(seq uint64, prev string) ([]byte, string, error) {
-		data, err := s.cfg.Encoder(e, Chain{Seq: seq, Prev: prev})
-		if err != nil {
-			return nil, "", err
-		}
-		return s.chain.Seal(prev, data)
+func (s *stream) append(e *Event) error {
+	seq, err := s.spool.append(func(b []byte, seq uint64, prev string) ([]byte, string, error) {
+		return s.line(b, e, seq, prev)
 	})
 	if err == nil && s.cfg.Sync == SyncAlways {
-		err = s.spool.sync()
+		err = s.spool.sync(seq)
 	}
 	if err != nil {
 		if s.cfg.Mode == Enforced {
@@ -228,6 +240,40 @@ func (s *stream) append(e Event) error {
 	return nil
 }
 
+// line appends the spool line of e, numbered seq and chained to prev, to
+// b, and returns it with the record's hash. It is called under the
+// spool's lock: it uses the stream's sealer and encoding buffer.
+func (s *stream) line(b []byte, e *Event, seq uint64, prev string) ([]byte, string, error) {
+	data, err := s.cfg.Encoder(s.data[:0], *e, Chain{Seq: seq, Prev: prev})
+	if err != nil {
+		return b, "", err
+	}
+	s.data = keep(data)
+	i := bytes.LastIndex(data, hashPlaceholder)
+	if i < 0 {
+		return b, "", errNoPlaceholder
+	}
+	if bytes.IndexByte(data, '\n') >= 0 {
+		return b, "", errors.New("audit: encoded event holds a newline")
+	}
+	sum := s.sealer.sum(prev, data)
+	b, err = appendSpoolLine(b, seq, e.ID, e.Type, e.Time, data, i, sum)
+	if err != nil {
+		return b, "", err
+	}
+	return b, string(sum), nil
+}
+
+// keep returns b to be used again, unless it grew past what records
+// usually need (a policy.loaded event with many policies): a buffer kept
+// for every record should not hold on to one record's peak.
+func keep(b []byte) []byte {
+	if cap(b) > 64<<10 {
+		return nil
+	}
+	return b
+}
+
 // run delivers the spool until ctx ends, and syncs it on the interval.
 func (s *stream) run(ctx context.Context) {
 	defer close(s.done)
@@ -247,7 +293,7 @@ func (s *stream) run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case <-tick.C:
-					if err := s.spool.sync(); err != nil {
+					if err := s.spool.sync(s.spool.written()); err != nil {
 						s.log.Error("sync the audit spool", "err", err)
 					}
 				}
@@ -256,6 +302,7 @@ func (s *stream) run(ctx context.Context) {
 	}
 	backoff := s.cfg.RetryMin
 	var batch []spoolLine
+	var last time.Time // when the last delivery started
 	for {
 		if len(batch) == 0 {
 			var err error
@@ -269,9 +316,21 @@ func (s *stream) run(ctx context.Context) {
 				r.close()
 				continue
 			}
+			if len(batch) > 0 {
+				s.setOldest(batch[0].Time)
+			}
+			// Gather what is spooled until DeliverEvery after the last
+			// delivery. (A read error here is the next read's.)
+			if wait := s.cfg.DeliverEvery - time.Since(last); len(batch) > 0 && len(batch) < s.cfg.BatchSize && wait > 0 {
+				if !sleep(ctx, wait) {
+					return
+				}
+				more, _ := r.read(s.cfg.BatchSize - len(batch))
+				batch = append(batch, more...)
+			}
 		}
 		if len(batch) > 0 {
-			s.setOldest(batch[0].Time)
+			last = time.Now()
 			if err := s.deliver(ctx, batch); err != nil {
 				if ctx.Err() != nil {
 					return

@@ -1,6 +1,6 @@
 // Package ocsf writes jitproxy's audit events in the Open Cybersecurity
 // Schema Framework, OCSF 1.8.0, for SIEMs and data lakes that read it
-// (Amazon Security Lake, Splunk, Sentinel...). Encode is an audit.Encoder:
+// (Amazon Security Lake, Splunk, Sentinel...). Append is an audit.Encoder:
 // one event becomes one OCSF record, with the stream's hash chain.
 //
 // # Classes

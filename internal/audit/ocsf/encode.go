@@ -15,27 +15,33 @@ import (
 // Version is the OCSF schema version the records follow.
 const Version = "1.8.0"
 
-var _ audit.Encoder = Encode
+var _ audit.Encoder = Append
 
-// Encode is the audit.Encoder of OCSF 1.8.0: e as one JSON object of the
-// class its type maps to (see the package documentation), with the
-// stream's sequence number in metadata.sequence and the previous record's
-// hash and an empty "hash" as the last members of unmapped, the last
-// member of the record. The same event and chain always encode to the same
-// bytes. An event of a type Encode does not know becomes a Base Event that
-// carries the native event in unmapped.event, so no event is lost. It
-// returns an error only if JSON encoding fails.
+// Encode is Append to a new slice.
 func Encode(e audit.Event, c audit.Chain) ([]byte, error) {
+	return Append(nil, e, c)
+}
+
+// Append is the audit.Encoder of OCSF 1.8.0: it appends e to dst as one
+// JSON object of the class its type maps to (see the package
+// documentation), with the stream's sequence number in metadata.sequence
+// and the previous record's hash and an empty "hash" as the last members
+// of unmapped, the last member of the record. The same event and chain
+// always encode to the same bytes. An event of a type Append does not
+// know becomes a Base Event that carries the native event in
+// unmapped.event, so no event is lost. It returns an error, and dst as it
+// got it, only if JSON encoding fails.
+func Append(dst []byte, e audit.Event, c audit.Chain) ([]byte, error) {
 	r := mapEvent(e)
 	r.Metadata.Sequence = c.Seq
 	r.Unmapped.PrevHash = c.Prev
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	b := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(b)
 	// Names such as "Identity & Access Management" are written as they
 	// are, not as \u0026: the record is not for HTML.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(r); err != nil {
-		return nil, fmt.Errorf("encode audit event %s as OCSF: %w", e.ID, err)
+		return dst, fmt.Errorf("encode audit event %s as OCSF: %w", e.ID, err)
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -10,13 +10,13 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -49,6 +49,7 @@ type Sink struct {
 	f      *os.File
 	size   int64
 	opened time.Time
+	buf    []byte // a batch's lines, used again for the next
 }
 
 // New validates cfg and opens (or creates, mode 0600) the file.
@@ -95,20 +96,21 @@ func (s *Sink) open() error {
 // Deliver appends the records, one line each, and fsyncs the file,
 // rotating it first when it is too old or the batch would make it too big.
 func (s *Sink) Deliver(_ context.Context, batch []audit.Record) error {
-	b := jsonLines(batch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	b := appendLines(s.buf[:0], batch)
+	s.buf = keep(b)
 	if s.f == nil {
 		if err := s.open(); err != nil {
 			return err
 		}
 	}
-	if s.size > 0 && (s.size+int64(b.Len()) > s.cfg.MaxBytes || s.cfg.Now().Sub(s.opened) >= s.cfg.MaxAge) {
+	if s.size > 0 && (s.size+int64(len(b)) > s.cfg.MaxBytes || s.cfg.Now().Sub(s.opened) >= s.cfg.MaxAge) {
 		if err := s.rotate(); err != nil {
 			return err
 		}
 	}
-	n, err := s.f.Write(b.Bytes())
+	n, err := s.f.Write(b)
 	s.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("file sink: write: %w", err)
@@ -167,21 +169,36 @@ func (s *Sink) Close() error {
 	return err
 }
 
-// jsonLines is the batch as JSON lines.
-func jsonLines(batch []audit.Record) *bytes.Buffer {
-	var b bytes.Buffer
+// appendLines appends the batch to b as JSON lines.
+func appendLines(b []byte, batch []audit.Record) []byte {
+	n := 0
 	for _, r := range batch {
-		b.Write(r.Data)
-		b.WriteByte('\n')
+		n += len(r.Data) + 1
 	}
-	return &b
+	b = slices.Grow(b, n)
+	for _, r := range batch {
+		b = append(b, r.Data...)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// keep returns b to be used for the next batch, unless it is larger
+// than batches usually need: a buffer kept should not hold on to one
+// large batch.
+func keep(b []byte) []byte {
+	if cap(b) > 1<<20 {
+		return nil
+	}
+	return b
 }
 
 // Writer is the sink that writes records as JSON lines to an io.Writer,
 // such as standard output. A batch is delivered when written.
 type Writer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte // a batch's lines, used again for the next
 }
 
 // NewWriter returns a sink writing to w.
@@ -189,10 +206,11 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
 // Deliver writes the records, one line each, in one write.
 func (s *Writer) Deliver(_ context.Context, batch []audit.Record) error {
-	b := jsonLines(batch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.w.Write(b.Bytes()); err != nil {
+	b := appendLines(s.buf[:0], batch)
+	s.buf = keep(b)
+	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("write audit events: %w", err)
 	}
 	return nil
