@@ -1,19 +1,127 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"time"
 
 	"github.com/elazarl/goproxy"
 )
+
+// goproxyChildEnv, set to a file holding the upstream's CA certificate in
+// PEM, makes the harness's binary serve as the goproxy subject instead of
+// running the benchmark (see startGoproxy).
+const goproxyChildEnv = "BENCH_E2E_GOPROXY_UPSTREAM_CA"
+
+// goproxyChild is what the goproxy process tells the harness on its first
+// line of output.
+type goproxyChild struct {
+	URL   string `json:"url"`
+	CAPEM string `json:"ca_pem"`
+}
+
+// goproxyProcess is the goproxy subject in a process of its own, like
+// jitproxy, so that its CPU time is measured the same way (/proc) and its
+// requests cross processes as jitproxy's do.
+type goproxyProcess struct {
+	url   string
+	ca    *x509.Certificate
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+// startGoproxy runs this binary again as the goproxy subject, trusting
+// upstreamCAPEM upstream, and waits for its address.
+func startGoproxy(dir string, upstreamCAPEM []byte) (*goproxyProcess, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	caFile := dir + "/goproxy-upstream-ca.pem"
+	if err := os.WriteFile(caFile, upstreamCAPEM, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), goproxyChildEnv+"="+caFile)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	var hello goproxyChild
+	if err := json.NewDecoder(bufio.NewReader(stdout)).Decode(&hello); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("goproxy process: %w", err)
+	}
+	block, _ := pem.Decode([]byte(hello.CAPEM))
+	if block == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, errors.New("goproxy process: no CA certificate")
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	return &goproxyProcess{url: hello.URL, ca: ca, cmd: cmd, stdin: stdin}, nil
+}
+
+// cpu returns the goproxy process's CPU time so far.
+func (g *goproxyProcess) cpu() (time.Duration, error) { return procCPU(g.cmd.Process.Pid) }
+
+// stop ends the goproxy process: it exits when its standard input closes.
+func (g *goproxyProcess) stop() {
+	g.stdin.Close()
+	g.cmd.Wait()
+}
+
+// serveGoproxyChild is the goproxy process: it serves until its standard
+// input closes.
+func serveGoproxyChild(upstreamCAFile string) error {
+	b, err := os.ReadFile(upstreamCAFile)
+	if err != nil {
+		return err
+	}
+	cas := x509.NewCertPool()
+	if !cas.AppendCertsFromPEM(b) {
+		return errors.New("no upstream CA certificate")
+	}
+	gp, ca, err := newGoproxy(cas)
+	if err != nil {
+		return err
+	}
+	defer gp.Close()
+	if err := json.NewEncoder(os.Stdout).Encode(goproxyChild{URL: gp.URL, CAPEM: string(pemCert(ca.Raw))}); err != nil {
+		return err
+	}
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
 
 // newGoproxy starts a bare goproxy MITM pass-through: every CONNECT is
 // intercepted with leaves signed by a fresh ECDSA P-256 CA, and requests go

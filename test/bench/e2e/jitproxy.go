@@ -211,8 +211,12 @@ func (j *jitproxy) cli(ctx context.Context, args ...string) ([]byte, error) {
 
 // cpu returns the process's user plus system CPU time so far, from
 // /proc/PID/stat (Linux only).
-func (j *jitproxy) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", j.cmd.Process.Pid))
+func (j *jitproxy) cpu() (time.Duration, error) { return procCPU(j.cmd.Process.Pid) }
+
+// procCPU returns the user and system CPU time of process pid so far, from
+// /proc/PID/stat (Linux only).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
