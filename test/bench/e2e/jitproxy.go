@@ -69,6 +69,7 @@ type jitproxyOptions struct {
 	cpuProfile    string  // the --cpu-profile file; empty: none
 	clientQPS     float64 // the target's client.qps; 0: not set
 	clientBurst   int     // the target's client.burst; 0: not set
+	noAudit       bool    // no audit sink at all, to see what audit costs
 }
 
 // startJitproxy writes a configuration for one kubernetes target, demo, at
@@ -93,6 +94,10 @@ func startJitproxy(ctx context.Context, o jitproxyOptions) (*jitproxy, error) {
 	if client != "" {
 		client = "    client: {" + strings.TrimSuffix(client, ", ") + "}\n"
 	}
+	audit := fmt.Sprintf("audit: {stdout: false, file: %s}", filepath.Join(o.dir, "audit.jsonl"))
+	if o.noAudit {
+		audit = "audit: {stdout: false}"
+	}
 	files := map[string]string{
 		"state/identities.yaml": identitiesYAML,
 		"upstream-ca.pem":       string(o.upstreamCAPEM),
@@ -102,7 +107,7 @@ state_dir: %s
 log: {level: info}
 proxy: {listen: 127.0.0.1:0}
 admin: {listen: 127.0.0.1:0}
-audit: {stdout: false, file: %s}
+%s
 %stargets:
   - name: demo
     kind: kubernetes
@@ -110,7 +115,7 @@ audit: {stdout: false, file: %s}
     upstream: %s
     ca_file: %s
     credentials: {token_file: %s}
-%s`, state, filepath.Join(o.dir, "audit.jsonl"), redis, o.upstreamURL, filepath.Join(o.dir, "upstream-ca.pem"), filepath.Join(o.dir, "own-token"), client),
+%s`, state, audit, redis, o.upstreamURL, filepath.Join(o.dir, "upstream-ca.pem"), filepath.Join(o.dir, "own-token"), client),
 	}
 	if o.caFrom != "" {
 		for _, name := range []string{"ca.crt", "ca.key"} {

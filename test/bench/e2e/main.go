@@ -71,6 +71,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	revokes := fs.Int("revocations", 20, "revocations measured across replicas")
 	clientQPS := fs.Float64("client-qps", 0, "the target's client.qps in every jitproxy's configuration; 0: not set (jitproxy's default)")
 	clientBurst := fs.Int("client-burst", 0, "the target's client.burst; 0: not set (jitproxy's default)")
+	noAudit := fs.Bool("no-audit", false, "run jitproxy without any audit sink, to see what audit costs (never how to run it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	opts := func(name string) jitproxyOptions {
 		return jitproxyOptions{
 			bin: *bin, dir: filepath.Join(dir, name), upstreamURL: api.URL, upstreamCAPEM: pemCert(api.Certificate().Raw),
-			clientQPS: *clientQPS, clientBurst: *clientBurst,
+			clientQPS: *clientQPS, clientBurst: *clientBurst, noAudit: *noAudit,
 		}
 	}
 	o := opts("main")
