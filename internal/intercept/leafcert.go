@@ -44,13 +44,15 @@ func newLeafCerts(ca *CA, now func() time.Time) *leafCerts {
 
 // get returns a certificate for host (a DNS name or an IP literal).
 func (l *leafCerts) get(host string) (*tls.Certificate, error) {
-	l.mu.Lock()
-	c, ok := l.certs[host]
-	l.mu.Unlock()
-	if ok && l.now().Before(c.Leaf.NotAfter.Add(-leafRenewAt)) {
+	if c, ok := l.cached(host); ok {
 		return c, nil
 	}
 	v, err, _ := l.flight.Do(host, func() (any, error) {
+		// Looked up again: a flight for host may have ended between the
+		// lookup above and this one's start.
+		if c, ok := l.cached(host); ok {
+			return c, nil
+		}
 		c, err := l.sign(host)
 		if err != nil {
 			return nil, err
@@ -70,6 +72,18 @@ func (l *leafCerts) get(host string) (*tls.Certificate, error) {
 		return nil, err
 	}
 	return v.(*tls.Certificate), nil
+}
+
+// cached returns the cached certificate for host if it is not due for
+// renewal.
+func (l *leafCerts) cached(host string) (*tls.Certificate, bool) {
+	l.mu.Lock()
+	c, ok := l.certs[host]
+	l.mu.Unlock()
+	if ok && l.now().Before(c.Leaf.NotAfter.Add(-leafRenewAt)) {
+		return c, true
+	}
+	return nil, false
 }
 
 func (l *leafCerts) sign(host string) (*tls.Certificate, error) {
