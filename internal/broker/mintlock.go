@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,22 +30,6 @@ func (b *Broker) lockKey(req Request) string { return b.cfg.KeyPrefix + "mint-lo
 // lockTTL is the longest a holder needs the lock: one mint, then the Redis
 // transaction that shares its credential.
 func (b *Broker) lockTTL() time.Duration { return b.cfg.MintTimeout + b.cfg.RedisTimeout }
-
-// lock takes the mint lock for req and returns its token, or "" if another
-// replica holds it.
-func (b *Broker) lock(ctx context.Context, req Request) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
-	defer cancel()
-	token := rand.Text()
-	ok, err := b.cfg.Redis.SetNX(ctx, b.lockKey(req), token, b.lockTTL()).Result()
-	if err != nil {
-		return "", fmt.Errorf("take mint lock: %w", err)
-	}
-	if !ok {
-		return "", nil
-	}
-	return token, nil
-}
 
 // unlock lets the mint lock go if it still holds token. An error is logged:
 // the lock expires by itself.
