@@ -144,18 +144,18 @@ func TestWaitingForAnotherReplicaFailsClosed(t *testing.T) {
 	}
 }
 
-// holdScripts is a go-redis hook that holds every script call (the mint
-// lock's release) until release is closed, and signals each on entered.
-type holdScripts struct {
+// holdUnlock is a go-redis hook that holds the mint lock's release (its
+// WATCH) until release is closed, and signals it on entered.
+type holdUnlock struct {
 	entered chan string
 	release chan struct{}
 }
 
-func (h *holdScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *holdUnlock) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h *holdScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *holdUnlock) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+		if name := cmd.Name(); name == "watch" {
 			h.entered <- name
 			<-h.release
 		}
@@ -163,20 +163,20 @@ func (h *holdScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (h *holdScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *holdUnlock) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
 // TestMintLockLetGoAfterTheCallersHaveTheCredential: the callers of a
 // mint get its credential without waiting for the mint lock's release
-// (a round trip to Redis, a script), which follows; a failed mint lets
+// (round trips to Redis), which follows; a failed mint lets
 // the lock go before its callers get the error, so that another replica
 // may mint at once.
 func TestMintLockLetGoAfterTheCallersHaveTheCredential(t *testing.T) {
 	const lockKey = "jitproxy:mint-lock:g-1:demo"
 	t.Run("minted", func(t *testing.T) {
 		mr := miniredis.RunT(t)
-		h := &holdScripts{entered: make(chan string, 1), release: make(chan struct{})}
+		h := &holdUnlock{entered: make(chan string, 1), release: make(chan struct{})}
 		release := sync.OnceFunc(func() { close(h.release) })
 		t.Cleanup(release)
 		f := newReplica(t, mr, newClock(), "", func(c *Config) { c.Redis.(*redis.Client).AddHook(h) })
@@ -266,7 +266,7 @@ func (r *roundTrips) take() [][]string {
 // the lock it took with the lookup, and mints nothing.
 func TestFirstMintRoundTrips(t *testing.T) {
 	mr, clk := miniredis.RunT(t), newClock()
-	h := &holdScripts{entered: make(chan string, 2), release: make(chan struct{})}
+	h := &holdUnlock{entered: make(chan string, 2), release: make(chan struct{})}
 	release := sync.OnceFunc(func() { close(h.release) })
 	t.Cleanup(release)
 	rt := &roundTrips{}
@@ -305,3 +305,37 @@ func TestFirstMintRoundTrips(t *testing.T) {
 }
 
 func lockKeyOf(req Request) string { return "jitproxy:mint-lock:" + req.cacheKey() }
+
+// TestUnlockLeavesAnotherReplicasLock: the mint lock is deleted only while
+// it holds the caller's token.
+func TestUnlockLeavesAnotherReplicasLock(t *testing.T) {
+	tests := []struct {
+		name, held string // "": no lock
+		want       bool   // the lock is left
+	}{
+		{name: "its own", held: "mine", want: false},
+		{name: "another replica's", held: "theirs", want: true},
+		{name: "expired", held: "", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mr := miniredis.RunT(t)
+			f := newFixture(t, mr, newClock())
+			req := f.request(time.Hour)
+			if tt.held != "" {
+				if err := mr.Set(lockKeyOf(req), tt.held); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.b.unlock(context.Background(), req, "mine")
+			if got := mr.Exists(lockKeyOf(req)); got != tt.want {
+				t.Errorf("lock left = %v, want %v", got, tt.want)
+			}
+			if tt.want {
+				if got, _ := mr.Get(lockKeyOf(req)); got != tt.held {
+					t.Errorf("lock holds %q, want %q", got, tt.held)
+				}
+			}
+		})
+	}
+}
