@@ -10,9 +10,10 @@
 // mint while the others wait for the credential it shares. A mint runs to
 // its end even if the request that started it goes away. Every minted
 // credential has its own reclaim record, so that Release revokes each one,
-// including a second credential minted if a lock was lost. A cached
-// credential is never used past its grant's expiry nor within MinRemaining
-// of its own.
+// including a second credential minted if a lock was lost. The callers get
+// a minted credential as soon as it is shared; the lock is let go after
+// that. A cached credential is never used past its grant's expiry nor
+// within MinRemaining of its own.
 package broker
 
 import (
@@ -27,7 +28,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/audit"
@@ -125,11 +125,20 @@ var ErrNoProvider = errors.New("no such credential provider for the target")
 
 // Broker hands out cached credentials. It is safe for concurrent use.
 type Broker struct {
-	cfg    Config
-	flight singleflight.Group
+	cfg Config
 
 	mu    sync.Mutex
-	local map[string]cached // by Request.cacheKey
+	local map[string]cached   // by Request.cacheKey
+	loads map[string]*loading // by Request.cacheKey: the load under way
+	bg    sync.WaitGroup      // the loads' goroutines
+}
+
+// loading is one load of a credential that concurrent callers share. done
+// is closed once cred and err are set.
+type loading struct {
+	done chan struct{}
+	cred Credential
+	err  error
 }
 
 type cached struct {
@@ -174,7 +183,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Broker{cfg: cfg, local: map[string]cached{}}, nil
+	return &Broker{cfg: cfg, local: map[string]cached{}, loads: map[string]*loading{}}, nil
 }
 
 // Provider returns the provider for target and name, or nil.
@@ -196,68 +205,105 @@ func (b *Broker) Credential(ctx context.Context, req Request) (Credential, error
 	key := req.cacheKey()
 	b.mu.Lock()
 	c, ok := b.local[key]
-	b.mu.Unlock()
 	if ok && now.Before(c.validTo) {
+		b.mu.Unlock()
 		return c.cred, nil
 	}
-	// The load runs detached from the caller that starts it, so that this
-	// caller going away fails neither the mint nor the callers waiting for
-	// it; each of its steps has its own deadline. Every caller waits with
-	// its own ctx.
-	ch := b.flight.DoChan(key, func() (any, error) { return b.load(context.WithoutCancel(ctx), req) })
+	l := b.loads[key]
+	if l == nil {
+		// The load runs detached from the caller that starts it, so that
+		// this caller going away fails neither the mint nor the callers
+		// waiting for it; each of its steps has its own deadline.
+		l = &loading{done: make(chan struct{})}
+		b.loads[key] = l
+		b.bg.Add(1)
+		go b.run(context.WithoutCancel(ctx), req, l)
+	}
+	b.mu.Unlock()
+	// Every caller waits with its own ctx.
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return Credential{}, r.Err
-		}
-		return r.Val.(Credential), nil
+	case <-l.done:
+		return l.cred, l.err
 	case <-ctx.Done():
 		return Credential{}, fmt.Errorf("wait for %s credential: %w", req.Provider, ctx.Err())
 	}
 }
 
-// load returns the shared credential or mints one under the mint lock, and
-// fills both caches. While another replica holds the lock it polls for that
+// run loads req's credential for the callers waiting on l: it caches the
+// credential, hands it to them, and only then lets go of the mint lock if
+// it minted, so that they do not wait for that round trip to Redis (other
+// replicas look for the shared credential before they try the lock).
+func (b *Broker) run(ctx context.Context, req Request, l *loading) {
+	defer b.bg.Done()
+	c, unlock, err := b.load(ctx, req)
+	key := req.cacheKey()
+	b.mu.Lock()
+	if err == nil {
+		b.local[key] = cached{cred: c, provider: req.Provider, validTo: b.validTo(req, c)}
+	}
+	delete(b.loads, key)
+	b.mu.Unlock()
+	l.cred, l.err = c, err
+	close(l.done)
+	if unlock != nil {
+		unlock()
+	}
+}
+
+// wait returns once the loads under way have ended, the mint locks they
+// let go included.
+func (b *Broker) wait() { b.bg.Wait() }
+
+// load returns the shared credential or mints one under the mint lock and
+// shares it. While another replica holds the lock it polls for that
 // replica's credential, for as long as the lock may be held; if the lock
 // goes without a credential (that mint failed), it takes the lock itself.
-// Every Redis error is returned: nothing is minted without the lock.
-func (b *Broker) load(ctx context.Context, req Request) (Credential, error) {
+// Every Redis error is returned: nothing is minted without the lock. When
+// it holds the lock at the end (it minted, or found the credential shared
+// when it took the lock) it returns unlock, which lets the lock go and must
+// be called; a failed mint has let it go already, so that another replica
+// may try at once.
+func (b *Broker) load(ctx context.Context, req Request) (c Credential, unlock func(), err error) {
 	p := b.Provider(req.Target, req.Provider)
 	if p == nil {
-		return Credential{}, fmt.Errorf("%w: %q on target %q", ErrNoProvider, req.Provider, req.Target)
+		return Credential{}, nil, fmt.Errorf("%w: %q on target %q", ErrNoProvider, req.Provider, req.Target)
 	}
 	wait, cancel := context.WithTimeout(ctx, b.lockTTL())
 	defer cancel()
 	poll := time.NewTicker(b.cfg.LockPollInterval)
 	defer poll.Stop()
 	for {
-		if c, ok, err := b.shared(ctx, req); err != nil {
-			return Credential{}, err
-		} else if ok {
-			b.keep(req, c)
-			return c, nil
-		}
-		token, err := b.lock(ctx, req)
+		c, ok, token, err := b.lookup(ctx, req)
 		if err != nil {
-			return Credential{}, err
+			return Credential{}, nil, err
+		}
+		var unlock func()
+		if token != "" {
+			unlock = func() { b.unlock(ctx, req, token) }
+		}
+		if ok {
+			return c, unlock, nil
 		}
 		if token != "" {
-			return b.mint(ctx, req, p, token)
+			c, err := b.mint(ctx, req, p)
+			if err != nil {
+				unlock()
+				return Credential{}, nil, err
+			}
+			return c, unlock, nil
 		}
 		select {
 		case <-wait.Done():
-			return Credential{}, fmt.Errorf("wait for another replica's credential: %w", wait.Err())
+			return Credential{}, nil, fmt.Errorf("wait for another replica's credential: %w", wait.Err())
 		case <-poll.C:
 		}
 	}
 }
 
-// mint mints while holding the mint lock token, shares the credential and
-// its reclaim record, and lets the lock go. A credential it cannot share is
-// revoked at once (if the provider can revoke), since nothing would reclaim
-// it later.
-func (b *Broker) mint(ctx context.Context, req Request, p Provider, token string) (Credential, error) {
-	defer b.unlock(ctx, req, token)
+// mint mints, the caller holding the mint lock, and shares the credential
+// and its reclaim record. A credential it cannot share is revoked at once
+// (if the provider can revoke), since nothing would reclaim it later.
+func (b *Broker) mint(ctx context.Context, req Request, p Provider) (Credential, error) {
 	mctx, cancel := context.WithTimeout(ctx, b.cfg.MintTimeout)
 	defer cancel()
 	c, err := p.Mint(mctx, req)
@@ -275,7 +321,6 @@ func (b *Broker) mint(ctx context.Context, req Request, p Provider, token string
 		b.release(ctx, req.Provider, p, c)
 		return Credential{}, err
 	}
-	b.keep(req, c)
 	b.recordMint(ctx, req, c)
 	return c, nil
 }
@@ -286,12 +331,6 @@ func (b *Broker) validTo(req Request, c Credential) time.Time {
 		t = req.GrantExpiresAt
 	}
 	return t
-}
-
-func (b *Broker) keep(req Request, c Credential) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.local[req.cacheKey()] = cached{cred: c, provider: req.Provider, validTo: b.validTo(req, c)}
 }
 
 func (b *Broker) recordMint(ctx context.Context, req Request, c Credential) {
@@ -416,22 +455,51 @@ func (b *Broker) reclaimKey(grantID string) string {
 	return b.cfg.KeyPrefix + "grant-creds:" + grantID
 }
 
-func (b *Broker) shared(ctx context.Context, req Request) (Credential, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
+// lookup reads the shared credential and tries the mint lock, in one round
+// trip: ok says whether the credential may be used, token is the lock's
+// token if lookup took it ("" if another replica holds it). The lock is
+// taken even when the credential turns out to be shared, since asking first
+// would cost a round trip on every first mint; the caller then lets it go.
+// On an error lookup holds no lock.
+func (b *Broker) lookup(ctx context.Context, req Request) (c Credential, ok bool, token string, err error) {
+	rctx, cancel := context.WithTimeout(ctx, b.cfg.RedisTimeout)
 	defer cancel()
-	raw, err := b.cfg.Redis.Get(ctx, b.credKey(req)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Credential{}, false, nil
+	token = rand.Text()
+	pipe := b.cfg.Redis.Pipeline()
+	get := pipe.Get(rctx, b.credKey(req))
+	lock := pipe.SetNX(rctx, b.lockKey(req), token, b.lockTTL())
+	pipe.Exec(rctx) // Its errors are the commands'.
+	locked, lockErr := lock.Result()
+	if lockErr == nil && locked {
+		defer func() {
+			if err != nil {
+				b.unlock(ctx, req, token)
+			}
+		}()
+	} else {
+		// Held by another replica, or unknown whether SETNX was applied:
+		// then the lock expires by itself.
+		token = ""
 	}
-	if err != nil {
-		return Credential{}, false, fmt.Errorf("read credential cache: %w", err)
+	raw, err := get.Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		raw, err = nil, nil
+	case err != nil:
+		return Credential{}, false, "", fmt.Errorf("read credential cache: %w", err)
+	}
+	if lockErr != nil {
+		return Credential{}, false, "", fmt.Errorf("take mint lock: %w", lockErr)
+	}
+	if raw == nil {
+		return Credential{}, false, token, nil
 	}
 	var e sharedEntry
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return Credential{}, false, fmt.Errorf("decode cached credential: %w", err)
+		return Credential{}, false, "", fmt.Errorf("decode cached credential: %w", err)
 	}
-	c := e.credential()
-	return c, b.cfg.Now().Before(b.validTo(req, c)), nil
+	c = e.credential()
+	return c, b.cfg.Now().Before(b.validTo(req, c)), token, nil
 }
 
 func (b *Broker) share(ctx context.Context, req Request, c Credential, validTo time.Time) error {

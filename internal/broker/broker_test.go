@@ -129,6 +129,8 @@ func newReplica(t *testing.T, mr *miniredis.Miniredis, clk *clock, name string, 
 	if f.b, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
+	// Before the client closes: loads under way let their mint locks go.
+	t.Cleanup(f.b.wait)
 	return f
 }
 
@@ -227,6 +229,7 @@ func TestRelease(t *testing.T) {
 	if _, err := a.b.Credential(ctx, req); err != nil {
 		t.Fatal(err)
 	}
+	a.b.wait()              // its mint lock let go
 	b.b.Release(ctx, "g-1") // any replica may reclaim
 	if a.p.released.Load()+b.p.released.Load() != 1 {
 		t.Errorf("released %d times, want 1", a.p.released.Load()+b.p.released.Load())
@@ -300,6 +303,7 @@ func TestReleaseAfterTheCacheExpired(t *testing.T) {
 	if _, err := f.b.Credential(ctx, req); err != nil {
 		t.Fatal(err)
 	}
+	f.b.wait() // its mint lock let go
 	f.clock.Advance(6 * time.Second)
 	f.mr.FastForward(6 * time.Second) // the token cache entry is gone
 	f.b.Release(ctx, "g-1")
@@ -428,6 +432,8 @@ func TestReleaseRevokesEveryMint(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	a.b.wait() // the mint locks let go
+	b.b.wait()
 	if n := a.p.mints.Load() + b.p.mints.Load(); n != 2 {
 		t.Fatalf("minted %d times, want 2 for this test", n)
 	}
@@ -472,6 +478,7 @@ func TestReleaseRevokesRenewedCredentials(t *testing.T) {
 	if _, err := f.b.Credential(ctx, req); err != nil {
 		t.Fatal(err)
 	}
+	f.b.wait() // the mint locks let go
 	f.b.Release(ctx, "g-1")
 	var got []string
 	for _, c := range f.p.releasedCreds() {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestReplicasMintOnce: two replicas get their first request for one grant
@@ -137,6 +139,202 @@ func TestWaitingForAnotherReplicaFailsClosed(t *testing.T) {
 			}
 			if n := f.p.mints.Load(); n != 0 {
 				t.Errorf("minted %d times without the lock, want 0", n)
+			}
+		})
+	}
+}
+
+// holdUnlock is a go-redis hook that holds the mint lock's release (its
+// WATCH) until release is closed, and signals it on entered.
+type holdUnlock struct {
+	entered chan string
+	release chan struct{}
+}
+
+func (h *holdUnlock) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdUnlock) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "watch" {
+			h.entered <- name
+			<-h.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *holdUnlock) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestMintLockLetGoAfterTheCallersHaveTheCredential: the callers of a
+// mint get its credential without waiting for the mint lock's release
+// (round trips to Redis), which follows; a failed mint lets
+// the lock go before its callers get the error, so that another replica
+// may mint at once.
+func TestMintLockLetGoAfterTheCallersHaveTheCredential(t *testing.T) {
+	const lockKey = "jitproxy:mint-lock:g-1:demo"
+	t.Run("minted", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		h := &holdUnlock{entered: make(chan string, 1), release: make(chan struct{})}
+		release := sync.OnceFunc(func() { close(h.release) })
+		t.Cleanup(release)
+		f := newReplica(t, mr, newClock(), "", func(c *Config) { c.Redis.(*redis.Client).AddHook(h) })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+
+		c, err := f.b.Credential(ctx, f.request(time.Hour))
+		if err != nil {
+			t.Fatalf("Credential() error = %v, want the credential while the lock's release is held", err)
+		}
+		if got := c.Token.Reveal(); got != "token-1" {
+			t.Errorf("Credential() = %q, want token-1", got)
+		}
+		if !mr.Exists(lockKey) {
+			t.Errorf("mint lock gone before its release ran")
+		}
+		<-h.entered
+		release()
+		f.b.wait()
+		if mr.Exists(lockKey) {
+			t.Errorf("mint lock still held after the load ended")
+		}
+	})
+	t.Run("mint failed", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		f := newReplica(t, mr, newClock(), "", nil)
+		f.p.err = errors.New("vault is sealed")
+		if _, err := f.b.Credential(context.Background(), f.request(time.Hour)); err == nil {
+			t.Fatal("Credential() succeeded, want the provider's error")
+		}
+		if mr.Exists(lockKey) {
+			t.Errorf("mint lock still held when the failed mint's caller got its error")
+		}
+	})
+}
+
+// roundTrips is a go-redis hook that records each round trip to Redis as
+// the names of its commands, but for those that set up a new connection.
+type roundTrips struct {
+	mu   sync.Mutex
+	each [][]string
+}
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.add([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.add(cmds)
+		return next(ctx, cmds)
+	}
+}
+
+func (r *roundTrips) add(cmds []redis.Cmder) {
+	var names []string
+	for _, c := range cmds {
+		if n := c.Name(); n != "hello" && n != "client" {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.each = append(r.each, names)
+}
+
+func (r *roundTrips) take() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	each := r.each
+	r.each = nil
+	return each
+}
+
+// TestFirstMintRoundTrips: a grant's first credential costs its callers
+// two round trips to Redis, the lookup of a shared credential together
+// with the mint lock, and the transaction that shares it; the lock's
+// release follows. A replica that finds the credential shared lets go of
+// the lock it took with the lookup, and mints nothing.
+func TestFirstMintRoundTrips(t *testing.T) {
+	mr, clk := miniredis.RunT(t), newClock()
+	h := &holdUnlock{entered: make(chan string, 2), release: make(chan struct{})}
+	release := sync.OnceFunc(func() { close(h.release) })
+	t.Cleanup(release)
+	rt := &roundTrips{}
+	a := newReplica(t, mr, clk, "a-", func(c *Config) {
+		c.Redis.(*redis.Client).AddHook(h) // outside rt, which sees the release only when h lets it through
+		c.Redis.(*redis.Client).AddHook(rt)
+	})
+	b := newReplica(t, mr, clk, "b-", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := a.request(time.Hour)
+
+	if _, err := a.b.Credential(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	// The lock is SET NX PX.
+	want := [][]string{{"get", "set"}, {"multi", "set", "hset", "expire", "exec"}}
+	if diff := cmp.Diff(want, rt.take()); diff != "" {
+		t.Errorf("round trips before the credential was handed out (-want +got):\n%s", diff)
+	}
+	<-h.entered
+	release()
+	a.b.wait()
+
+	c, err := b.b.Credential(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.b.wait()
+	if got := c.Token.Reveal(); got != "a-token-1" || b.p.mints.Load() != 0 {
+		t.Errorf("replica b got %q and minted %d times, want a's a-token-1 and no mint", got, b.p.mints.Load())
+	}
+	if mr.Exists(lockKeyOf(req)) {
+		t.Error("replica b kept the mint lock it took with its lookup")
+	}
+}
+
+func lockKeyOf(req Request) string { return "jitproxy:mint-lock:" + req.cacheKey() }
+
+// TestUnlockLeavesAnotherReplicasLock: the mint lock is deleted only while
+// it holds the caller's token.
+func TestUnlockLeavesAnotherReplicasLock(t *testing.T) {
+	tests := []struct {
+		name, held string // "": no lock
+		want       bool   // the lock is left
+	}{
+		{name: "its own", held: "mine", want: false},
+		{name: "another replica's", held: "theirs", want: true},
+		{name: "expired", held: "", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mr := miniredis.RunT(t)
+			f := newFixture(t, mr, newClock())
+			req := f.request(time.Hour)
+			if tt.held != "" {
+				if err := mr.Set(lockKeyOf(req), tt.held); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.b.unlock(context.Background(), req, "mine")
+			if got := mr.Exists(lockKeyOf(req)); got != tt.want {
+				t.Errorf("lock left = %v, want %v", got, tt.want)
+			}
+			if tt.want {
+				if got, _ := mr.Get(lockKeyOf(req)); got != tt.held {
+					t.Errorf("lock holds %q, want %q", got, tt.held)
+				}
 			}
 		})
 	}

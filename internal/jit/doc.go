@@ -16,6 +16,7 @@
 // the expiry loop has yet recorded it as EXPIRED.
 //
 // All state lives in Redis so that replicas agree; every state change is an
-// atomic transaction, is published on a channel so every replica drops its
-// cached view at once, and is recorded as an audit event.
+// atomic transaction, is published on a channel (naming the user it
+// concerns) so that every replica drops what it cached of that user's at
+// once, and is recorded as an audit event.
 package jit

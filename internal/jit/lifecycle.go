@@ -96,7 +96,7 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	if err := s.store.createGrant(ctx, g); err != nil {
 		return nil, err
 	}
-	s.cache.invalidate()
+	s.cache.change("grant", g.ID, g.User)
 	requested := *g
 	requested.State = StatePending
 	s.record(ctx, audit.Event{Type: audit.TypeGrantRequested, Actor: by.actor(), Grant: requested.auditView()})
@@ -153,7 +153,7 @@ func (s *Service) Approve(ctx context.Context, by Principal, id, comment string)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.invalidate()
+	s.cache.change("grant", g.ID, g.User)
 	s.record(ctx, audit.Event{Type: audit.TypeGrantApproved, Actor: by.actor(), Grant: g.auditView()})
 	if g.State == StateActive {
 		s.record(ctx, audit.Event{Type: audit.TypeGrantActivated, Actor: systemActor, Grant: g.auditView()})
@@ -181,7 +181,7 @@ func (s *Service) Deny(ctx context.Context, by Principal, id, reason string) (*G
 	if err != nil {
 		return nil, err
 	}
-	s.cache.invalidate()
+	s.cache.change("grant", g.ID, g.User)
 	s.record(ctx, audit.Event{Type: audit.TypeGrantDenied, Actor: by.actor(), Grant: g.auditView()})
 	return g, nil
 }
@@ -222,7 +222,7 @@ func (s *Service) end(ctx context.Context, id string, by *audit.Actor, to State,
 	if err != nil {
 		return nil, err
 	}
-	s.cache.invalidate()
+	s.cache.change("grant", g.ID, g.User)
 	typ := audit.TypeGrantRevoked
 	if g.State == StateExpired {
 		typ = audit.TypeGrantExpired
@@ -236,10 +236,12 @@ func (s *Service) end(ctx context.Context, id string, by *audit.Actor, to State,
 
 // Reap ends every grant whose deadline has passed: ACTIVE grants past their
 // expiry and PENDING requests past their approval timeout become EXPIRED.
+// It also forgets the cached sessions that have expired.
 // Run calls it every ReapInterval; replicas may race, and each grant is
 // ended exactly once.
 func (s *Service) Reap(ctx context.Context) {
 	now := s.now()
+	s.cache.sweep(now)
 	ids, err := s.store.dueGrants(ctx, now)
 	if err != nil {
 		// Once per outage: Run calls Reap every ReapInterval.

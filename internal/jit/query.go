@@ -77,21 +77,29 @@ type Active struct {
 // session. It serves from the in-process cache when it can. A session that
 // is unknown or expired is ErrUnauthenticated.
 func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, error) {
-	e, gen, ok := s.cache.get(sessionID)
-	if !ok {
-		ss, err := s.store.getSession(ctx, sessionID)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
+	e, ticket, ok := s.cache.get(sessionID)
+	if !ok || !e.loaded {
+		// A cached session whose user's grants changed needs only them,
+		// and likely those it had and those changed since.
+		var ss *storedSession
+		var likely []string
+		if ok {
+			ss, likely = e.session, e.likely
+		} else {
+			var err error
+			if ss, err = s.store.getSession(ctx, sessionID); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
+				}
+				return nil, err
 			}
-			return nil, err
 		}
-		live, err := s.store.liveGrants(ctx, ss.User)
+		live, err := s.store.liveGrants(ctx, ss.User, likely)
 		if err != nil {
 			return nil, err
 		}
-		e = &cacheEntry{session: &ss.Session, grants: live}
-		s.cache.put(sessionID, gen, e)
+		e = &cacheEntry{session: ss, grants: live, loaded: true}
+		s.cache.put(sessionID, ticket, e)
 	}
 	now := s.now()
 	if !now.Before(e.session.ExpiresAt) {
@@ -100,9 +108,9 @@ func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, 
 	if a := e.active.Load(); a != nil && !now.Before(a.from) && now.Before(a.until) {
 		return a, nil
 	}
-	a := &Active{Session: e.session, from: now, until: e.session.ExpiresAt}
+	a := &Active{Session: &e.session.Session, from: now, until: e.session.ExpiresAt}
 	for _, g := range e.grants {
-		if g.StateAt(now) == StateActive && g.appliesTo(e.session) {
+		if g.StateAt(now) == StateActive && g.appliesTo(&e.session.Session) {
 			a.Grants = append(a.Grants, g)
 			if g.ExpiresAt.Before(a.until) {
 				a.until = g.ExpiresAt

@@ -236,12 +236,12 @@ func (s *Service) EndSession(ctx context.Context, by Principal, id string) error
 	if by.Session != id && by.Name != ss.CreatedBy && !s.isAdmin(by) {
 		return fmt.Errorf("session %s: %w", id, ErrNotFound)
 	}
-	if _, err := s.store.deleteSession(ctx, id); err != nil {
+	if _, err := s.store.deleteSession(ctx, id, ss.User); err != nil {
 		return err
 	}
-	s.cache.invalidate()
+	s.cache.change("session", id, ss.User)
 	s.record(ctx, audit.Event{Type: audit.TypeSessionEnded, Actor: by.actor(), Session: ss.auditView()})
-	grants, err := s.store.liveGrants(ctx, ss.User)
+	grants, err := s.store.liveGrants(ctx, ss.User, nil)
 	if err != nil {
 		return err
 	}

@@ -436,6 +436,19 @@ func TestCacheBypassedWhenNotSubscribed(t *testing.T) {
 	}
 }
 
+// echoed waits until replica f, running, has the messages of the first n
+// changes it made itself: it applies each change to its cache when it
+// makes it and again when the message comes back, which drops what was
+// loaded in between.
+func echoed(t testing.TB, f *fixture, n int) {
+	t.Helper()
+	waitFor(t, "the replica to get its own changes' messages", func() bool {
+		f.svc.cache.mu.Lock()
+		defer f.svc.cache.mu.Unlock()
+		return f.svc.cache.seq >= uint64(2*n)
+	})
+}
+
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -456,6 +469,7 @@ func TestActiveGrantsIsStableWhileUnchanged(t *testing.T) {
 	runReplica(t, f)
 	s, _ := f.session(t, "alice", "developers")
 	g := f.request(t, alice, "reader")
+	echoed(t, f, 1)
 	active := func() *Active {
 		t.Helper()
 		a, err := f.svc.ActiveGrants(ctx, s.ID)
@@ -474,6 +488,7 @@ func TestActiveGrantsIsStableWhileUnchanged(t *testing.T) {
 	}
 	// A second grant: another set.
 	g2 := f.request(t, alice, "reader")
+	echoed(t, f, 2)
 	a3 := active()
 	if a3 == a1 || len(a3.Grants) != 2 {
 		t.Errorf("after a new grant, ActiveGrants() = %d grants, same pointer %v; want 2, another", len(a3.Grants), a3 == a1)

@@ -18,7 +18,8 @@ import (
 //	user-grants:USER  set of the user's PENDING and ACTIVE grant IDs
 //	deadlines         sorted set: PENDING/ACTIVE grant ID by deadline (ms)
 //	grants            sorted set: every retained grant ID by creation (ms)
-//	changes           pub/sub channel: a message after every change
+//	changes           pub/sub channel: a message after every change, naming
+//	                  it and its user (changeMessage)
 type store struct {
 	rdb       redis.UniversalClient
 	prefix    string
@@ -75,12 +76,13 @@ func (s *store) getSession(ctx context.Context, id string) (*storedSession, erro
 	return &ss, nil
 }
 
-func (s *store) deleteSession(ctx context.Context, id string) (bool, error) {
+// deleteSession deletes the session id of user and announces it.
+func (s *store) deleteSession(ctx context.Context, id, user string) (bool, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	pipe := s.rdb.TxPipeline()
 	del := pipe.Del(ctx, s.key("session", id))
-	pipe.Publish(ctx, s.changesChannel(), "session:"+id)
+	pipe.Publish(ctx, s.changesChannel(), changeMessage("session", id, user))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, unavailable("delete session", err)
 	}
@@ -99,7 +101,7 @@ func (s *store) createGrant(ctx context.Context, g *Grant) error {
 	pipe.SetNX(ctx, s.key("grant", g.ID), b, 0)
 	pipe.ZAdd(ctx, s.key("grants"), redis.Z{Score: ms(g.CreatedAt), Member: g.ID})
 	s.index(ctx, pipe, g)
-	pipe.Publish(ctx, s.changesChannel(), "grant:"+g.ID)
+	pipe.Publish(ctx, s.changesChannel(), changeMessage("grant", g.ID, g.User))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return unavailable("store grant", err)
 	}
@@ -154,7 +156,7 @@ func (s *store) updateGrant(ctx context.Context, id string, change func(*Grant) 
 			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 				pipe.Set(ctx, key, nb, redis.KeepTTL)
 				s.index(ctx, pipe, after)
-				pipe.Publish(ctx, s.changesChannel(), "grant:"+id)
+				pipe.Publish(ctx, s.changesChannel(), changeMessage("grant", id, after.User))
 				return nil
 			})
 			return err
@@ -203,19 +205,29 @@ func (s *store) getGrants(ctx context.Context, ids []string) ([]*Grant, error) {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	vals, err := s.rdb.MGet(ctx, s.grantKeys(ids)...).Result()
+	if err != nil {
+		return nil, unavailable("load grants", err)
+	}
+	return decodeGrants(ids, vals, nil)
+}
+
+func (s *store) grantKeys(ids []string) []string {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = s.key("grant", id)
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, unavailable("load grants", err)
-	}
+	return keys
+}
+
+// decodeGrants decodes the values MGET returned for ids, skipping those
+// that do not exist and, if keep is not nil, those it does not hold.
+func decodeGrants(ids []string, vals []any, keep map[string]bool) ([]*Grant, error) {
 	out := make([]*Grant, 0, len(vals))
 	for i, v := range vals {
 		str, ok := v.(string)
-		if !ok {
-			continue // expired or deleted since it was indexed
+		if !ok || keep != nil && !keep[ids[i]] {
+			continue // expired or deleted since it was indexed; or not asked for
 		}
 		var g Grant
 		if err := json.Unmarshal([]byte(str), &g); err != nil {
@@ -226,15 +238,57 @@ func (s *store) getGrants(ctx context.Context, ids []string) ([]*Grant, error) {
 	return out, nil
 }
 
-// liveGrants returns the user's PENDING and ACTIVE grants, as recorded.
-func (s *store) liveGrants(ctx context.Context, user string) ([]*Grant, error) {
+// liveGrants returns the user's PENDING and ACTIVE grants, as recorded. It
+// reads the grants likely holds (IDs that were live, or changed, lately)
+// in the round trip that reads the user's index, so that when they are all
+// the index holds, that is the only round trip; it reads any others in a
+// second one.
+func (s *store) liveGrants(ctx context.Context, user string, likely []string) ([]*Grant, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	ids, err := s.rdb.SMembers(ctx, s.key("user-grants", user)).Result()
+	pipe := s.rdb.Pipeline()
+	members := pipe.SMembers(ctx, s.key("user-grants", user))
+	var prefetched *redis.SliceCmd
+	if len(likely) > 0 {
+		prefetched = pipe.MGet(ctx, s.grantKeys(likely)...)
+	}
+	pipe.Exec(ctx) // Its errors are the commands'.
+	ids, err := members.Result()
 	if err != nil {
 		return nil, unavailable("load grant index", err)
 	}
-	return s.getGrants(ctx, ids)
+	if prefetched == nil {
+		return s.getGrants(ctx, ids)
+	}
+	vals, err := prefetched.Result()
+	if err != nil {
+		return nil, unavailable("load grants", err)
+	}
+	live := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		live[id] = true
+	}
+	out, err := decodeGrants(likely, vals, live)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range likely {
+		delete(live, id)
+	}
+	if len(live) == 0 {
+		return out, nil
+	}
+	var rest []string
+	for _, id := range ids {
+		if live[id] {
+			rest = append(rest, id)
+		}
+	}
+	more, err := s.getGrants(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
 }
 
 // recentGrants returns up to limit retained grants, newest first.

@@ -85,8 +85,8 @@ func (s *watchSet) add(session string) *watch {
 	return w
 }
 
-// changed handles one change message: the payload names a grant or a
-// session ("grant:ID", "session:ID").
+// changed handles one change: key names a grant or a session ("grant:ID",
+// "session:ID").
 func (s *watchSet) changed(key string) {
 	kind, id, ok := strings.Cut(key, ":")
 	if !ok {

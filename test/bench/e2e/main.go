@@ -64,6 +64,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	rounds := fs.Int("rounds", 3, "rounds; each runs every subject at every concurrency once")
 	bin := fs.String("jitproxy", "", "jitproxy binary to measure; empty: build ./cmd/proxy")
 	profDir := fs.String("cpuprofile", "", "write jitproxy's CPU profiles to DIR: jitproxy.cpu.pprof (the throughput sections), jitproxy-activation.cpu.pprof")
+	skipRounds := fs.Bool("skip-rounds", false, "skip the rounds, new connections and idle tunnels: only the activations and revocations")
 	skipActivation := fs.Bool("skip-activation", false, "skip grant activation → first request")
 	activations := fs.Int("activations", 20, "grant activations measured one at a time")
 	burst := fs.Int("burst", 100, "grant activations measured at once, each in its own session")
@@ -102,13 +103,6 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	gp, err := startGoproxy(dir, pemCert(api.Certificate().Raw))
-	if err != nil {
-		return err
-	}
-	defer gp.stop()
-	gpCAs := x509.NewCertPool()
-	gpCAs.AddCert(gp.ca)
 	if *bin == "" {
 		if *bin, err = buildJitproxy(ctx, dir); err != nil {
 			return err
@@ -120,8 +114,41 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			clientQPS: *clientQPS, clientBurst: *clientBurst, noAudit: *noAudit,
 		}
 	}
-	o := opts("main")
-	o.cpuProfile = profile("jitproxy")
+	if !*skipRounds {
+		o := opts("main")
+		o.cpuProfile = profile("jitproxy")
+		if err := throughput(ctx, stdout, o, dir, api, apiCAs, *rounds, *duration); err != nil {
+			return err
+		}
+	}
+	if !*skipActivation {
+		o := opts("activation")
+		o.cpuProfile = profile("jitproxy-activation")
+		if err := activation(ctx, stdout, o, api, *activations, *burst); err != nil {
+			return err
+		}
+	}
+	if !*skipReplicas {
+		if err := revocations(ctx, stdout, opts("replicas"), *revokes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// throughput measures direct, goproxy (a process of its own, files in
+// dir) and a jitproxy of its own, run with o, against api: the rounds at
+// every concurrency, then the first request over a new connection, then
+// jitproxy's memory per idle tunnel; it writes the report.
+func throughput(ctx context.Context, stdout io.Writer, o jitproxyOptions, dir string, api *fakeAPIServer, apiCAs *x509.CertPool, rounds int, duration time.Duration) error {
+	gp, err := startGoproxy(dir, pemCert(api.Certificate().Raw))
+	if err != nil {
+		return err
+	}
+	defer gp.stop()
+	gpCAs := x509.NewCertPool()
+	gpCAs.AddCert(gp.ca)
+
 	j, err := startJitproxy(ctx, o)
 	if err != nil {
 		return err
@@ -164,22 +191,22 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			results[c][s.name] = &result{}
 		}
 	}
-	for r := range *rounds {
+	for r := range rounds {
 		for _, c := range concurrencies {
 			// Rotate the order so that no subject always runs first.
 			for i := range subjects {
 				s := subjects[(i+r)%len(subjects)]
-				res, err := run(ctx, s, c, *duration)
+				res, err := run(ctx, s, c, duration)
 				if err != nil {
 					return fmt.Errorf("%w\njitproxy's log, last lines:\n%s", err, j.logTail(20))
 				}
 				results[c][s.name].add(res)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "round %d of %d done\n", r+1, *rounds)
+		fmt.Fprintf(os.Stderr, "round %d of %d done\n", r+1, rounds)
 	}
 	for _, c := range concurrencies {
-		report(stdout, c, *rounds, *duration, results[c])
+		report(stdout, c, rounds, duration, results[c])
 	}
 	if err := newTunnels(ctx, stdout, subjects, 50); err != nil {
 		return err
@@ -191,19 +218,6 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	// The profile is complete once jitproxy has exited.
 	j.stop()
 	printProfile(stdout, "the sections above", o.cpuProfile)
-
-	if !*skipActivation {
-		o := opts("activation")
-		o.cpuProfile = profile("jitproxy-activation")
-		if err := activation(ctx, stdout, o, api, *activations, *burst); err != nil {
-			return err
-		}
-	}
-	if !*skipReplicas {
-		if err := revocations(ctx, stdout, opts("replicas"), *revokes); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
