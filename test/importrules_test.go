@@ -23,6 +23,7 @@ var importRules = []struct {
 	{pkg: "internal/secret", allow: nil},
 	{pkg: "internal/access", allow: nil},
 	{pkg: "internal/strictjson", allow: nil},
+	{pkg: "internal/redistest", allow: nil}, // a test helper: tests import it
 	{pkg: "policies", allow: nil},
 	// The HTTP audit sinks (internal/audit/sink/...) keep their bearer
 	// token in a secret.Value: secret, like access, is a leaf.

@@ -11,6 +11,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jitproxy/jitproxy/internal/redistest"
 )
 
 // TestReplicasMintOnce: two replicas get their first request for one grant
@@ -213,52 +215,6 @@ func TestMintLockLetGoAfterTheCallersHaveTheCredential(t *testing.T) {
 	})
 }
 
-// roundTrips is a go-redis hook that records each round trip to Redis as
-// the names of its commands, but for those that set up a new connection.
-type roundTrips struct {
-	mu   sync.Mutex
-	each [][]string
-}
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.add([]redis.Cmder{cmd})
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.add(cmds)
-		return next(ctx, cmds)
-	}
-}
-
-func (r *roundTrips) add(cmds []redis.Cmder) {
-	var names []string
-	for _, c := range cmds {
-		if n := c.Name(); n != "hello" && n != "client" {
-			names = append(names, n)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.each = append(r.each, names)
-}
-
-func (r *roundTrips) take() [][]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	each := r.each
-	r.each = nil
-	return each
-}
-
 // TestFirstMintRoundTrips: a grant's first credential costs its callers
 // two round trips to Redis, the lookup of a shared credential together
 // with the mint lock, and the transaction that shares it; the lock's
@@ -269,7 +225,7 @@ func TestFirstMintRoundTrips(t *testing.T) {
 	h := &holdUnlock{entered: make(chan string, 2), release: make(chan struct{})}
 	release := sync.OnceFunc(func() { close(h.release) })
 	t.Cleanup(release)
-	rt := &roundTrips{}
+	rt := &redistest.RoundTrips{}
 	a := newReplica(t, mr, clk, "a-", func(c *Config) {
 		c.Redis.(*redis.Client).AddHook(h) // outside rt, which sees the release only when h lets it through
 		c.Redis.(*redis.Client).AddHook(rt)
@@ -284,7 +240,7 @@ func TestFirstMintRoundTrips(t *testing.T) {
 	}
 	// The lock is SET NX PX.
 	want := [][]string{{"get", "set"}, {"multi", "set", "hset", "expire", "exec"}}
-	if diff := cmp.Diff(want, rt.take()); diff != "" {
+	if diff := cmp.Diff(want, rt.Take()); diff != "" {
 		t.Errorf("round trips before the credential was handed out (-want +got):\n%s", diff)
 	}
 	<-h.entered

@@ -3,12 +3,13 @@ package jit
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jitproxy/jitproxy/internal/redistest"
 )
 
 // cachedState says what replica f has cached for session id: "none", a
@@ -106,52 +107,6 @@ func TestChangeDropsOnlyItsUsersCache(t *testing.T) {
 	}
 }
 
-// roundTrips is a go-redis hook that records each round trip to Redis as
-// the names of its commands, but for those that set up a new connection.
-type roundTrips struct {
-	mu   sync.Mutex
-	each [][]string
-}
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.add([]redis.Cmder{cmd})
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.add(cmds)
-		return next(ctx, cmds)
-	}
-}
-
-func (r *roundTrips) add(cmds []redis.Cmder) {
-	var names []string
-	for _, c := range cmds {
-		if n := c.Name(); n != "hello" && n != "client" {
-			names = append(names, n)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.each = append(r.each, names)
-}
-
-func (r *roundTrips) take() [][]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	each := r.each
-	r.each = nil
-	return each
-}
-
 // TestActiveGrantsAfterAGrantChangeIsOneRoundTrip: a session stays cached
 // when its user's grants change, and the change's grant is read together
 // with the user's index, so that the first request after a grant request
@@ -159,18 +114,18 @@ func (r *roundTrips) take() [][]string {
 func TestActiveGrantsAfterAGrantChangeIsOneRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	runReplica(t, f)
-	rt := &roundTrips{}
+	rt := &redistest.RoundTrips{}
 	f.svc.cfg.Redis.(*redis.Client).AddHook(rt)
 	s, _ := f.session(t, "alice", "developers")
 	if ids := f.activeIDs(t, s.ID); len(ids) != 0 {
 		t.Fatalf("ActiveGrants() = %v before any grant", ids)
 	}
 	g := f.request(t, alice, "reader")
-	rt.take()
+	rt.Take()
 	if ids := f.activeIDs(t, s.ID); !cmp.Equal(ids, []string{g.ID}) {
 		t.Fatalf("ActiveGrants() = %v, want [%s]", ids, g.ID)
 	}
-	if diff := cmp.Diff([][]string{{"smembers", "mget"}}, rt.take()); diff != "" {
+	if diff := cmp.Diff([][]string{{"smembers", "mget"}}, rt.Take()); diff != "" {
 		t.Errorf("round trips of the first ActiveGrants after the grant (-want +got):\n%s", diff)
 	}
 }
@@ -203,7 +158,7 @@ func TestLiveGrantsReadsAhead(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.request(t, carol, "reader") // another user's
-			rt := &roundTrips{}
+			rt := &redistest.RoundTrips{}
 			f.svc.cfg.Redis.(*redis.Client).AddHook(rt)
 			got, err := f.svc.store.liveGrants(context.Background(), "alice", tt.likely(l1.ID, l2.ID, e.ID))
 			if err != nil {
@@ -219,7 +174,7 @@ func TestLiveGrantsReadsAhead(t *testing.T) {
 			if diff := cmp.Diff(want, ids); diff != "" {
 				t.Errorf("liveGrants() IDs (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.roundTrips, rt.take()); diff != "" {
+			if diff := cmp.Diff(tt.roundTrips, rt.Take()); diff != "" {
 				t.Errorf("round trips (-want +got):\n%s", diff)
 			}
 		})
