@@ -220,18 +220,22 @@ func grantsOf(n int) *authz.GrantSet {
 	return authz.NewGrantSet(gs...)
 }
 
+// readBy is a list of pods in demo by a caller with n grants (grantsOf).
+func readBy(n int) authz.Input {
+	return authz.Input{
+		Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
+		Action: listPods("demo"),
+		Grants: grantsOf(n),
+	}
+}
+
 // BenchmarkDecide measures the decision for a read by a caller with 1, 100
 // and 1,000 active grants, as the data plane makes it for every request
 // after the first with the same caller, action and grants: from the cache.
 func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
-			e := newEngine(b)
-			in := authz.Input{
-				Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
-				Action: listPods("demo"),
-				Grants: grantsOf(n),
-			}
+			e, in := newEngine(b), readBy(n)
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -249,12 +253,7 @@ func BenchmarkDecide(b *testing.B) {
 func BenchmarkDecideEvaluated(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
-			e := newEngine(b)
-			in := authz.Input{
-				Caller: access.Caller{Session: "s-1", Agent: "agent", User: "alice", Groups: []string{"dev"}},
-				Action: listPods("demo"),
-				Grants: grantsOf(n),
-			}
+			e, in := newEngine(b), readBy(n)
 			in.Action.Kubernetes.Verb = "get"
 			ctx := context.Background()
 			names := make([]string, 1<<16)
