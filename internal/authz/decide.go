@@ -83,7 +83,12 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	}
 	buf := keyBuffers.Get().(*[]byte)
 	defer keyBuffers.Put(buf)
-	key := in.key((*buf)[:0])
+	keyed := in
+	if !e.readsSourceAddr {
+		// No policy can read it, so no decision depends on it.
+		keyed.Caller.SourceAddr = ""
+	}
+	key := keyed.key((*buf)[:0])
 	*buf = key
 	if d, ok := e.cache.get(key); ok {
 		return d, nil

@@ -16,6 +16,7 @@
 // a request with no body and no object, from the same caller, for the same
 // action, with the same grants, gets the decision its first evaluation
 // gave, since the policies would compute it again from the same input.
+// The caller's source address counts only when a policy may read it.
 //
 // Policies may call functions written in Go, given as Config.Builtins; the
 // child package podsecurity provides jitproxy.pod_security, the Kubernetes
@@ -67,7 +68,13 @@ type Config struct {
 type Engine struct {
 	query         rego.PreparedEvalQuery
 	usesOldObject bool
-	cache         *decisionCache // nil when the policies are not deterministic
+	// readsSourceAddr is whether the policies may read
+	// input.caller.source_address. When they cannot, it is left out of the
+	// decision cache's key: it holds the client's port, which differs for
+	// every connection, and would make every tunnel's first request an
+	// evaluation.
+	readsSourceAddr bool
+	cache           *decisionCache // nil when the policies are not deterministic
 }
 
 // decisionCacheSize bounds the decision cache: up to twice this many
@@ -111,7 +118,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authz: compile policies: %w", err)
 	}
-	e := &Engine{query: pq, usesOldObject: readsInput(modules, "old_object")}
+	e := &Engine{
+		query:           pq,
+		usesOldObject:   readsInput(modules, "old_object"),
+		readsSourceAddr: readsInput(modules, "caller", "source_address"),
+	}
 	if deterministic(modules, cfg.Builtins) {
 		e.cache = newDecisionCache(decisionCacheSize)
 	}
@@ -126,30 +137,41 @@ func (e *Engine) CachesDecisions() bool { return e.cache != nil }
 // that the stored object is fetched for changes only when a policy needs it.
 func (e *Engine) UsesOldObject() bool { return e.usesOldObject }
 
-// readsInput reports whether any module may read input[key]: a reference
-// to input.key, or to input as a whole or under a key computed at
-// evaluation time (which could be key).
-func readsInput(modules []*ast.Module, key string) bool {
+// readsInput reports whether any module may read input at path (say
+// "caller", "source_address"): a reference to it or into it, to one of
+// its parents as a whole (input, input.caller), or through a key computed
+// at evaluation time anywhere along the way (input[k], which could be
+// it). Anything else is a reference to another part of the input, which
+// cannot show it.
+func readsInput(modules []*ast.Module, path ...string) bool {
 	found := false
 	for _, m := range modules {
 		ast.WalkRefs(m, func(ref ast.Ref) bool {
-			if found || !ref.HasPrefix(ast.InputRootRef) {
-				return found
-			}
-			if len(ref) == 1 {
-				found = true
-				return true
-			}
-			switch k := ref[1].Value.(type) {
-			case ast.String:
-				found = string(k) == key
-			default:
+			if !found && ref.HasPrefix(ast.InputRootRef) && mayRead(ref[1:], path) {
 				found = true
 			}
 			return found
 		})
 	}
 	return found
+}
+
+// mayRead reports whether the reference terms ref, after input, may reach
+// path.
+func mayRead(ref ast.Ref, path []string) bool {
+	for i, seg := range path {
+		if i >= len(ref) {
+			return true // a parent of path, as a whole
+		}
+		k, ok := ref[i].Value.(ast.String)
+		if !ok {
+			return true // a key computed at evaluation time
+		}
+		if string(k) != seg {
+			return false // another part of the input
+		}
+	}
+	return true // path, or inside it
 }
 
 func loadModules(fsys fs.FS) ([]*ast.Module, error) {

@@ -468,7 +468,10 @@ func TestCachedDecisionsAreEvaluatedOnes(t *testing.T) {
 				for _, gs := range grantSets {
 					a := listPods(ns)
 					a.Kubernetes.Verb, a.Kubernetes.Subresource = verb, sub
-					inputs = append(inputs, authz.Input{Caller: access.Caller{Session: "s", User: "u"}, Action: a, Grants: gs})
+					// Another client port each time: the shipped policies do not
+					// read it, so the cached engine shares decisions across them.
+					addr := fmt.Sprintf("127.0.0.1:%d", 40000+len(inputs)%3)
+					inputs = append(inputs, authz.Input{Caller: access.Caller{Session: "s", User: "u", SourceAddr: addr}, Action: a, Grants: gs})
 				}
 			}
 		}
@@ -511,4 +514,39 @@ func TestDecideConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestDecisionCacheKeyLeavesOutTheUnreadSourceAddress: the client's
+// address and port differ for every connection; when no policy can read
+// input.caller.source_address, two requests that differ only there share
+// a decision, and when one can, they do not.
+func TestDecisionCacheKeyLeavesOutTheUnreadSourceAddress(t *testing.T) {
+	const counting = "package jitproxy.authz\npermit contains \"g\" if test.count() > 0\n"
+	tests := []struct {
+		name      string
+		policy    string
+		wantCalls int
+	}{
+		{name: "not read", policy: counting, wantCalls: 1},
+		{name: "read", policy: counting + "forbid contains \"from 10/8\" if startswith(input.caller.source_address, \"10.\")\n", wantCalls: 2},
+		{name: "caller read whole", policy: counting + "forbid contains \"x\" if count(input.caller) > 99\n", wantCalls: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &counter{}
+			e, err := authz.New(context.Background(), authz.Config{Policies: fstest.MapFS{"a.rego": {Data: []byte(tt.policy)}}, Builtins: []authz.Builtin{c.builtin(false)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, addr := range []string{"127.0.0.1:40001", "127.0.0.1:40002"} {
+				in := authz.Input{Caller: access.Caller{Session: "s", User: "u", SourceAddr: addr}, Action: listPods("demo")}
+				if _, err := e.Decide(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.calls(); got != tt.wantCalls {
+				t.Errorf("evaluated %d times, want %d", got, tt.wantCalls)
+			}
+		})
+	}
 }

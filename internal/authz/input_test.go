@@ -166,3 +166,36 @@ func change(v reflect.Value, path string) {
 		v.Set(reflect.Zero(v.Type()))
 	}
 }
+
+// TestReadsInput: a policy may read input.caller.source_address only
+// through a reference to it, into it, to a parent as a whole, or through a
+// key computed at evaluation time.
+func TestReadsInput(t *testing.T) {
+	tests := []struct {
+		rule string
+		want bool
+	}{
+		{`forbid contains "x" if input.caller.source_address == "10.0.0.1:1"`, true},
+		{`forbid contains "x" if startswith(input.caller.source_address, "10.")`, true},
+		{`forbid contains "x" if input.caller["source_address"]`, true},
+		{`forbid contains "x" if { c := input.caller; c.source_address }`, true},
+		{`forbid contains "x" if { some k; input.caller[k] == "10.0.0.1:1" }`, true},
+		{`forbid contains "x" if { some k; input[k].source_address }`, true},
+		{`forbid contains "x" if object.get(input, ["caller", "source_address"], "") != ""`, true},
+		{`forbid contains "x" if json.marshal(input) == ""`, true},
+		{`forbid contains "x" if input.caller.user == "eve"`, false},
+		{`forbid contains "x" if input.action.kubernetes.namespace == "kube-system"`, false},
+		{`forbid contains "x" if input.caller.source_address_family == "x"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			m, err := ast.ParseModuleWithOpts("p.rego", "package jitproxy.authz\n\n"+tt.rule+"\n", ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readsInput([]*ast.Module{m}, "caller", "source_address"); got != tt.want {
+				t.Errorf("readsInput() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
