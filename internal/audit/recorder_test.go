@@ -288,16 +288,19 @@ type discardSink struct{}
 func (discardSink) Deliver(context.Context, []Record) error { return nil }
 func (discardSink) Close() error                            { return nil }
 
+// benchDecided is the request.decided event the benchmarks record.
+var benchDecided = Event{
+	Type: TypeRequestDecided, RequestID: "0123456789abcdef",
+	Decision: &Decision{Allowed: true, Reasons: []string{"permitted by grant g-abcdefghijklmnop"}},
+	Grant:    &Grant{ID: "g-abcdefghijklmnop", Policy: "pod-reader", Version: "a1b2c3d4e5f6", Namespace: "demo", Approvers: []string{"sre-1"}},
+}
+
 // BenchmarkRecord measures what recording a request's decision adds to the
 // request: encoding, chaining and one write to an enforced sink's spool,
 // with the default fsync policy (group commit every 10ms) and with an
 // fsync per event.
 func BenchmarkRecord(b *testing.B) {
-	e := Event{
-		Type: TypeRequestDecided, RequestID: "0123456789abcdef",
-		Decision: &Decision{Allowed: true, Reasons: []string{"permitted by grant g-abcdefghijklmnop"}},
-		Grant:    &Grant{ID: "g-abcdefghijklmnop", Policy: "pod-reader", Version: "a1b2c3d4e5f6", Namespace: "demo", Approvers: []string{"sre-1"}},
-	}
+	e := benchDecided
 	for _, sync := range []SyncPolicy{SyncInterval, SyncAlways} {
 		b.Run(string(sync), func(b *testing.B) {
 			r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})
@@ -321,11 +324,7 @@ func BenchmarkRecord(b *testing.B) {
 // events can share one, and what recording costs while the group commit
 // runs.
 func BenchmarkRecordParallel(b *testing.B) {
-	e := Event{
-		Type: TypeRequestDecided, RequestID: "0123456789abcdef",
-		Decision: &Decision{Allowed: true, Reasons: []string{"permitted by grant g-abcdefghijklmnop"}},
-		Grant:    &Grant{ID: "g-abcdefghijklmnop", Policy: "pod-reader", Version: "a1b2c3d4e5f6", Namespace: "demo", Approvers: []string{"sre-1"}},
-	}
+	e := benchDecided
 	for _, sync := range []SyncPolicy{SyncInterval, SyncAlways} {
 		b.Run(string(sync), func(b *testing.B) {
 			r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})

@@ -68,19 +68,10 @@ func activationSingle(ctx context.Context, w io.Writer, j *jitproxy, api *fakeAP
 	mints := len(api.mintsSince(since))
 
 	fmt.Fprintf(w, "\ngrant activation → first 200, one at a time (%d, each in a new session, %d TokenRequests)\n", n, mints)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tp50\tp90\tmax\t")
-	for _, row := range []struct {
-		name string
-		r    *result
-	}{
-		{"grant request (ACTIVE)", &request},
-		{"activation → first 200", &first},
-		{"second new tunnel → 200", &second},
-	} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", row.name, ms(row.r.percentile(50)), ms(row.r.percentile(90)), ms(row.r.percentile(100)))
-	}
-	return tw.Flush()
+	return latencyTable(w, []float64{50, 90, 100},
+		latencyRow{"grant request (ACTIVE)", &request},
+		latencyRow{"activation → first 200", &first},
+		latencyRow{"second new tunnel → 200", &second})
 }
 
 // activateOnce creates a session for user, requests its grant as the agent
@@ -226,19 +217,10 @@ func activationBurst(ctx context.Context, w io.Writer, j *jitproxy, api *fakeAPI
 		}
 	}
 	fmt.Fprintf(w, "\ngrant activation → first 200, %d at once (each in its own session, through its open tunnel)\n", n)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tp50\tp90\tp99\tmax\t")
-	for _, row := range []struct {
-		name string
-		r    *result
-	}{
-		{"grant request (ACTIVE)", &request},
-		{"activation → first 200", &first},
-		{"again, at once: new tunnel → 200", &again},
-	} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", row.name, ms(row.r.percentile(50)), ms(row.r.percentile(90)), ms(row.r.percentile(99)), ms(row.r.percentile(100)))
-	}
-	tw.Flush()
+	latencyTable(w, []float64{50, 90, 99, 100},
+		latencyRow{"grant request (ACTIVE)", &request},
+		latencyRow{"activation → first 200", &first},
+		latencyRow{"again, at once: new tunnel → 200", &again})
 	fmt.Fprintf(w, "first 200 more than 100ms after activation: %d of %d; %s\n", slow, n, buckets(first.latencies))
 	if retried == 0 {
 		fmt.Fprintln(w, "every agent's first answer was its 200")
@@ -321,6 +303,37 @@ func tally(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s ×%d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// latencyRow is one row of a latencyTable.
+type latencyRow struct {
+	name string
+	r    *result
+}
+
+// latencyTable writes rows' percentiles ps (0 is the minimum, 100 the
+// maximum) in milliseconds, a column each, aligned.
+func latencyTable(w io.Writer, ps []float64, rows ...latencyRow) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, p := range ps {
+		switch p {
+		case 0:
+			fmt.Fprint(tw, "\tmin")
+		case 100:
+			fmt.Fprint(tw, "\tmax")
+		default:
+			fmt.Fprintf(tw, "\tp%g", p)
+		}
+	}
+	fmt.Fprintln(tw, "\t")
+	for _, row := range rows {
+		fmt.Fprint(tw, row.name)
+		for _, p := range ps {
+			fmt.Fprintf(tw, "\t%s", ms(row.r.percentile(p)))
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	return tw.Flush()
 }
 
 // ms formats a duration in milliseconds.

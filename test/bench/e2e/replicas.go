@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jitproxy/jitproxy/test/servers"
@@ -63,19 +62,10 @@ func revocations(ctx context.Context, w io.Writer, o jitproxyOptions, n int) err
 	}
 
 	fmt.Fprintf(w, "\nrevocation on replica A → first 403 on replica B (%d, real redis-server, one request at a time through B)\n", n)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tp50\tp90\tmin\tmax\t")
-	for _, row := range []struct {
-		name string
-		r    *result
-	}{
-		{"from the revoke's answer", &fromAck},
-		{"from the revoke's request", &fromSent},
-		{"B's request time (resolution)", &period},
-	} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", row.name, ms(row.r.percentile(50)), ms(row.r.percentile(90)), ms(row.r.percentile(0)), ms(row.r.percentile(100)))
-	}
-	tw.Flush()
+	latencyTable(w, []float64{50, 90, 0, 100},
+		latencyRow{"from the revoke's answer", &fromAck},
+		latencyRow{"from the revoke's request", &fromSent},
+		latencyRow{"B's request time (resolution)", &period})
 	fmt.Fprintf(w, "B's 200s once the revoke was sent: %d sent after A answered, %d sent before A answered, %d in flight when A answered, %d after B's first 403 (of 20 requests more each time)\n",
 		afterAck, duringCall, inFlight, afterDeny)
 	if len(other) > 0 {
