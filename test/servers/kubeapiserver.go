@@ -101,11 +101,9 @@ func (k *KubeAPIServer) ready() func(context.Context) error {
 // same port, against the same etcd, with the same certificates, tokens and
 // ServiceAccount keys: tokens it issued before stay valid.
 func (k *KubeAPIServer) Restart(ctx context.Context) error {
-	p, err := k.Process.restart(ctx, 2*time.Minute, k.ready())
-	if err != nil {
+	if err := k.Process.restart(ctx, 2*time.Minute, k.ready()); err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
-	k.Process = p
 	return nil
 }
 

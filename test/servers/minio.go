@@ -142,11 +142,9 @@ func (m *MinIO) ready(ctx context.Context) error {
 // same port with the same drive, certificate and root user: buckets,
 // objects and the temporary credentials it issued before survive.
 func (m *MinIO) Restart(ctx context.Context) error {
-	p, err := m.Process.restart(ctx, time.Minute, m.ready)
-	if err != nil {
+	if err := m.Process.restart(ctx, time.Minute, m.ready); err != nil {
 		return fmt.Errorf("minio: %w", err)
 	}
-	m.Process = p
 	return nil
 }
 

@@ -93,18 +93,21 @@ func (p *Process) Kill() {
 }
 
 // restart stops the server if it still runs, starts the same command again
-// (its log appended to the same file) and waits until ready succeeds.
-func (p *Process) restart(ctx context.Context, timeout time.Duration, ready func(context.Context) error) (*Process, error) {
+// (its log appended to the same file) and waits until ready succeeds. The
+// restarted server is p itself, so that whatever holds p (a deferred
+// Stop, a method value taken before the restart) stops the one running.
+func (p *Process) restart(ctx context.Context, timeout time.Duration, ready func(context.Context) error) error {
 	p.Stop()
 	np, err := start(p.Name, p.dir, p.bin, p.args, p.env)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := np.waitReady(ctx, timeout, ready); err != nil {
 		np.Stop()
-		return nil, err
+		return err
 	}
-	return np, nil
+	*p = *np
+	return nil
 }
 
 // Tail returns the last n lines of the server's log.

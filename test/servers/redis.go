@@ -74,10 +74,8 @@ func (r *Redis) ping(ctx context.Context) error {
 // Restart stops the server if it still runs and starts it again on the
 // same port with the same directory. Only a durable Redis keeps its data.
 func (r *Redis) Restart(ctx context.Context) error {
-	p, err := r.Process.restart(ctx, 30*time.Second, r.ping)
-	if err != nil {
+	if err := r.Process.restart(ctx, 30*time.Second, r.ping); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	r.Process = p
 	return nil
 }

@@ -184,11 +184,9 @@ func (r *Rsyslog) TLSConfig() *tls.Config { return r.tlsConf.Clone() }
 // Restart stops the server if it still runs and starts it again on the
 // same ports with the same files; File keeps what it received.
 func (r *Rsyslog) Restart(ctx context.Context) error {
-	p, err := r.Process.restart(ctx, 30*time.Second, r.ready)
-	if err != nil {
+	if err := r.Process.restart(ctx, 30*time.Second, r.ready); err != nil {
 		return fmt.Errorf("rsyslog: %w", err)
 	}
-	r.Process = p
 	return nil
 }
 

@@ -58,11 +58,9 @@ func (v *Vault) ready(ctx context.Context) error {
 // back empty, and every token it issued before is unknown to it; run
 // Env.SetupVault to configure it again.
 func (v *Vault) Restart(ctx context.Context) error {
-	p, err := v.Process.restart(ctx, time.Minute, v.ready)
-	if err != nil {
+	if err := v.Process.restart(ctx, time.Minute, v.ready); err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
-	v.Process = p
 	return nil
 }
 
