@@ -47,34 +47,56 @@ type fakeSessions struct {
 	grants   []*jit.Grant
 	ended    bool
 	policies []*jit.Policy
-	revoked  chan struct{} // closed by revoke: every watch ends
-	watched  []string      // grants named to watches
-	storeErr error         // returned by AuthenticateSession: the store is down
-	active   *jit.Active   // what ActiveGrants returned last
+	revoked  bool        // by revoke: every watch has ended, and a new one ends at once
+	watches  []func()    // the onEnd of every watch neither stopped nor ended
+	watched  []string    // grants named to watches
+	storeErr error       // returned by AuthenticateSession: the store is down
+	active   *jit.Active // what ActiveGrants returned last
+	// endAtOnce ends every watch as it begins, before Watch returns: the
+	// earliest a grant can end under a request.
+	endAtOnce bool
 }
 
-func (f *fakeSessions) Watch(string) (<-chan struct{}, func(string), func()) {
+func (f *fakeSessions) Watch(_ string, onEnd func()) (func(string), func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.revoked == nil {
-		f.revoked = make(chan struct{})
+	switch {
+	case f.endAtOnce:
+		onEnd()
+	case f.revoked:
+		go onEnd() // as jit's watches do: in a goroutine of its own
+	default:
+		f.watches = append(f.watches, onEnd)
 	}
-	setGrant := func(id string) {
+	i := len(f.watches) - 1
+	return f.noteWatched, func() {
+		if i < 0 {
+			return
+		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.watched = append(f.watched, id)
+		f.watches[i] = nil
 	}
-	return f.revoked, setGrant, func() {}
+}
+
+// noteWatched is a watch's setGrant.
+func (f *fakeSessions) noteWatched(grantID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watched = append(f.watched, grantID)
 }
 
 // revoke ends every watch, as a revocation seen by the jit service would.
 func (f *fakeSessions) revoke() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.revoked == nil {
-		f.revoked = make(chan struct{})
+	f.revoked = true
+	for i, end := range f.watches {
+		if end != nil {
+			go end()
+			f.watches[i] = nil
+		}
 	}
-	close(f.revoked)
 }
 
 func (f *fakeSessions) session() *jit.Session {

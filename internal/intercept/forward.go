@@ -35,9 +35,10 @@ type Sessions interface {
 	// candidate grants.
 	Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error)
 	// Watch follows a request's session, and its grant once named with
-	// setGrant, so that a stream ends when either ends: done is closed.
-	// stop must be called when the request ends.
-	Watch(sessionID string) (done <-chan struct{}, setGrant func(grantID string), stop func())
+	// setGrant, so that a stream ends when either ends: onEnd is called, at
+	// most once, from another goroutine, and possibly after stop. stop
+	// must be called when the request ends.
+	Watch(sessionID string, onEnd func()) (setGrant func(grantID string), stop func())
 }
 
 // Decider evaluates policies.

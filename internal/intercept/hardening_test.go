@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -296,27 +297,7 @@ func TestRevocationEndsOpenStreams(t *testing.T) {
 				resp.Body.Close()
 			}
 		}},
-		{name: "upgraded stream (exec, port-forward)", open: func(t *testing.T, h *harness) func() {
-			tc, err := tunnelTo(t, h, "kubernetes.demo:443", "kubernetes.demo")
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.WriteString(tc, "GET /api/v1/namespaces/demo/pods/web/exec?command=sh HTTP/1.1\r\nHost: kubernetes.demo\r\n"+
-				"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n")
-			br := bufio.NewReader(tc)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-				t.Fatalf("upgrade: %v %v", resp, err)
-			}
-			io.WriteString(tc, "ping\n")
-			if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
-				t.Fatalf("echo: %q %v", line, err)
-			}
-			return func() {
-				tc.SetReadDeadline(time.Now().Add(10 * time.Second))
-				io.Copy(io.Discard, br)
-			}
-		}},
+		{name: "upgraded stream (exec, port-forward)", open: openUpgradedStream},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,6 +327,75 @@ func TestRevocationEndsOpenStreams(t *testing.T) {
 				return e.Outcome != nil && strings.Contains(e.Outcome.Error, "grant g-read or your session has ended")
 			})
 		})
+	}
+}
+
+// openUpgradedStream opens an exec stream through h, checks that it echoes,
+// and returns a function that blocks until the stream ends (or 10s pass).
+func openUpgradedStream(t *testing.T, h *harness) func() {
+	tc, err := tunnelTo(t, h, "kubernetes.demo:443", "kubernetes.demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tc, "GET /api/v1/namespaces/demo/pods/web/exec?command=sh HTTP/1.1\r\nHost: kubernetes.demo\r\n"+
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n")
+	br := bufio.NewReader(tc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(tc, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("echo: %q %v", line, err)
+	}
+	return func() {
+		tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, br)
+	}
+}
+
+// TestUpgradedStreamEndsWhenGrantExpires: an upgraded stream is cut off on
+// the agent's side when its grant expires, as when it is revoked.
+func TestUpgradedStreamEndsWhenGrantExpires(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: streamingUpstream()})
+	g := podReaderGrant(700 * time.Millisecond)
+	g.Permissions = append(g.Permissions, access.Permission{Kubernetes: &access.KubernetesPermission{Verbs: []string{"create", "get"}, APIGroups: []string{""}, Resources: []string{"pods/exec"}}})
+	h.sessions.setGrants(g)
+	wait := openUpgradedStream(t, h)
+	ended := make(chan struct{})
+	go func() { wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream is still open 5s after its grant expired")
+	}
+	waitFor(t, "the stream's audit record", func() bool {
+		e := lastEvent(t, h.audit)
+		return e.Outcome != nil && strings.Contains(e.Outcome.Error, "grant g-read has expired")
+	})
+}
+
+// TestGrantEndedBeforeForwarding: a grant that ends after the request was
+// decided but before it is forwarded ends it all the same: it never
+// reaches the upstream.
+func TestGrantEndedBeforeForwarding(t *testing.T) {
+	var reached atomic.Int32
+	h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) })})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	h.sessions.mu.Lock()
+	h.sessions.endAtOnce = true // the watch ends as soon as it begins
+	h.sessions.mu.Unlock()
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "grant g-read or your session has ended") {
+		t.Errorf("response = %d %s", resp.StatusCode, body)
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the upstream was reached %d times", n)
 	}
 }
 

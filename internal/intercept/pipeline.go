@@ -54,6 +54,7 @@ type exchange struct {
 	w    countingWriter // counts the response body bytes
 	body requestBody
 	fwd  forwarding
+	end  streamEnd
 }
 
 // countingWriter counts the response body bytes, and keeps the
@@ -167,7 +168,8 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	// Watched from before the grants are read, so that a revocation or the
 	// session's end cannot fall between the read and the watch.
-	ended, setGrant, stopWatch := p.cfg.Sessions.Watch(t.caller.Session)
+	x.end.w = &x.w
+	setGrant, stopWatch := p.cfg.Sessions.Watch(t.caller.Session, x.end.end)
 	defer stopWatch()
 	// The session may have ended since the tunnel opened.
 	active, err := p.cfg.Sessions.ActiveGrants(ctx, t.caller.Session)
@@ -272,7 +274,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 	}
-	up.forward(w, r, f, req.GrantExpiresAt, ended)
+	up.forward(w, r, f, req.GrantExpiresAt)
 }
 
 // decide evaluates the policies; a failure is answered here and fails closed.

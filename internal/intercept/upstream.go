@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -37,9 +36,52 @@ type forwarding struct {
 	// when the target has no fixed upstream.
 	host    string
 	grantID string
-	// ended is set when the grant or the session ended while the request
-	// was forwarded, before its context is cancelled.
-	ended atomic.Bool
+}
+
+// streamEnd ends a request when its grant or its session ends. The end may
+// be seen before the request is forwarded, while it is, or after; mu
+// orders it with the forwarding's start.
+type streamEnd struct {
+	w *countingWriter // the exchange's
+
+	mu     sync.Mutex
+	ended  bool
+	cancel context.CancelFunc // the forwarding's, once it began
+}
+
+// end notes that the grant or the session ended, before cancelling the
+// forwarding (if it began), so that the cancellation can be told from the
+// agent's own. An upgraded stream (exec, port-forward) is cut off on the
+// agent's side too: the reverse proxy closes only the upstream side, and
+// would then wait for the agent to close its half, however long that
+// takes.
+func (e *streamEnd) end() {
+	e.mu.Lock()
+	e.ended = true
+	cancel := e.cancel
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	e.w.closeHijacked()
+}
+
+// begin gives the forwarding's cancel, and calls it at once if the grant
+// or session already ended.
+func (e *streamEnd) begin(cancel context.CancelFunc) {
+	e.mu.Lock()
+	e.cancel = cancel
+	ended := e.ended
+	e.mu.Unlock()
+	if ended {
+		cancel()
+	}
+}
+
+func (e *streamEnd) isEnded() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ended
 }
 
 type forwardingKey struct{}
@@ -184,7 +226,7 @@ func (f *forwarding) endedWhy(ctx context.Context) string {
 	switch err := ctx.Err(); {
 	case err == nil:
 		return ""
-	case f.ended.Load():
+	case f.x.end.isEnded():
 		return fmt.Sprintf("grant %s or your session has ended", f.grantID)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("grant %s has expired", f.grantID)
@@ -206,33 +248,24 @@ func (u *upstream) send(ctx context.Context, f *forwarding, req *http.Request) (
 }
 
 // forward sends r upstream, ending it when the grant expires (until) or
-// when the grant or session ends (ended is closed).
+// when the grant or session ends (f.x.end).
 //
-// One context does both: the grant's end is noted in f.ended before the
-// context is cancelled, rather than given as the cancellation's cause,
-// which would take a second context (and its allocations) per request.
-func (u *upstream) forward(w http.ResponseWriter, r *http.Request, f *forwarding, until time.Time, ended <-chan struct{}) {
+// Neither needs a goroutine per request: the grant's end cancels the
+// context (streamEnd.end), and its expiry is the context's deadline.
+func (u *upstream) forward(w http.ResponseWriter, r *http.Request, f *forwarding, until time.Time) {
 	ctx, cancel := context.WithDeadline(r.Context(), until)
 	defer cancel()
-	go func() {
-		select {
-		case <-ended:
-			if ctx.Err() == nil {
-				f.ended.Store(true)
-				cancel()
+	f.x.end.begin(cancel)
+	if r.Header.Get("Upgrade") != "" {
+		// An upgraded stream whose grant expires is cut off on the agent's
+		// side too, as one whose grant ends is (streamEnd.end).
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				f.x.w.closeHijacked()
 			}
-		case <-ctx.Done():
-		}
-		// An upgraded stream (exec, port-forward) whose grant ended or
-		// expired is cut off on the agent's side too: the reverse proxy
-		// closes only the upstream side, and would then wait for the agent
-		// to close its half, however long that takes.
-		if f.endedWhy(ctx) != "" {
-			if cw, ok := w.(*countingWriter); ok {
-				cw.closeHijacked()
-			}
-		}
-	}()
+		})
+		defer stop()
+	}
 	defer func() {
 		if msg := f.endedWhy(ctx); msg != "" && f.x.errMsg == "" {
 			f.x.errMsg = msg + " while the response was streaming"

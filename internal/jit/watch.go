@@ -15,11 +15,11 @@ import (
 // (the request's deadline is the grant's expiry).
 //
 // A watch is created before the request's grants are read, so that no change
-// can fall between the read and the watch. done is closed at most once.
+// can fall between the read and the watch. onEnd runs at most once.
 type watch struct {
 	set     *watchSet
 	session string
-	done    chan struct{}
+	onEnd   func()
 	once    sync.Once
 
 	// Guarded by set.mu.
@@ -49,7 +49,7 @@ func (w *watch) stop() {
 	s.mu.Unlock()
 }
 
-func (w *watch) end() { w.once.Do(func() { close(w.done) }) }
+func (w *watch) end() { w.once.Do(w.onEnd) }
 
 // watchSet holds the open watches of a Service and checks, on every change
 // message, whether what they follow has ended.
@@ -77,8 +77,8 @@ func (s *watchSet) run(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-func (s *watchSet) add(session string) *watch {
-	w := &watch{set: s, session: session, done: make(chan struct{})}
+func (s *watchSet) add(session string, onEnd func()) *watch {
+	w := &watch{set: s, session: session, onEnd: onEnd}
 	s.mu.Lock()
 	s.watches[w] = struct{}{}
 	s.mu.Unlock()
@@ -146,12 +146,18 @@ func (s *watchSet) check(key string) {
 			return
 		}
 		kind, id, _ := strings.Cut(key, ":")
+		var over []*watch
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		for w := range s.watches {
 			if kind == "session" && w.session == id || kind == "grant" && w.grant == id {
-				w.end()
+				over = append(over, w)
 			}
+		}
+		s.mu.Unlock()
+		// Outside the lock: what a request does when it ends (cancel a
+		// context, close a connection) holds up no other request.
+		for _, w := range over {
+			w.end()
 		}
 	}()
 }
@@ -164,12 +170,17 @@ func (s *watchSet) check(key string) {
 // deadline is the grant's expiry.) Call it before reading the session's
 // grants, so that no change falls between the read and the watch; name the
 // grant with setGrant once chosen (if it changed since Watch, it is checked
-// at once). done is closed when the session or the grant ended; stop must
-// be called when the request ends. Run must be running for changes to be
-// seen. All three are safe for concurrent use.
-func (s *Service) Watch(sessionID string) (done <-chan struct{}, setGrant func(grantID string), stop func()) {
-	w := s.watches.add(sessionID)
-	return w.done, w.setGrant, w.stop
+// at once). onEnd is called once the session or the grant ended, at most
+// once, in a goroutine of Watch's own: it must not block. stop must be
+// called when the request ends; an end found as stop is called may still
+// call onEnd after stop returned. Run must be running for changes to be
+// seen. setGrant and stop are safe for concurrent use.
+//
+// A callback rather than a channel: a channel would need a goroutine per
+// request to wait on it.
+func (s *Service) Watch(sessionID string, onEnd func()) (setGrant func(grantID string), stop func()) {
+	w := s.watches.add(sessionID, onEnd)
+	return w.setGrant, w.stop
 }
 
 // ended reports whether the grant or session key names is no longer in

@@ -20,6 +20,14 @@ func runReplica(t testing.TB, f *fixture) {
 	})
 }
 
+// watchEnd watches sessionID on svc with an onEnd that closes done: a
+// second call of onEnd would panic the test.
+func watchEnd(svc *Service, sessionID string) (done <-chan struct{}, setGrant func(string), stop func()) {
+	ch := make(chan struct{})
+	setGrant, stop = svc.Watch(sessionID, func() { close(ch) })
+	return ch, setGrant, stop
+}
+
 func isClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -63,7 +71,7 @@ func TestWatchEndsOnAnotherReplica(t *testing.T) {
 			s, _ := a.session(t, "alice", "developers")
 			g := a.request(t, alice, "reader")
 			other := a.request(t, alice, "reader")
-			done, setGrant, stop := a.svc.Watch(s.ID)
+			done, setGrant, stop := watchEnd(a.svc, s.ID)
 			defer stop()
 			setGrant(g.ID)
 			tt.end(t, b, s, g, other)
@@ -93,7 +101,7 @@ func TestWatchSeesAChangeBeforeItsGrantIsNamed(t *testing.T) {
 	runReplica(t, a)
 	s, _ := a.session(t, "alice", "developers")
 	g := a.request(t, alice, "reader")
-	done, setGrant, stop := a.svc.Watch(s.ID)
+	done, setGrant, stop := watchEnd(a.svc, s.ID)
 	defer stop()
 	if _, err := b.svc.Revoke(context.Background(), alice, g.ID, "done"); err != nil {
 		t.Fatal(err)
@@ -122,7 +130,7 @@ func TestWatchRechecksAfterResubscribing(t *testing.T) {
 	a := newFixture(t)
 	s, _ := a.session(t, "alice", "developers")
 	g := a.request(t, alice, "reader")
-	done, setGrant, stop := a.svc.Watch(s.ID) // before Run: no subscription yet
+	done, setGrant, stop := watchEnd(a.svc, s.ID) // before Run: no subscription yet
 	defer stop()
 	setGrant(g.ID)
 	b := newFixtureOn(t, a.mr, a.clock)
