@@ -54,7 +54,8 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
-# bench-e2e: direct, bare goproxy MITM and the jitproxy binary side by side
+# bench-e2e: direct, bare goproxy MITM, the jitproxy binary and goproxy
+# with jitproxy's audit side by side
 # against a local fake apiserver, then grant activation and revocation
 # across two replicas on a redis-server (make test-env installs it, or pass
 # -skip-replicas) (test/bench/e2e; results in BENCHMARKS.md).

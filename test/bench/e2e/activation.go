@@ -38,7 +38,7 @@ func activation(ctx context.Context, w io.Writer, o jitproxyOptions, api *fakeAP
 	}
 	// The profile is complete once jitproxy has exited.
 	j.stop()
-	printProfile(w, "the activations", o.cpuProfile)
+	printProfile(w, "jitproxy", "the activations", o.cpuProfile)
 	return nil
 }
 

@@ -18,6 +18,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -27,6 +30,10 @@ import (
 // PEM, makes the harness's binary serve as the goproxy subject instead of
 // running the benchmark (see startGoproxy).
 const goproxyChildEnv = "BENCH_E2E_GOPROXY_UPSTREAM_CA"
+
+// goproxyProfileEnv, set to a path, makes the goproxy process write its
+// CPU profile there, from its start until its standard input closes.
+const goproxyProfileEnv = "BENCH_E2E_GOPROXY_CPU_PROFILE"
 
 // goproxyChild is what the goproxy process tells the harness on its first
 // line of output.
@@ -43,21 +50,41 @@ type goproxyProcess struct {
 	ca    *x509.Certificate
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	once  sync.Once
 }
 
-// startGoproxy runs this binary again as the goproxy subject, trusting
-// upstreamCAPEM upstream, and waits for its address.
-func startGoproxy(dir string, upstreamCAPEM []byte) (*goproxyProcess, error) {
+// goproxyOptions are how a goproxy process runs besides its upstream.
+type goproxyOptions struct {
+	// cpuProfile, if not empty, is the file the process writes its CPU
+	// profile to.
+	cpuProfile string
+	// auditDir, if not empty, makes it record every request as jitproxy
+	// does, under auditDir (see goproxyAuditEnv).
+	auditDir string
+}
+
+// startGoproxy runs this binary again as a goproxy subject, trusting
+// upstreamCAPEM upstream, with its files in dir, and waits for its address.
+func startGoproxy(dir string, upstreamCAPEM []byte, o goproxyOptions) (*goproxyProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	caFile := dir + "/goproxy-upstream-ca.pem"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	caFile := filepath.Join(dir, "goproxy-upstream-ca.pem")
 	if err := os.WriteFile(caFile, upstreamCAPEM, 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), goproxyChildEnv+"="+caFile)
+	if o.cpuProfile != "" {
+		cmd.Env = append(cmd.Env, goproxyProfileEnv+"="+o.cpuProfile)
+	}
+	if o.auditDir != "" {
+		cmd.Env = append(cmd.Env, goproxyAuditEnv+"="+o.auditDir)
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -94,10 +121,13 @@ func startGoproxy(dir string, upstreamCAPEM []byte) (*goproxyProcess, error) {
 // cpu returns the goproxy process's CPU time so far.
 func (g *goproxyProcess) cpu() (time.Duration, error) { return procCPU(g.cmd.Process.Pid) }
 
-// stop ends the goproxy process: it exits when its standard input closes.
+// stop ends the goproxy process, which exits when its standard input
+// closes, and waits for it. Calls after the first do nothing.
 func (g *goproxyProcess) stop() {
-	g.stdin.Close()
-	g.cmd.Wait()
+	g.once.Do(func() {
+		g.stdin.Close()
+		g.cmd.Wait()
+	})
 }
 
 // serveGoproxyChild is the goproxy process: it serves until its standard
@@ -111,11 +141,22 @@ func serveGoproxyChild(upstreamCAFile string) error {
 	if !cas.AppendCertsFromPEM(b) {
 		return errors.New("no upstream CA certificate")
 	}
-	gp, ca, err := newGoproxy(cas)
+	gp, ca, err := newGoproxy(cas, os.Getenv(goproxyAuditEnv))
 	if err != nil {
 		return err
 	}
 	defer gp.Close()
+	if f := os.Getenv(goproxyProfileEnv); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := json.NewEncoder(os.Stdout).Encode(goproxyChild{URL: gp.URL, CAPEM: string(pemCert(ca.Raw))}); err != nil {
 		return err
 	}
@@ -126,12 +167,13 @@ func serveGoproxyChild(upstreamCAFile string) error {
 // newGoproxy starts a bare goproxy MITM pass-through: every CONNECT is
 // intercepted with leaves signed by a fresh ECDSA P-256 CA, and requests go
 // upstream unchanged over a transport that verifies the upstream against
-// upstreamCAs. It returns the proxy server (the caller closes it) and the
-// CA its clients must trust.
+// upstreamCAs. With a non-empty auditDir it records every request (see
+// goproxyAuditEnv); the recorder is closed with the server. It returns the
+// proxy server (the caller closes it) and the CA its clients must trust.
 //
 // The CONNECT handler is goproxy.AlwaysMitm with the CA passed in rather
 // than set in goproxy.GoproxyCa, the package-level default AlwaysMitm reads.
-func newGoproxy(upstreamCAs *x509.CertPool) (*httptest.Server, *x509.Certificate, error) {
+func newGoproxy(upstreamCAs *x509.CertPool, auditDir string) (*goproxyServer, *x509.Certificate, error) {
 	ca, err := newECDSACA()
 	if err != nil {
 		return nil, nil, err
@@ -147,7 +189,28 @@ func newGoproxy(upstreamCAs *x509.CertPool) (*httptest.Server, *x509.Certificate
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return httptest.NewServer(p), ca.Leaf, nil
+	srv := &goproxyServer{closeAudit: func() error { return nil }}
+	if auditDir != "" {
+		if srv.closeAudit, err = auditGoproxy(p, auditDir); err != nil {
+			return nil, nil, err
+		}
+	}
+	srv.Server = httptest.NewServer(p)
+	return srv, ca.Leaf, nil
+}
+
+// goproxyServer is a goproxy subject's server and its audit recorder.
+type goproxyServer struct {
+	*httptest.Server
+	closeAudit func() error
+}
+
+// Close stops the server, then the recorder.
+func (s *goproxyServer) Close() {
+	s.Server.Close()
+	if err := s.closeAudit(); err != nil {
+		fmt.Fprintln(os.Stderr, "goproxy+audit: close:", err)
+	}
 }
 
 // newECDSACA makes a self-signed ECDSA P-256 CA valid for a day.

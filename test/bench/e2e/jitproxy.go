@@ -72,6 +72,9 @@ type jitproxyOptions struct {
 	noAudit       bool    // no audit sink at all, to see what audit costs
 }
 
+// auditFile is where the instance's audit file sink writes.
+func (o jitproxyOptions) auditFile() string { return filepath.Join(o.dir, "audit.jsonl") }
+
 // startJitproxy writes a configuration for one kubernetes target, demo, at
 // the fake apiserver (authenticating with ownToken), with audit to a file
 // in o.dir, runs `jitproxy serve` on it and waits until it is ready. The
@@ -94,7 +97,7 @@ func startJitproxy(ctx context.Context, o jitproxyOptions) (*jitproxy, error) {
 	if client != "" {
 		client = "    client: {" + strings.TrimSuffix(client, ", ") + "}\n"
 	}
-	audit := fmt.Sprintf("audit: {stdout: false, file: %s}", filepath.Join(o.dir, "audit.jsonl"))
+	audit := fmt.Sprintf("audit: {stdout: false, file: %s}", o.auditFile())
 	if o.noAudit {
 		audit = "audit: {stdout: false}"
 	}

@@ -1,17 +1,22 @@
 // Command e2e is jitproxy's end-to-end benchmark (`make bench-e2e`): it
 // measures, side by side in one process tree, a direct TLS client, a bare
 // goproxy MITM pass-through (this binary run again, in a process of its
-// own) and the real jitproxy binary, each sending
-// GET /api/v1/namespaces/demo/pods over HTTP/1.1 keep-alive to the same
-// local fake apiserver, in interleaved rounds at concurrency 1 and 8. It
-// prints requests/s, latency percentiles, the proxies' CPU per request (from
-// /proc, so Linux only) and the ratios to direct and to goproxy; then the
-// first request over a new connection for each, and jitproxy's resident
-// memory per idle tunnel.
+// own), the real jitproxy binary, and goproxy with jitproxy's audit (a
+// third process: goproxy recording the same two events per request
+// through internal/audit to a file sink, the floor of an audited MITM; see
+// audited.go), each sending GET /api/v1/namespaces/demo/pods over HTTP/1.1
+// keep-alive to the same local fake apiserver, in interleaved rounds at
+// concurrency 1 and 8. It prints requests/s, latency percentiles, the
+// proxies' CPU per request (from /proc, so Linux only) and the ratios to
+// direct, to goproxy and to goproxy with audit; then the first request
+// over a new connection for each, jitproxy's resident memory per idle
+// tunnel, and the number and size of the audit records each audited proxy
+// wrote.
 //
 // jitproxy runs with an active pod-reader grant, its TokenRequest
-// credential cached after the warm-up, and audit to a file; -cpuprofile
-// DIR profiles it over these sections.
+// credential cached after the warm-up, and audit to a file (-no-audit:
+// none, and no goproxy with audit); -cpuprofile DIR profiles it and both
+// goproxies over these sections.
 //
 // Then, each with a jitproxy of its own: a grant's activation to the
 // agent's first 200, one at a time and -burst at once (activation.go); and
@@ -28,10 +33,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -63,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	duration := fs.Duration("duration", 5*time.Second, "duration of each measured run")
 	rounds := fs.Int("rounds", 3, "rounds; each runs every subject at every concurrency once")
 	bin := fs.String("jitproxy", "", "jitproxy binary to measure; empty: build ./cmd/proxy")
-	profDir := fs.String("cpuprofile", "", "write jitproxy's CPU profiles to DIR: jitproxy.cpu.pprof (the throughput sections), jitproxy-activation.cpu.pprof")
+	profDir := fs.String("cpuprofile", "", "write CPU profiles to DIR: jitproxy.cpu.pprof, goproxy.cpu.pprof and goproxy-audit.cpu.pprof (the throughput sections), jitproxy-activation.cpu.pprof")
 	skipRounds := fs.Bool("skip-rounds", false, "skip the rounds, new connections and idle tunnels: only the activations and revocations")
 	skipActivation := fs.Bool("skip-activation", false, "skip grant activation → first request")
 	activations := fs.Int("activations", 20, "grant activations measured one at a time")
@@ -117,7 +124,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if !*skipRounds {
 		o := opts("main")
 		o.cpuProfile = profile("jitproxy")
-		if err := throughput(ctx, stdout, o, dir, api, apiCAs, *rounds, *duration); err != nil {
+		if err := throughput(ctx, stdout, o, profile("goproxy"), profile("goproxy-audit"), dir, api, apiCAs, *rounds, *duration); err != nil {
 			return err
 		}
 	}
@@ -136,18 +143,29 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// throughput measures direct, goproxy (a process of its own, files in
-// dir) and a jitproxy of its own, run with o, against api: the rounds at
-// every concurrency, then the first request over a new connection, then
-// jitproxy's memory per idle tunnel; it writes the report.
-func throughput(ctx context.Context, stdout io.Writer, o jitproxyOptions, dir string, api *fakeAPIServer, apiCAs *x509.CertPool, rounds int, duration time.Duration) error {
-	gp, err := startGoproxy(dir, pemCert(api.Certificate().Raw))
+// throughput measures direct, goproxy, goproxy with jitproxy's audit
+// (unless o has none) and a jitproxy of its own, run with o, against api:
+// the rounds at every concurrency, then the first request over a new
+// connection, then jitproxy's memory per idle tunnel; it writes the
+// report. Each goproxy is a process of its own, with its files under dir
+// and its CPU profile in gpProfile and gpaProfile unless they are empty.
+func throughput(ctx context.Context, stdout io.Writer, o jitproxyOptions, gpProfile, gpaProfile, dir string, api *fakeAPIServer, apiCAs *x509.CertPool, rounds int, duration time.Duration) error {
+	gp, err := startGoproxy(filepath.Join(dir, "goproxy"), pemCert(api.Certificate().Raw), goproxyOptions{cpuProfile: gpProfile})
 	if err != nil {
 		return err
 	}
 	defer gp.stop()
 	gpCAs := x509.NewCertPool()
 	gpCAs.AddCert(gp.ca)
+	// goproxy with jitproxy's audit, unless jitproxy runs without.
+	var gpa *goproxyProcess
+	gpaDir := filepath.Join(dir, "goproxy-audit")
+	if !o.noAudit {
+		if gpa, err = startGoproxy(gpaDir, pemCert(api.Certificate().Raw), goproxyOptions{cpuProfile: gpaProfile, auditDir: gpaDir}); err != nil {
+			return err
+		}
+		defer gpa.stop()
+	}
 
 	j, err := startJitproxy(ctx, o)
 	if err != nil {
@@ -172,6 +190,13 @@ func throughput(ctx context.Context, stdout io.Writer, o jitproxyOptions, dir st
 		{name: "direct", roots: apiCAs, url: api.URL + path, token: mintedToken},
 		{name: "goproxy", roots: gpCAs, proxy: gpURL, url: api.URL + path, token: mintedToken, cpu: gp.cpu},
 		{name: "jitproxy", roots: jCAs, proxy: jURL, url: j.server + path, token: agentToken, cpu: j.cpu},
+	}
+	jSubject := subjects[2]
+	if gpa != nil {
+		gpaCAs := x509.NewCertPool()
+		gpaCAs.AddCert(gpa.ca)
+		gpaURL, _ := url.Parse(gpa.url)
+		subjects = append(subjects, &subject{name: goproxyAudited, roots: gpaCAs, proxy: gpaURL, url: api.URL + path, token: mintedToken, cpu: gpa.cpu})
 	}
 	for _, s := range subjects {
 		s.client = newClient(s.roots, s.proxy, maxConns)
@@ -212,20 +237,31 @@ func throughput(ctx context.Context, stdout io.Writer, o jitproxyOptions, dir st
 		return err
 	}
 	// A session may hold 64 tunnels; maxConns are already open.
-	if err := idleTunnels(ctx, stdout, subjects[2], j.rss, 40); err != nil {
+	if err := idleTunnels(ctx, stdout, jSubject, j.rss, 40); err != nil {
 		return err
 	}
-	// The profile is complete once jitproxy has exited.
+	// The profiles and audit files are complete once the proxies have exited.
 	j.stop()
-	printProfile(stdout, "the sections above", o.cpuProfile)
+	gp.stop()
+	if gpa != nil {
+		gpa.stop()
+		if err := auditSizes(stdout, map[string]string{"jitproxy": o.auditFile(), goproxyAudited: filepath.Join(gpaDir, "audit.jsonl")}); err != nil {
+			return err
+		}
+	}
+	printProfile(stdout, "jitproxy", "the sections above", o.cpuProfile)
+	printProfile(stdout, "goproxy", "the sections above", gpProfile)
+	if gpa != nil {
+		printProfile(stdout, goproxyAudited, "the sections above", gpaProfile)
+	}
 	return nil
 }
 
-// printProfile says where jitproxy's CPU profile of what is named is, if
+// printProfile says where the CPU profile of what the subject did is, if
 // there is one, and how to read it.
-func printProfile(w io.Writer, what, path string) {
+func printProfile(w io.Writer, subject, what, path string) {
 	if path != "" {
-		fmt.Fprintf(w, "\njitproxy's CPU profile of %s: %s\n  go tool pprof -top %s\n", what, path, path)
+		fmt.Fprintf(w, "\n%s's CPU profile of %s: %s\n  go tool pprof -top %s\n", subject, what, path, path)
 	}
 }
 
@@ -234,8 +270,11 @@ func report(w io.Writer, concurrency, rounds int, d time.Duration, rs map[string
 	fmt.Fprintf(w, "\nconcurrency %d (%d rounds of %s, HTTP/1.1 keep-alive)\n", concurrency, rounds, d)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\treq/s\trounds' req/s\tp50\tp90\tp99\tp99.9\tCPU/req\tharness CPU/req\t")
-	for _, name := range []string{"direct", "goproxy", "jitproxy"} {
+	for _, name := range []string{"direct", "goproxy", "jitproxy", goproxyAudited} {
 		r := rs[name]
+		if r == nil {
+			continue
+		}
 		cpu := "-"
 		if r.cpu > 0 {
 			cpu = us(perRequest(r.cpu, r))
@@ -256,6 +295,33 @@ func report(w io.Writer, concurrency, rounds int, d time.Duration, rs map[string
 	fmt.Fprintf(w, "added p50 over direct: goproxy %s, jitproxy %s (%.1f× goproxy's); p99 jitproxy/goproxy %.1f×\n",
 		us(gpAdded), us(jpAdded), float64(jpAdded)/float64(gpAdded), float64(jp.percentile(99))/float64(gp.percentile(99)))
 	fmt.Fprintf(w, "CPU/req: jitproxy/goproxy %.1f×\n", float64(perRequest(jp.cpu, jp))/float64(perRequest(gp.cpu, gp)))
+	if ga := rs[goproxyAudited]; ga != nil {
+		gaAdded := ga.percentile(50) - direct.percentile(50)
+		fmt.Fprintf(w, "against %s: throughput %.2f×, added p50 %.1f×, p99 %.1f×, CPU/req %.1f× (its own: %.2f× goproxy's throughput, %.1f× its CPU/req)\n",
+			goproxyAudited, jp.rate()/ga.rate(), float64(jpAdded)/float64(gaAdded), float64(jp.percentile(99))/float64(ga.percentile(99)),
+			float64(perRequest(jp.cpu, jp))/float64(perRequest(ga.cpu, ga)), ga.rate()/gp.rate(), float64(perRequest(ga.cpu, ga))/float64(perRequest(gp.cpu, gp)))
+	}
+}
+
+// goproxyAudited names the subject that is goproxy with jitproxy's audit
+// (see goproxyAuditEnv).
+const goproxyAudited = "goproxy+audit"
+
+// auditSizes prints the number and mean size of the records in each
+// subject's audit file, so that a reader can check that both recorded
+// about the same.
+func auditSizes(w io.Writer, files map[string]string) error {
+	fmt.Fprintf(w, "\naudit records written (all sections)\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\trecords\tmean bytes\t")
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		n, mean, err := auditFileSize(files[name])
+		if err != nil {
+			return fmt.Errorf("audit file of %s: %w", name, err)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t\n", name, n, mean)
+	}
+	return tw.Flush()
 }
 
 // perRequest is d divided by r's requests.
