@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -104,8 +105,31 @@ func newBenchID() string {
 }
 
 // auditFileSize returns the number of records in the audit file at path
-// and their mean size in bytes.
+// and in the files the file sink rotated aside (NAME-TIME.EXT), and their
+// mean size in bytes.
 func auditFileSize(path string) (records int, mean float64, err error) {
+	ext := filepath.Ext(path)
+	rotated, err := filepath.Glob(strings.TrimSuffix(path, ext) + "-*" + ext)
+	if err != nil {
+		return 0, 0, err
+	}
+	var total int
+	for _, p := range append(rotated, path) {
+		n, bytes, err := countLines(p)
+		if err != nil {
+			return 0, 0, err
+		}
+		records += n
+		total += bytes
+	}
+	if records > 0 {
+		mean = float64(total) / float64(records)
+	}
+	return records, mean, nil
+}
+
+// countLines returns the number of lines in the file at path and its size.
+func countLines(path string) (lines, size int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, err
@@ -113,13 +137,9 @@ func auditFileSize(path string) (records int, mean float64, err error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var total int
 	for sc.Scan() {
-		records++
-		total += len(sc.Bytes()) + 1
+		lines++
+		size += len(sc.Bytes()) + 1
 	}
-	if records > 0 {
-		mean = float64(total) / float64(records)
-	}
-	return records, mean, sc.Err()
+	return lines, size, sc.Err()
 }

@@ -311,7 +311,7 @@ const goproxyAudited = "goproxy+audit"
 // subject's audit file, so that a reader can check that both recorded
 // about the same.
 func auditSizes(w io.Writer, files map[string]string) error {
-	fmt.Fprintf(w, "\naudit records written (all sections)\n")
+	fmt.Fprintf(w, "\naudit records delivered to the file sink (all sections)\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\trecords\tmean bytes\t")
 	for _, name := range slices.Sorted(maps.Keys(files)) {
