@@ -144,7 +144,7 @@ func FuzzSpoolLine(f *testing.F) {
 	f.Add(uint64(18446744073709551615), `<"\u2028">`, "a\\b", int64(-1), "\xff\x00")
 	f.Fuzz(func(t *testing.T, seq uint64, id, typ string, nanos int64, value string) {
 		at := time.Unix(0, nanos).UTC()
-		data := append(appendString([]byte(`{"v":`), value), `,"hash":""}`...)
+		data := append(AppendJSONString([]byte(`{"v":`), value, true), `,"hash":""}`...)
 		i := bytes.LastIndex(data, hashPlaceholder)
 		sum := []byte(strings.Repeat("ab", 32))
 		line, err := appendSpoolLine(nil, seq, id, typ, at, data, i, sum)

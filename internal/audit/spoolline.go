@@ -17,9 +17,9 @@ func appendSpoolLine(b []byte, seq uint64, id, typ string, t time.Time, data []b
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, `,"id":`...)
-	b = appendString(b, id)
+	b = AppendJSONString(b, id, true)
 	b = append(b, `,"type":`...)
-	b = appendString(b, typ)
+	b = AppendJSONString(b, typ, true)
 	b = append(b, `,"time":`...)
 	b, err := appendTime(b, t)
 	if err != nil {

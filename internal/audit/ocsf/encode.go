@@ -1,8 +1,6 @@
 package ocsf
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
@@ -35,15 +33,13 @@ func Append(dst []byte, e audit.Event, c audit.Chain) ([]byte, error) {
 	r := mapEvent(e)
 	r.Metadata.Sequence = c.Seq
 	r.Unmapped.PrevHash = c.Prev
-	b := bytes.NewBuffer(dst)
-	enc := json.NewEncoder(b)
 	// Names such as "Identity & Access Management" are written as they
 	// are, not as \u0026: the record is not for HTML.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
+	b, err := r.appendJSON(dst)
+	if err != nil {
 		return dst, fmt.Errorf("encode audit event %s as OCSF: %w", e.ID, err)
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return b, nil
 }
 
 func mapEvent(e audit.Event) record {
@@ -245,9 +241,12 @@ func humanUser(name string, groups []string) *user {
 }
 
 func toGroups(names []string) []group {
-	var gs []group
-	for _, n := range names {
-		gs = append(gs, group{Name: n})
+	if len(names) == 0 {
+		return nil
+	}
+	gs := make([]group, len(names))
+	for i, n := range names {
+		gs[i] = group{Name: n}
 	}
 	return gs
 }

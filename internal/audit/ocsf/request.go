@@ -32,13 +32,18 @@ func apiActivity(e audit.Event) record {
 	r.SrcEndpoint = sourceEndpoint(e.Caller.SourceAddr)
 	r.Unmapped.AuthMethod = e.Caller.AuthMethod
 
-	r.API = &api{Operation: operation, Request: &apiRequest{UID: e.RequestID}}
+	o := new(apiObjects)
+	o.request = apiRequest{UID: e.RequestID}
+	o.api = api{Operation: operation, Request: &o.request}
+	r.API = &o.api
 	switch {
 	case a.Kubernetes != nil:
 		k := a.Kubernetes
-		r.API.Service = &service{Name: access.KindKubernetes}
+		o.service = service{Name: access.KindKubernetes}
+		r.API.Service = &o.service
 		if k.APIGroup != "" {
-			r.API.Group = &group{Name: k.APIGroup}
+			o.group = group{Name: k.APIGroup}
+			r.API.Group = &o.group
 		}
 		r.API.Version = k.APIVersion
 		if k.ResourceRequest {
@@ -46,11 +51,13 @@ func apiActivity(e audit.Event) record {
 			if k.Subresource != "" {
 				typ += "/" + k.Subresource
 			}
-			r.Resources = []resource{{UID: a.Path, Name: k.Name, Type: typ, Namespace: k.Namespace, RoleID: 1, Role: "Target"}}
+			o.resource = [1]resource{{UID: a.Path, Name: k.Name, Type: typ, Namespace: k.Namespace, RoleID: 1, Role: "Target"}}
+			r.Resources = o.resource[:]
 		}
 	case a.AWS != nil:
 		r.Metadata.Profiles = []string{profileCloud, profileSecurityControl}
-		r.API.Service = &service{Name: a.AWS.Service}
+		o.service = service{Name: a.AWS.Service}
+		r.API.Service = &o.service
 		r.Cloud = &cloud{Provider: "AWS", Region: a.AWS.Region}
 		if a.AWS.Account != "" {
 			r.Cloud.Account = &account{UID: a.AWS.Account, TypeID: 10, Type: "AWS Account"}
@@ -61,10 +68,11 @@ func apiActivity(e audit.Event) record {
 			}
 		}
 	case a.Kind != "":
-		r.API.Service = &service{Name: a.Kind}
+		o.service = service{Name: a.Kind}
+		r.API.Service = &o.service
 	}
 
-	r.HTTPRequest = &httpRequest{}
+	r.HTTPRequest = &o.httpRequest
 	if validMethod(a.Method) {
 		r.HTTPRequest.HTTPMethod = a.Method
 	} else {
@@ -74,10 +82,12 @@ func apiActivity(e audit.Event) record {
 		r.DstEndpoint = hostEndpoint(a.Path)
 	} else {
 		if a.Path != "" {
-			r.HTTPRequest.URL = &url{Path: a.Path}
+			o.url = url{Path: a.Path}
+			r.HTTPRequest.URL = &o.url
 		}
 		if a.Target != "" {
-			r.DstEndpoint = &endpoint{Name: a.Target}
+			o.dst = endpoint{Name: a.Target}
+			r.DstEndpoint = &o.dst
 		}
 	}
 	if *r.HTTPRequest == (httpRequest{}) {
@@ -86,8 +96,9 @@ func apiActivity(e audit.Event) record {
 
 	r.setControl(e)
 	if e.Grant != nil {
-		applied := true
-		r.Authorizations[0].Policy = &policy{UID: e.Grant.ID, Name: e.Grant.Policy, Version: e.Grant.Version, IsApplied: &applied}
+		o.applied = true
+		o.policy = policy{UID: e.Grant.ID, Name: e.Grant.Policy, Version: e.Grant.Version, IsApplied: &o.applied}
+		r.Authorizations[0].Policy = &o.policy
 		r.Unmapped.Grant = e.Grant
 	}
 	r.Unmapped.Decision = e.Decision
@@ -95,7 +106,8 @@ func apiActivity(e audit.Event) record {
 
 	if e.Type == audit.TypeRequest && e.Outcome != nil && e.Outcome.Status != 0 {
 		r.HTTPResponse = newHTTPResponse(e.Outcome, &r.Unmapped)
-		r.API.Response = &apiResponse{Code: e.Outcome.Status, ErrorMessage: e.Outcome.Error}
+		o.response = apiResponse{Code: e.Outcome.Status, ErrorMessage: e.Outcome.Error}
+		r.API.Response = &o.response
 		r.StatusCode = strconv.Itoa(e.Outcome.Status)
 		if e.Outcome.Status >= 400 {
 			r.setStatus(statusFailure)
@@ -104,6 +116,24 @@ func apiActivity(e audit.Event) record {
 	r.StatusDetail = statusDetail(e)
 	r.Message = requestMessage(e, operation, r.StatusID == statusSuccess)
 	return r
+}
+
+// apiObjects are objects of an API Activity record that apiActivity
+// makes, allocated at once rather than each on its own: a proxied request
+// is recorded twice, and this is one object for the garbage collector
+// instead of up to ten.
+type apiObjects struct {
+	api         api
+	request     apiRequest
+	response    apiResponse
+	service     service
+	group       group
+	resource    [1]resource
+	httpRequest httpRequest
+	url         url
+	dst         endpoint
+	policy      policy
+	applied     bool
 }
 
 // Security control actions and dispositions.
@@ -170,6 +200,8 @@ func statusDetail(e audit.Event) string {
 
 func requestMessage(e audit.Event, operation string, ok bool) string {
 	var b strings.Builder
+	// Most messages fit: one allocation rather than one per doubling.
+	b.Grow(128)
 	if e.Caller != nil {
 		b.WriteString(e.Caller.User)
 		if e.Caller.Agent != "" {
