@@ -76,6 +76,9 @@ func TestDeliveredMark(t *testing.T) {
 					t.Fatalf("delivered %d: %s (seq %d), want %s (seq %d)", i, rec.ID, rec.Seq, want[i], from+uint64(i))
 				}
 			}
+			// The stream writes the mark after the sink took the records:
+			// closed, it has written it.
+			r.Close(time.Second)
 			if mark, _ := os.ReadFile(markPath); string(mark) != fmt.Sprintf("%020d\n", 31) {
 				t.Errorf("mark after the restart %q", mark)
 			}
