@@ -69,6 +69,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzConditional$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
+	$(GO) test -run '^$$' -fuzz '^FuzzSelfReview$$' -fuzztime $(FUZZTIME) ./internal/intercept/kube
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./internal/intercept/aws
 	$(GO) test -run '^$$' -fuzz '^FuzzAddressedBy$$' -fuzztime $(FUZZTIME) ./internal/intercept
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/strictjson
@@ -83,6 +84,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME) ./internal/audit/sink
 	$(GO) test -run '^$$' -fuzz '^FuzzFormat$$' -fuzztime $(FUZZTIME) ./internal/audit/sink/syslog
 	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME) ./internal/audit/ocsf
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendMatchesJSON$$' -fuzztime $(FUZZTIME) ./internal/audit/ocsf
 	$(GO) test -run '^$$' -fuzz '^FuzzNative$$' -fuzztime $(FUZZTIME) ./internal/audit
 	$(GO) test -run '^$$' -fuzz '^FuzzSpoolLine$$' -fuzztime $(FUZZTIME) ./internal/audit
 	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./internal/audit/sink/hec

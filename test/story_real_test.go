@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +195,10 @@ func TestStoryRealCluster(t *testing.T) {
 	kubectl := func(args ...string) []string { return append([]string{"--token", agentCanary}, args...) }
 
 	ag.mustFail("Access policies that would allow it: pod-reader", kubectl("get", "pods", "-n", "demo")...)
+	// kubectl auth can-i is answered by jitproxy from the agent's grants,
+	// with the access policy to request when the answer is no.
+	ag.mustFail(`no - jitproxy would deny list pods in namespace "demo": no active grant permits this request. Access policies that would allow it: pod-reader`,
+		kubectl("auth", "can-i", "list", "pods", "-n", "demo")...)
 	// The session's kubeconfig works as it is: kubectl must not ask for a
 	// username it does not need (jitproxy injects the credential).
 	ag.mustFail("Access policies that would allow it: pod-reader", "get", "pods", "-n", "demo")
@@ -239,6 +244,13 @@ func TestStoryRealCluster(t *testing.T) {
 				}
 			})
 			ag.mustFail(`jitproxy denied delete pods "web" in namespace "demo"`, kubectl("delete", "pod", "web", "-n", "demo")...)
+			if got := ag.mustRun(kubectl("auth", "can-i", "list", "pods", "-n", "demo")...); strings.TrimSpace(got) != "yes" {
+				t.Errorf("kubectl auth can-i list pods under the grant:\n%s", got)
+			}
+			ag.mustFail(`no - jitproxy would deny delete pods "web" in namespace "demo"`, kubectl("auth", "can-i", "delete", "pod/web", "-n", "demo")...)
+			if got := ag.mustRun(kubectl("auth", "can-i", "--list", "-n", "demo")...); !regexp.MustCompile(`(?m)^pods\s+\[\]\s+\[\]\s+\[get list watch\]`).MatchString(got) {
+				t.Errorf("kubectl auth can-i --list under the grant:\n%s", got)
+			}
 			ag.mustFail(`jitproxy denied list pods in namespace "staging"`, kubectl("get", "pods", "-n", "staging")...)
 
 			if src.provider == "vault" {

@@ -119,6 +119,20 @@ type Write struct {
 	OldObject any
 }
 
+// Answer is jitproxy's answer to a caller that asks whether it may take an
+// action (kubectl auth can-i), decided as if it sent the request now. The
+// zero Answer is "no", with no reason given.
+type Answer struct {
+	// Allowed: the request would be allowed now.
+	Allowed bool
+	// Forbidden: a policy forbids it, whatever grant the caller held.
+	Forbidden bool
+	// Reason says why, for people: the grants that allow it, the rules
+	// that forbid it, or the access policies a grant could be requested
+	// under.
+	Reason string
+}
+
 // AWSAction is what one AWS API request does, in IAM's terms.
 type AWSAction struct {
 	// Service is the service's IAM prefix and SigV4 signing name, for

@@ -200,6 +200,10 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	action.Kind, action.Target = proto.Kind(), t.target.Name
 	x.event.Action = &action
+	if sr, ok := proto.(SelfReviewer); ok && sr.IsSelfReview(action) {
+		p.selfReview(w, r, x, sr, caller, active)
+		return
+	}
 
 	var body any
 	var raw []byte
@@ -472,28 +476,121 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 	unwrapUnreadBody(r)
 	desc := x.tunnel.target.Protocol.Describe(in.Action)
 	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
-	if len(d.Reasons) == 1 && d.Reasons[0] == authz.ReasonNoGrant {
-		s, err := p.cfg.Sessions.Suggest(r.Context(), in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
-			hypo := in
-			gs := make([]authz.Grant, len(cs))
-			for i, c := range cs {
-				gs[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
-			}
-			hypo.Grants = authz.NewGrantSet(gs...)
-			d, err := p.cfg.Decider.Decide(ctx, hypo)
-			if err != nil || !d.Allowed {
-				return nil, err
-			}
-			return d.GrantIDs, nil
-		})
-		if err != nil {
-			p.log.Error("evaluate policies for a hint", "request_id", x.event.RequestID, "err", err)
-		}
+	if noGrant(d) {
+		s := p.suggest(r.Context(), x, in)
 		x.event.Decision.Policies = s.Policies
 		msg += " " + s.Hint()
 	}
 	x.status = http.StatusForbidden
 	x.tunnel.target.Protocol.WriteError(w, x.req, http.StatusForbidden, msg)
+}
+
+// noGrant reports whether d denies only for want of a grant, not because a
+// policy forbids the request.
+func noGrant(d authz.Decision) bool {
+	return !d.Allowed && len(d.Reasons) == 1 && d.Reasons[0] == authz.ReasonNoGrant
+}
+
+// suggest finds the access policies under which the caller of in could
+// request a grant that allows in's action. A failure to evaluate them is
+// logged and suggests none.
+func (p *pipeline) suggest(ctx context.Context, x *exchange, in authz.Input) jit.Suggestion {
+	s, err := p.cfg.Sessions.Suggest(ctx, in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
+		hypo := in
+		gs := make([]authz.Grant, len(cs))
+		for i, c := range cs {
+			gs[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
+		}
+		hypo.Grants = authz.NewGrantSet(gs...)
+		d, err := p.cfg.Decider.Decide(ctx, hypo)
+		if err != nil || !d.Allowed {
+			return nil, err
+		}
+		return d.GrantIDs, nil
+	})
+	if err != nil {
+		p.log.Error("evaluate policies for a hint", "request_id", x.event.RequestID, "err", err)
+	}
+	return s
+}
+
+// selfReview answers a request that asks what its caller may do
+// (SelfReviewer) from the caller's grants and the policies, and forwards
+// nothing: no grant is needed to ask, and no credential is minted. The
+// audit record's reasons say what was asked and answered.
+func (p *pipeline) selfReview(w http.ResponseWriter, r *http.Request, x *exchange, sr SelfReviewer, caller access.Caller, active *jit.Active) {
+	raw, err := x.body.read()
+	if err != nil {
+		be := (*bodyError)(nil)
+		errors.As(err, &be)
+		p.fail(w, x, be.status, be.msg)
+		return
+	}
+	ctx, t := r.Context(), x.tunnel.target
+	grants := x.tunnel.policyGrants(active)
+	reasons := []string{"answered by jitproxy"}
+	var evalErr error
+	can := func(a access.Action) (access.Answer, error) {
+		a.Kind, a.Target = t.Protocol.Kind(), t.Name
+		ans, err := p.answer(ctx, x, authz.Input{Caller: caller, Action: a, Grants: grants})
+		if err != nil {
+			evalErr = err
+			return ans, err
+		}
+		verdict := "no"
+		if ans.Allowed {
+			verdict = "yes"
+		}
+		reasons = append(reasons, fmt.Sprintf("may %s: %s", t.Protocol.Describe(a), verdict))
+		return ans, nil
+	}
+	rules := func(namespace string) []access.KubernetesPermission {
+		reasons = append(reasons, fmt.Sprintf("the permissions of the grants in force in namespace %q", namespace))
+		var perms []access.KubernetesPermission
+		for _, g := range active.Grants {
+			if g.Target != t.Name || g.Namespace != "" && g.Namespace != namespace {
+				continue
+			}
+			for _, perm := range g.Permissions {
+				if perm.Kubernetes != nil {
+					perms = append(perms, *perm.Kubernetes)
+				}
+			}
+		}
+		return perms
+	}
+	x.status = http.StatusCreated
+	err = sr.SelfReview(w, *x.event.Action, r.Header.Get("Content-Type"), raw, can, rules)
+	switch {
+	case evalErr != nil:
+		p.log.Error("evaluate policies for a self review", "request_id", x.event.RequestID, "err", evalErr)
+		p.fail(w, x, http.StatusInternalServerError, "policy evaluation failed; the question was not answered")
+	case err != nil:
+		p.fail(w, x, http.StatusBadRequest, "cannot answer this review: "+err.Error())
+	default:
+		x.event.Decision = &audit.Decision{Allowed: true, Reasons: reasons}
+	}
+}
+
+// answer decides in for a caller who asks whether it may, rather than
+// does: the answer a request would get now, with its reason or hint.
+func (p *pipeline) answer(ctx context.Context, x *exchange, in authz.Input) (access.Answer, error) {
+	d, err := p.cfg.Decider.Decide(ctx, in)
+	if err != nil {
+		return access.Answer{}, err
+	}
+	t := x.tunnel.target
+	desc := t.Protocol.Describe(in.Action)
+	switch {
+	case d.Allowed && len(d.GrantIDs) == 0 && t.Discovery == nil:
+		return access.Answer{Reason: fmt.Sprintf("jitproxy would deny %s: this target has no discovery identity; request a grant first", desc)}, nil
+	case d.Allowed:
+		return access.Answer{Allowed: true, Reason: "jitproxy: " + strings.Join(d.Reasons, "; ")}, nil
+	case noGrant(d):
+		s := p.suggest(ctx, x, in)
+		return access.Answer{Reason: fmt.Sprintf("jitproxy would deny %s: %s. %s", desc, authz.ReasonNoGrant, s.Hint())}, nil
+	}
+	return access.Answer{Forbidden: true, Reason: fmt.Sprintf("jitproxy would deny %s: %s", desc, strings.Join(d.Reasons, "; "))}, nil
 }
 
 func newRequestID() string {

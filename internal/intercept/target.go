@@ -74,6 +74,24 @@ type Admitter interface {
 	Admit(ctx context.Context, send func(*http.Request) (*http.Response, error), r *http.Request, body []byte, a access.Action, withOld bool) (access.Write, *http.Response, error)
 }
 
+// SelfReviewer is implemented by the protocols of targets whose clients
+// ask what they may do (Kubernetes' SelfSubjectAccessReview and
+// SelfSubjectRulesReview, sent by kubectl auth can-i). The pipeline
+// answers such a request itself, from the caller's grants and the
+// policies, needing no grant, and never forwards it: the upstream would
+// answer for jitproxy's minted credential, not for the agent.
+type SelfReviewer interface {
+	// IsSelfReview reports whether a asks what the caller may do.
+	IsSelfReview(a access.Action) bool
+	// SelfReview answers the review a, whose body (sent as contentType)
+	// is body, on w. can decides an action as if the caller sent it now;
+	// rules returns the Kubernetes permissions of the caller's grants in
+	// force on the target in a namespace ("" for cluster-wide ones only).
+	// An error means nothing was written: a malformed review, whose
+	// message is safe to show the agent, or an error of can.
+	SelfReview(w http.ResponseWriter, a access.Action, contentType string, body []byte, can func(access.Action) (access.Answer, error), rules func(namespace string) []access.KubernetesPermission) error
+}
+
 // UpstreamRewriter is implemented by protocols whose requests name part
 // of what they address in the host name (S3's virtual-hosted buckets).
 // For a target with a fixed upstream, which serves everything under its
