@@ -39,6 +39,12 @@ const (
 	TypeAdminRequest = "admin.request"
 	// TypePolicyLoaded is the set of policies a jitproxy started with.
 	TypePolicyLoaded = "policy.loaded"
+	// TypeLockCreated and TypeLockRemoved are an admin's lock on a user,
+	// an agent, a session or an access policy (every matching request is
+	// denied while it holds), and its end: removed by an admin, or by
+	// jitproxy when it expired.
+	TypeLockCreated = "lock.created"
+	TypeLockRemoved = "lock.removed"
 )
 
 // Event is one audit record. Version, ID and Time are filled in by
@@ -68,6 +74,8 @@ type Event struct {
 	Credential *Credential `json:"credential,omitempty"`
 	// Admin is the admin API call of an admin.request event.
 	Admin *AdminCall `json:"admin,omitempty"`
+	// Lock is the lock a lock event is about.
+	Lock *Lock `json:"lock,omitempty"`
 	// Policies is the policy set of a policy.loaded event.
 	Policies *PolicySet `json:"policies,omitempty"`
 	// Outcome is what came of the event: the HTTP status returned to the agent.
@@ -116,6 +124,19 @@ type Session struct {
 	Agent     string    `json:"agent"`
 	User      string    `json:"user"`
 	Groups    []string  `json:"groups,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Lock is a lock: exactly one of User, Agent, Session and Policy names
+// what it locks.
+type Lock struct {
+	ID      string `json:"id"`
+	User    string `json:"user,omitempty"`
+	Agent   string `json:"agent,omitempty"`
+	Session string `json:"session,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// ExpiresAt is when the lock lifts by itself; zero: when removed.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 

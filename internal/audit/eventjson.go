@@ -98,6 +98,11 @@ func appendEventMembers(b []byte, e *Event, html bool) ([]byte, error) {
 	if a := e.Admin; a != nil {
 		b = a.AppendJSON(append(b, `,"admin":`...), html)
 	}
+	if l := e.Lock; l != nil {
+		if b, err = appendLock(append(b, `,"lock":`...), l, html); err != nil {
+			return nil, err
+		}
+	}
 	if p := e.Policies; p != nil {
 		b = p.AppendJSON(append(b, `,"policies":`...), html)
 	}
@@ -218,6 +223,35 @@ func appendGrant(b []byte, g *Grant, html bool) ([]byte, error) {
 	b = appendStringOmitEmpty(b, `,"reason":`, g.Reason, html)
 	b = appendStringsOmitEmpty(b, `,"approvers":`, g.Approvers, html)
 	b, err := appendTimeOmitZero(b, `,"expires_at":`, g.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// AppendJSON appends l to dst as encoding/json writes it, with HTML
+// characters escaped or not; nil is null. It returns an error, and dst as
+// it got it, only for a time encoding/json cannot write either.
+func (l *Lock) AppendJSON(dst []byte, escapeHTML bool) ([]byte, error) {
+	if l == nil {
+		return append(dst, "null"...), nil
+	}
+	b, err := appendLock(dst, l, escapeHTML)
+	if err != nil {
+		return dst, err
+	}
+	return b, nil
+}
+
+func appendLock(b []byte, l *Lock, html bool) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = AppendJSONString(b, l.ID, html)
+	b = appendStringOmitEmpty(b, `,"user":`, l.User, html)
+	b = appendStringOmitEmpty(b, `,"agent":`, l.Agent, html)
+	b = appendStringOmitEmpty(b, `,"session":`, l.Session, html)
+	b = appendStringOmitEmpty(b, `,"policy":`, l.Policy, html)
+	b = appendStringOmitEmpty(b, `,"reason":`, l.Reason, html)
+	b, err := appendTimeOmitZero(b, `,"expires_at":`, l.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}

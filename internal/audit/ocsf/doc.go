@@ -24,6 +24,8 @@
 //	                           failed                         admin API
 //	policy.loaded              Entity Management (3004),      the policy set jitproxy enforces
 //	                           Activate                       from its start
+//	lock.created, .removed     Entity Management (3004),      an admin's lock (every matching
+//	                           Create, Delete                 request denied) and its end
 //	any other type             Base Event (0), Other          the native event whole in unmapped.event
 //
 // Why these:
@@ -119,6 +121,12 @@
 // Informational. A call without an actor is a failed Authentication of
 // user "anonymous", service "jitproxy", with the same source, HTTP
 // request and response, and the call in unmapped.admin.
+//
+// lock.created, lock.removed: entity is the lock, uid and name its ID,
+// type "Lock" (type_id Other), data the lock under the native names (what
+// it locks, the reason, when it expires); correlation_uid the lock's ID;
+// actor who created or removed it (jitproxy, System, for one that
+// expired).
 //
 // policy.loaded: entity is the set, name "jitproxy policies", type_id
 // Policy, with policy the Rego authorization policies (name "authz",

@@ -59,6 +59,8 @@ func mapEvent(e audit.Event) record {
 		return credentialEvent(e)
 	case audit.TypeAdminRequest:
 		return adminCall(e)
+	case audit.TypeLockCreated, audit.TypeLockRemoved:
+		return lockEvent(e)
 	case audit.TypePolicyLoaded:
 		return policyLoaded(e)
 	default:

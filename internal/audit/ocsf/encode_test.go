@@ -175,6 +175,10 @@ func cases() []testCase {
 			AuthzDigest: "5d41402abc4b2a76b9719d911017c592e8f0c3b4a1d2e3f405162738495a6b7c",
 			AuthzSource: "embedded", AccessSource: "/etc/jitproxy/access",
 		}}), classEntityManagement},
+		{"lock.created", event("e36", audit.Event{Type: audit.TypeLockCreated, Actor: bob,
+			Lock: &audit.Lock{ID: "l-4kq2", User: "dev", Reason: "the agent is deleting things", ExpiresAt: expires}}), classEntityManagement},
+		{"lock.removed", event("e37", audit.Event{Type: audit.TypeLockRemoved, Actor: system,
+			Lock: &audit.Lock{ID: "l-4kq2", Policy: "pod-reader", Reason: "expired"}}), classEntityManagement},
 		{"unknown-type", event("e29", audit.Event{Type: "policy.reloaded", Actor: system}), classBase},
 	}
 }

@@ -327,6 +327,8 @@ func appendData(b []byte, v any) ([]byte, error) {
 		return v.AppendJSON(b, false)
 	case *audit.PolicySet:
 		return v.AppendJSON(b, false), nil
+	case *audit.Lock:
+		return v.AppendJSON(b, false)
 	}
 	// No mapping puts anything else in data: this keeps a value of
 	// another type written as it would be, only slower.
