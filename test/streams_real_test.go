@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -17,9 +18,9 @@ import (
 
 // TestRevocationEndsStreamsOnEveryReplica runs two jitproxy replicas on one
 // real redis-server in front of the real apiserver. An agent watches pods
-// through replica A; the grant is revoked (and, in a second round, the
-// session ended) through replica B's admin API. A's stream, and so kubectl,
-// ends within a second of B's answer.
+// through replica A; the grant is revoked (in other rounds, the user locked
+// by an admin, or the session ended) through replica B. A's stream, and so
+// kubectl, ends within a second of B's answer.
 func TestRevocationEndsStreamsOnEveryReplica(t *testing.T) {
 	c := startRealCluster(t, servers.Options{Redis: true})
 	cfgA, state := c.config(t, freeAddr(t), freeAddr(t))
@@ -42,12 +43,41 @@ func TestRevocationEndsStreamsOnEveryReplica(t *testing.T) {
 		// grantArgs limit the grant; end ends the stream's grant or session.
 		grantArgs func(session string) []string
 		end       func(t *testing.T, session, grant string)
+		// after, if set, checks what the agent gets once the stream ended.
+		after func(t *testing.T, ag *agent)
 	}{
 		{
 			name:      "grant revoked",
 			grantArgs: func(session string) []string { return []string{"--session", session} },
 			end: func(t *testing.T, _, grant string) {
 				adminCall(t, replicaB, "POST", "/v1/grants/"+grant+"/revoke", "dev-token-0123456789abc")
+			},
+		},
+		{
+			// An admin's lock on the user, made through replica B: the
+			// stream on A ends, and A denies the user's next request, with
+			// the lock's reason, until the lock is removed.
+			name:      "user locked",
+			grantArgs: func(session string) []string { return []string{"--session", session} },
+			end: func(t *testing.T, _, _ string) {
+				// The admin API directly, for the timing; list and remove
+				// through the CLI.
+				var l struct{ ID string }
+				body := adminCallBody(t, replicaB, "POST", "/v1/locks", "root-token-0123456789ab", `{"user":"dev","reason":"incident 7: stop everything"}`)
+				if err := json.Unmarshal(body, &l); err != nil || l.ID == "" {
+					t.Fatalf("lock: %v %s", err, body)
+				}
+				id := l.ID
+				t.Cleanup(func() {
+					if got := replicaB.mustCLI("lock", "list", "--as", "root"); !strings.Contains(got, id) {
+						t.Errorf("lock list:\n%s", got)
+					}
+					replicaB.mustCLI("lock", "remove", id, "--reason", "contained", "--as", "root")
+				})
+			},
+			after: func(t *testing.T, ag *agent) {
+				ag.mustFail("user dev is locked by an administrator", "get", "pods", "-n", "demo")
+				ag.mustFail("incident 7: stop everything", "get", "pods", "-n", "demo")
 			},
 		},
 		{
@@ -70,7 +100,8 @@ func TestRevocationEndsStreamsOnEveryReplica(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, c.kubectl, "get", "pods", "-n", "demo", "--watch", "--output-watch-events")
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "KUBECONFIG=" + kubeconfig}
+			home := t.TempDir() // kubectl's discovery cache, for after
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "KUBECONFIG=" + kubeconfig}
 			var stdout syncBuffer
 			var stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -94,6 +125,11 @@ func TestRevocationEndsStreamsOnEveryReplica(t *testing.T) {
 				t.Fatalf("kubectl's watch through replica A is still open a second after replica B ended its grant:\n%s%s", stdout.String(), stderr.String())
 			}
 			out.add("kubectl", stdout.String()+stderr.String())
+			if tt.after != nil {
+				// With the watch's discovery cache: a lock denies discovery
+				// too, and kubectl shows no message for a denied discovery.
+				tt.after(t, &agent{t: t, kubectl: c.kubectl, kubeconfig: kubeconfig, home: home, out: out})
+			}
 		})
 	}
 	waitUntil(t, "the stream's audit record on replica A", 10*time.Second, func() bool {
@@ -111,9 +147,19 @@ func TestRevocationEndsStreamsOnEveryReplica(t *testing.T) {
 // start-up would blur the timing) and wants 200.
 func adminCall(t *testing.T, p *proxyProc, method, path, token string) {
 	t.Helper()
-	req, err := http.NewRequest(method, p.adminURL+path, nil)
+	adminCallBody(t, p, method, path, token, "")
+}
+
+// adminCallBody is adminCall with a JSON body (if not empty), wanting 200
+// or 201; it returns the answer's body.
+func adminCallBody(t *testing.T, p *proxyProc, method, path, token, body string) []byte {
+	t.Helper()
+	req, err := http.NewRequest(method, p.adminURL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}).Do(req)
@@ -121,8 +167,9 @@ func adminCall(t *testing.T, p *proxyProc, method, path, token string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("%s %s: %s %s", method, path, resp.Status, body)
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("%s %s: %s %s", method, path, resp.Status, answer)
 	}
+	return answer
 }

@@ -94,6 +94,46 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 		cmd = oneGrant(stdout, &cf, "POST", "deny", fs.String("reason", "", "why the request is denied"))
 	case "grant revoke":
 		cmd = oneGrant(stdout, &cf, "POST", "revoke", fs.String("reason", "", "why the grant is revoked"))
+	case "lock create":
+		user := fs.String("user", "", "lock every session of this user")
+		agent := fs.String("agent", "", "lock every session of this agent")
+		session := fs.String("session", "", "lock this session")
+		policy := fs.String("policy", "", "take every grant under this access policy out of force")
+		ttl := fs.String("ttl", "", "lift the lock after this long, for example 1h (default: when removed)")
+		reason := fs.String("reason", "", "why (required; the agent is told)")
+		cmd = func(ctx context.Context, c *client, pos []string) error {
+			if len(pos) != 0 {
+				return fmt.Errorf("usage: jitproxy lock create --user U | --agent A | --session S | --policy P [--ttl D] --reason TEXT")
+			}
+			var l jit.Lock
+			body := map[string]string{"user": *user, "agent": *agent, "session": *session, "policy": *policy, "ttl": *ttl, "reason": *reason}
+			if err := c.do(ctx, "POST", "/v1/locks", body, &l); err != nil {
+				return err
+			}
+			return printLocks(stdout, cf.output, []*jit.Lock{&l})
+		}
+	case "lock list":
+		cmd = func(ctx context.Context, c *client, _ []string) error {
+			var locks []*jit.Lock
+			if err := c.do(ctx, "GET", "/v1/locks", nil, &locks); err != nil {
+				return err
+			}
+			return printLocks(stdout, cf.output, locks)
+		}
+	case "lock remove":
+		reason := fs.String("reason", "", "why the lock is lifted")
+		cmd = func(ctx context.Context, c *client, pos []string) error {
+			if len(pos) != 1 {
+				return fmt.Errorf("usage: jitproxy lock remove LOCK-ID [--reason TEXT]")
+			}
+			path := "/v1/locks/" + url.PathEscape(pos[0]) + "?" + url.Values{"reason": {*reason}}.Encode()
+			var l jit.Lock
+			if err := c.do(ctx, "DELETE", path, nil, &l); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "lock %s removed\n", esc(l.ID))
+			return nil
+		}
 	case "policy list":
 		cmd = func(ctx context.Context, c *client, _ []string) error {
 			var ps []jit.PolicyView
@@ -145,6 +185,32 @@ func printGrants(w io.Writer, output string, gs []*jit.Grant) error {
 	fmt.Fprintln(tw, "ID\tPOLICY\tUSER\tNAMESPACE\tSTATE\tEXPIRES")
 	for _, g := range gs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(g.ID), esc(g.Policy), esc(g.User), dash(esc(g.Namespace)), esc(string(g.State)), when(g.ExpiresAt))
+	}
+	return tw.Flush()
+}
+
+// printLocks prints locks; every string came from the server.
+func printLocks(w io.Writer, output string, locks []*jit.Lock) error {
+	if output == "json" {
+		return printJSON(w, locks)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tLOCKS\tBY\tEXPIRES\tREASON")
+	for _, l := range locks {
+		what := "user " + esc(l.User)
+		switch {
+		case l.Agent != "":
+			what = "agent " + esc(l.Agent)
+		case l.Session != "":
+			what = "session " + esc(l.Session)
+		case l.Policy != "":
+			what = "policy " + esc(l.Policy)
+		}
+		expires := "when removed"
+		if !l.ExpiresAt.IsZero() {
+			expires = when(l.ExpiresAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(l.ID), what, esc(l.CreatedBy), expires, esc(l.Reason))
 	}
 	return tw.Flush()
 }

@@ -135,6 +135,20 @@ func TestPrintTablesEscape(t *testing.T) {
 			},
 		},
 		{
+			name: "lock list",
+			print: func(w *bytes.Buffer) error {
+				return printLocks(w, "text", []*jit.Lock{
+					{ID: "l-abc", Agent: "claude", CreatedBy: "root", Reason: "incident 7", ExpiresAt: at},
+					{ID: "l-\x1b[2J", User: "bob\x07", CreatedBy: "root\n", Reason: "stop\r\nnow"},
+				})
+			},
+			wantLines: 3,
+			want: []string{
+				"l-abc", "agent claude", "2026-11-26 09:00:00Z", "incident 7", "when removed",
+				`"l-\x1b[2J"`, `user "bob\a"`, `"root\n"`, `"stop\r\nnow"`,
+			},
+		},
+		{
 			name:      "policy list",
 			print:     func(w *bytes.Buffer) error { return printPolicies(w, "text", policies) },
 			wantLines: 3,

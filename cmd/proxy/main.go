@@ -51,6 +51,9 @@ commands:
   grant deny ID       deny a pending grant
   grant revoke ID     end a pending or active grant
   policy list         list the access policies you may request
+  lock create         lock a user, agent, session or access policy (admins): --user U | --agent A | --session S | --policy P
+  lock list           list the locks in force (admins)
+  lock remove ID      lift a lock (admins)
   audit verify FILE   check the sequence and hash chain of an audit sink's records
   version             print the version
 
@@ -67,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
-	case "session", "grant", "policy":
+	case "session", "grant", "policy", "lock":
 		if len(rest) == 0 {
 			return fmt.Errorf("%s: a subcommand is required; see 'jitproxy help'", cmd)
 		}

@@ -55,6 +55,7 @@ type fakeSessions struct {
 	// endAtOnce ends every watch as it begins, before Watch returns: the
 	// earliest a grant can end under a request.
 	endAtOnce bool
+	lock      *jit.Lock // holds the session: ActiveGrants is a LockedError
 }
 
 func (f *fakeSessions) Watch(_ string, onEnd func()) (func(string), func()) {
@@ -121,6 +122,9 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Active, error
 	defer f.mu.Unlock()
 	if f.ended {
 		return nil, jit.ErrUnauthenticated
+	}
+	if f.lock != nil {
+		return nil, &jit.LockedError{Lock: f.lock}
 	}
 	now := time.Now()
 	var out []*jit.Grant

@@ -177,6 +177,11 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusUnauthorized, "your jitproxy session has ended")
 		return
 	}
+	if errors.Is(err, jit.ErrLocked) {
+		// The lock's message names what is locked and why, as an admin wrote it.
+		p.fail(w, x, http.StatusForbidden, err.Error())
+		return
+	}
 	if err != nil {
 		p.log.Error("load grants", "request_id", x.event.RequestID, "err", err)
 		p.fail(w, x, http.StatusServiceUnavailable, "cannot load your grants right now; the request was not forwarded; try again")

@@ -606,3 +606,25 @@ func TestNoAuditNoCredential(t *testing.T) {
 		t.Errorf("the upstream got %d requests", n)
 	}
 }
+
+// TestLockedSessionIsDenied: a session an admin's lock holds is answered
+// 403 with the lock's reason, before anything is decided or forwarded.
+func TestLockedSessionIsDenied(t *testing.T) {
+	var upstream atomic.Int32
+	h := newHarness(t, harnessOptions{handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { upstream.Add(1) })})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	h.sessions.mu.Lock()
+	h.sessions.lock = &jit.Lock{ID: "l-1", User: "alice", Reason: "incident 7"}
+	h.sessions.mu.Unlock()
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := kubeStatus(t, resp)
+	if resp.StatusCode != http.StatusForbidden || st.Message != "jitproxy: user alice is locked by an administrator (lock l-1): incident 7" {
+		t.Errorf("%d %q", resp.StatusCode, st.Message)
+	}
+	if n, m := upstream.Load(), h.creds.calls.Load(); n != 0 || m != 0 {
+		t.Errorf("the upstream was reached %d times, the broker asked %d times", n, m)
+	}
+}

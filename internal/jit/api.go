@@ -74,6 +74,9 @@ func NewAPI(svc *Service, cfg APIConfig) *API {
 	a.handle("POST /v1/grants/{id}/deny", a.deny)
 	a.handle("POST /v1/grants/{id}/revoke", a.revoke)
 	a.handle("GET /v1/audit/sinks", a.auditSinks)
+	a.handle("POST /v1/locks", a.createLock)
+	a.handle("GET /v1/locks", a.listLocks)
+	a.handle("DELETE /v1/locks/{id}", a.removeLock)
 	return a
 }
 
@@ -370,4 +373,41 @@ func (a *API) revoke(ctx context.Context, by Principal, r *http.Request) (int, a
 	}
 	g, err := a.svc.Revoke(ctx, by, r.PathValue("id"), c)
 	return http.StatusOK, g, err
+}
+
+// createLock locks a user, an agent, a session or an access policy, for
+// admins: {"user"|"agent"|"session"|"policy": NAME, "ttl": "1h" (optional),
+// "reason": TEXT}.
+func (a *API) createLock(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	var req struct {
+		User    string `json:"user"`
+		Agent   string `json:"agent"`
+		Session string `json:"session"`
+		Policy  string `json:"policy"`
+		TTL     string `json:"ttl"`
+		Reason  string `json:"reason"`
+	}
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	ttl, err := parseDuration("ttl", req.TTL)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, err := a.svc.CreateLock(ctx, by, LockRequest{User: req.User, Agent: req.Agent, Session: req.Session, Policy: req.Policy, TTL: ttl, Reason: req.Reason})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, l, nil
+}
+
+func (a *API) listLocks(ctx context.Context, by Principal, _ *http.Request) (int, any, error) {
+	locks, err := a.svc.ListLocks(ctx, by)
+	return http.StatusOK, locks, err
+}
+
+// removeLock lifts a lock, for admins; ?reason= says why.
+func (a *API) removeLock(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	l, err := a.svc.RemoveLock(ctx, by, r.PathValue("id"), r.URL.Query().Get("reason"))
+	return http.StatusOK, l, err
 }

@@ -28,6 +28,10 @@ import (
 // emptied or the load's user (or another user hashed to the same bucket)
 // changed.
 type activeCache struct {
+	// subscribed mirrors ready, for readers that do not take mu (the view
+	// of the locks).
+	subscribed atomic.Bool
+
 	mu      sync.Mutex
 	ready   bool                           // subscribed: messages will arrive
 	gen     uint64                         // bumped whenever everything is dropped
@@ -164,6 +168,7 @@ func (c *activeCache) flush(ready bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ready = ready
+	c.subscribed.Store(ready)
 	c.gen++
 	clear(c.entries)
 	clear(c.byUser)
@@ -186,9 +191,9 @@ func parseChange(payload string) (kind, id, user string, ok bool) {
 
 // follow subscribes to the changes channel and applies every message to
 // the cache, until ctx ends. It passes every message's kind and ID to
-// changed ("grant:ID", "session:ID"), and calls subscribed whenever a
-// subscription is (re)established, since messages may have been missed
-// before it.
+// changed ("grant:ID", "session:ID", "lock:ID"), and calls subscribed
+// whenever a subscription is (re)established, since messages may have been
+// missed before it, before the cache is used again.
 func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, channel string, log *slog.Logger, changed func(key string), subscribed func()) {
 	ps := rdb.Subscribe(ctx, channel)
 	defer ps.Close()
@@ -216,14 +221,21 @@ func (c *activeCache) follow(ctx context.Context, rdb redis.UniversalClient, cha
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			// Before the cache is used again: what subscribed reads (the
+			// locks) must be fresh by then.
+			subscribed()
 			c.flush(true)
 			if lost {
 				log.Info("grant change subscription restored")
 				lost = false
 			}
-			subscribed()
 		case *redis.Message:
 			kind, id, user, ok := parseChange(m.Payload)
+			if kind == "lock" {
+				// Locks are not cached with the grants.
+				changed(m.Payload)
+				continue
+			}
 			if ok {
 				c.change(kind, id, user)
 			} else {

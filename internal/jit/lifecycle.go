@@ -262,4 +262,9 @@ func (s *Service) Reap(ctx context.Context) {
 	if err := s.store.forget(ctx, now.Add(-2*s.cfg.Retention)); err != nil {
 		s.log.Error("trim grant index", "err", err)
 	}
+	if s.locksExpired(now) {
+		if err := s.reapLocks(ctx); err != nil {
+			s.log.Error("remove expired locks", "err", err)
+		}
+	}
 }

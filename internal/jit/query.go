@@ -75,7 +75,10 @@ type Active struct {
 // ActiveGrants returns the session and the grants in force for it at now:
 // ACTIVE, not past expiry, held by its user and not limited to another
 // session. It serves from the in-process cache when it can. A session that
-// is unknown or expired is ErrUnauthenticated.
+// is unknown or expired is ErrUnauthenticated. A session an admin's lock
+// holds (its own, its user's or its agent's) is a *LockedError
+// (ErrLocked); a grant under a locked access policy is not in force.
+// While such a lock holds, each call returns a new *Active.
 func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, error) {
 	e, ticket, ok := s.cache.get(sessionID)
 	if !ok || !e.loaded {
@@ -106,7 +109,7 @@ func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, 
 		return nil, fmt.Errorf("%w: unknown or expired session", ErrUnauthenticated)
 	}
 	if a := e.active.Load(); a != nil && !now.Before(a.from) && now.Before(a.until) {
-		return a, nil
+		return s.applyLocks(ctx, a, now)
 	}
 	a := &Active{Session: &e.session.Session, from: now, until: e.session.ExpiresAt}
 	for _, g := range e.grants {
@@ -118,7 +121,7 @@ func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, 
 		}
 	}
 	e.active.Store(a)
-	return a, nil
+	return s.applyLocks(ctx, a, now)
 }
 
 // Requestable returns the policies for target that the caller's user may

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,7 @@ type Service struct {
 	store       *store
 	cache       *activeCache
 	watches     *watchSet
+	locks       atomic.Pointer[lockView]
 	log         *slog.Logger
 	reapFailing atomic.Bool // the last Reap could not read the store
 }
@@ -120,6 +122,7 @@ func New(cfg Config) (*Service, error) {
 		cache: newActiveCache(),
 		log:   cfg.Logger,
 	}
+	s.locks.Store(staleLocks)
 	s.watches = newWatchSet(s.ended, func(key string, err error) {
 		s.log.Warn("check whether a watched grant or session ended", "key", key, "err", err)
 	})
@@ -130,7 +133,17 @@ func New(cfg Config) (*Service, error) {
 // past their deadline, until ctx is done. It returns nil when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	s.watches.run(ctx)
-	go s.cache.follow(ctx, s.cfg.Redis, s.store.changesChannel(), s.log, s.watches.changed, s.watches.recheckAll)
+	changed := func(key string) {
+		if strings.HasPrefix(key, "lock:") {
+			s.lockChanged(ctx)
+			return
+		}
+		s.watches.changed(key)
+	}
+	// After a (re)subscription, announcements may have been missed: the
+	// locks are read again and every watch is checked.
+	subscribed := func() { s.lockChanged(ctx) }
+	go s.cache.follow(ctx, s.cfg.Redis, s.store.changesChannel(), s.log, changed, subscribed)
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
 	for {

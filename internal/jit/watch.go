@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -184,7 +185,7 @@ func (s *Service) Watch(sessionID string, onEnd func()) (setGrant func(grantID s
 }
 
 // ended reports whether the grant or session key names is no longer in
-// force: gone, ended, expired.
+// force: gone, ended, expired, or held by a lock.
 func (s *Service) ended(ctx context.Context, key string) (bool, error) {
 	kind, id, _ := strings.Cut(key, ":")
 	switch kind {
@@ -196,7 +197,12 @@ func (s *Service) ended(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		return g.StateAt(s.now()) != StateActive, nil
+		now := s.now()
+		if g.StateAt(now) != StateActive {
+			return true, nil
+		}
+		locks, err := s.locksFor(ctx, now)
+		return slices.ContainsFunc(locks, func(l *Lock) bool { return l.locksGrant(g) }), err
 	case "session":
 		ss, err := s.store.getSession(ctx, id)
 		if errors.Is(err, ErrNotFound) {
@@ -205,7 +211,12 @@ func (s *Service) ended(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		return !s.now().Before(ss.ExpiresAt), nil
+		now := s.now()
+		if !now.Before(ss.ExpiresAt) {
+			return true, nil
+		}
+		locks, err := s.locksFor(ctx, now)
+		return slices.ContainsFunc(locks, func(l *Lock) bool { return l.locksSession(&ss.Session) }), err
 	}
 	return false, nil
 }
