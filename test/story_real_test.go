@@ -207,6 +207,23 @@ func TestStoryRealCluster(t *testing.T) {
 	if got, err := p.cli("grant", "request", "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "3h", "--reason", "r"); err == nil || !strings.Contains(got, "exceeds the maximum 1h0m0s") {
 		t.Errorf("over-long grant: %v %s", err, got)
 	}
+	// A dry run says what a request would do, and does nothing.
+	if got, err := p.cli("grant", "request", "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "3h", "--reason", "r", "--dry-run"); err == nil ||
+		!strings.Contains(got, "dry run: the request would be refused") || !strings.Contains(got, "exceeds the maximum 1h0m0s") {
+		t.Errorf("over-long grant, dry run: %v %s", err, got)
+	}
+	dry := p.mustCLI("grant", "request", "pod-reader", "--as", "dev", "--namespace", "demo", "--duration", "30m", "--reason", "r", "--dry-run")
+	for _, want := range []string{"dry run: the request would be accepted", "active at once, for 30m0s", "may get, list, watch pods"} {
+		if !strings.Contains(dry, want) {
+			t.Errorf("dry run without %q:\n%s", want, dry)
+		}
+	}
+	if got := p.mustCLI("grant", "request", "namespace-editor", "--as", "dev", "--namespace", "demo", "--reason", "r", "--dry-run"); !strings.Contains(got, "then waits for 1 approval from") {
+		t.Errorf("dry run of a policy that needs approval:\n%s", got)
+	}
+	if got := p.mustCLI("grant", "list", "--as", "dev"); strings.Contains(got, "pod-reader") || strings.Contains(got, "namespace-editor") {
+		t.Errorf("a dry run made a grant:\n%s", got)
+	}
 
 	// request asks for a grant and makes sure it ends with the test, so that
 	// a failure cannot leave access behind for the steps after it.
@@ -277,8 +294,11 @@ func TestStoryRealCluster(t *testing.T) {
 				// carol's grant; the agent acts for dev, so dev requests one too.
 				p.mustCLI("grant", "revoke", edit, "--as", "carol")
 				edit = request(t, src.editor, "--as", "dev", "--namespace", "demo", "--reason", "set a flag")
-				p.mustCLI("grant", "approve", edit, "--as", "approver")
 				cm := "flag-" + src.provider
+				// Denied while pending, and told what the request waits for.
+				ag.mustFail("Your request that would allow it is pending: grant "+edit+" ("+src.editor+") is waiting for 1 approval from",
+					kubectl("create", "configmap", cm, "-n", "demo", "--from-literal=on=true")...)
+				p.mustCLI("grant", "approve", edit, "--as", "approver")
 				ag.mustRun(kubectl("create", "configmap", cm, "-n", "demo", "--from-literal=on=true")...)
 				ag.mustFail(`pod violates PodSecurity "baseline:latest": privileged (container "priv" must not set securityContext.privileged=true)`, kubectl("run", "priv", "-n", "demo", "--image=registry.k8s.io/pause:3.10", "--privileged")...)
 				ag.mustRun(kubectl("delete", "configmap", cm, "-n", "demo")...)

@@ -58,13 +58,21 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 		dur := fs.String("duration", "", "how long, for example 30m (default: the policy's)")
 		reason := fs.String("reason", "", "why you need it (required)")
 		session := fs.String("session", "", "limit the grant to one of your agent sessions")
+		dryRun := fs.Bool("dry-run", false, "only say whether the request would be accepted, what it would grant, for how long and who must approve")
 		cmd = func(ctx context.Context, c *client, pos []string) error {
 			if len(pos) != 1 {
-				return fmt.Errorf("usage: jitproxy grant request POLICY --namespace NS --reason TEXT [--duration D]")
+				return fmt.Errorf("usage: jitproxy grant request POLICY --namespace NS --reason TEXT [--duration D] [--dry-run]")
 			}
 			var g jit.Grant
-			body := map[string]string{"policy": pos[0], "namespace": *ns, "duration": *dur, "reason": *reason, "session": *session}
-			if err := c.do(ctx, "POST", "/v1/grants", body, &g); err != nil {
+			body := map[string]any{"policy": pos[0], "namespace": *ns, "duration": *dur, "reason": *reason, "session": *session, "dry_run": *dryRun}
+			err := c.do(ctx, "POST", "/v1/grants", body, &g)
+			if *dryRun {
+				if err != nil {
+					return fmt.Errorf("dry run: the request would be refused: %w", err)
+				}
+				return printDryRun(stdout, cf.output, &g)
+			}
+			if err != nil {
 				return err
 			}
 			return printGrant(stdout, cf.output, &g)
@@ -187,6 +195,46 @@ func printGrants(w io.Writer, output string, gs []*jit.Grant) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(g.ID), esc(g.Policy), esc(g.User), dash(esc(g.Namespace)), esc(string(g.State)), when(g.ExpiresAt))
 	}
 	return tw.Flush()
+}
+
+// printDryRun prints the grant a request would create: what it would
+// grant, for how long, and who must approve first.
+func printDryRun(w io.Writer, output string, g *jit.Grant) error {
+	if output == "json" {
+		return printJSON(w, g)
+	}
+	scope := "cluster-wide"
+	if g.Namespace != "" {
+		scope = "namespace " + esc(g.Namespace)
+	}
+	fmt.Fprintf(w, "dry run: the request would be accepted (nothing was requested)\n")
+	fmt.Fprintf(w, "  grant under %s (version %s) on %s, %s, for %s\n", esc(g.Policy), esc(g.PolicyVersion), esc(g.Target), scope, esc(g.User))
+	if g.State == jit.StateActive {
+		fmt.Fprintf(w, "  active at once, for %s\n", g.Duration)
+	} else {
+		fmt.Fprintf(w, "  then waits for %s until %s; active for %s once approved\n", esc(g.Waiting()), when(g.PendingUntil), g.Duration)
+	}
+	for _, p := range g.Permissions {
+		switch {
+		case p.Kubernetes != nil:
+			k := p.Kubernetes
+			what := strings.Join(append(slices.Clone(k.Resources), k.NonResourceURLs...), ", ")
+			if len(k.APIGroups) > 0 && !slices.Equal(k.APIGroups, []string{""}) {
+				what += " in API groups " + strings.Join(k.APIGroups, ", ")
+			}
+			if len(k.ResourceNames) > 0 {
+				what += " named " + strings.Join(k.ResourceNames, ", ")
+			}
+			fmt.Fprintf(w, "  may %s %s\n", esc(strings.Join(k.Verbs, ", ")), esc(what))
+		case p.AWS != nil:
+			on := "*"
+			if len(p.AWS.Resources) > 0 {
+				on = strings.Join(p.AWS.Resources, ", ")
+			}
+			fmt.Fprintf(w, "  may %s on %s\n", esc(strings.Join(p.AWS.Actions, ", ")), esc(on))
+		}
+	}
+	return nil
 }
 
 // printLocks prints locks; every string came from the server.

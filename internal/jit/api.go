@@ -305,6 +305,7 @@ func (a *API) requestGrant(ctx context.Context, by Principal, r *http.Request) (
 		Duration  string `json:"duration"`
 		Reason    string `json:"reason"`
 		Session   string `json:"session"`
+		DryRun    bool   `json:"dry_run"`
 	}
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
@@ -313,9 +314,12 @@ func (a *API) requestGrant(ctx context.Context, by Principal, r *http.Request) (
 	if err != nil {
 		return 0, nil, err
 	}
-	g, err := a.svc.RequestGrant(ctx, by, GrantRequest{Policy: req.Policy, Namespace: req.Namespace, Duration: d, Reason: req.Reason, Session: req.Session})
+	g, err := a.svc.RequestGrant(ctx, by, GrantRequest{Policy: req.Policy, Namespace: req.Namespace, Duration: d, Reason: req.Reason, Session: req.Session, DryRun: req.DryRun})
 	if err != nil {
 		return 0, nil, err
+	}
+	if req.DryRun {
+		return http.StatusOK, g, nil
 	}
 	return http.StatusCreated, g, nil
 }

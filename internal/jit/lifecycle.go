@@ -22,12 +22,16 @@ type GrantRequest struct {
 	// Session optionally limits a person's grant to one of their agent
 	// sessions. An agent's grant is always limited to its own session.
 	Session string
+	// DryRun checks the request and returns the grant it would create,
+	// with no ID, storing, announcing and recording nothing.
+	DryRun bool
 }
 
 // RequestGrant creates a grant. It is ACTIVE at once when the policy needs
 // no approval, PENDING otherwise. A namespace that is not a DNS-1123 label,
 // or a reason that is not printable text of at most MaxTextLength bytes, is
-// ErrInvalid.
+// ErrInvalid. With req.DryRun it only says what it would do: the same
+// errors, or the grant it would create (without an ID).
 func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantRequest) (*Grant, error) {
 	p := s.cfg.Policies.Get(req.Policy)
 	if p == nil {
@@ -92,6 +96,10 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	}
 	if p.Approval.Required == 0 {
 		g.activate(now)
+	}
+	if req.DryRun {
+		g.ID = ""
+		return g, nil
 	}
 	if err := s.store.createGrant(ctx, g); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package jit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -184,14 +185,52 @@ func TestRequestGrantRejects(t *testing.T) {
 		{name: "someone else's session", by: alice, req: GrantRequest{Policy: "reader", Namespace: "demo", Reason: "r", Session: "s-aaaaaaaaaaaaaaaa"}, wantErr: ErrInvalid, wantMsg: "has no session"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		for _, dry := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/dry-run=%v", tt.name, dry), func(t *testing.T) {
+				f := newFixture(t)
+				req := tt.req
+				req.DryRun = dry
+				_, err := f.svc.RequestGrant(context.Background(), tt.by, req)
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("RequestGrant() error = %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
+				}
+				if n := len(f.audit.Types()); n != 0 {
+					t.Errorf("a refused request left %d audit events", n)
+				}
+			})
+		}
+	}
+}
+
+// TestRequestGrantDryRun: a dry run says what the request would create
+// and creates, records and announces nothing.
+func TestRequestGrantDryRun(t *testing.T) {
+	tests := []struct {
+		policy    string
+		wantState State
+	}{
+		{policy: "reader", wantState: StateActive},
+		{policy: "editor", wantState: StatePending},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy, func(t *testing.T) {
+			ctx := context.Background()
 			f := newFixture(t)
-			_, err := f.svc.RequestGrant(context.Background(), tt.by, tt.req)
-			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("RequestGrant() error = %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
+			g, err := f.svc.RequestGrant(ctx, alice, GrantRequest{Policy: tt.policy, Namespace: "demo", Reason: "r", DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.ID != "" || g.State != tt.wantState || g.Policy != tt.policy || g.Namespace != "demo" || g.Duration == 0 || len(g.Permissions) == 0 {
+				t.Errorf("dry run answered %+v", g)
+			}
+			if tt.wantState == StatePending && (g.RequiredApprovals != 2 || g.Waiting() != "2 approvals from sre") {
+				t.Errorf("approvals: %d, waiting for %q", g.RequiredApprovals, g.Waiting())
+			}
+			if gs, err := f.svc.List(ctx, admin, ListFilter{}); err != nil || len(gs) != 0 {
+				t.Errorf("stored: %v %v", gs, err)
 			}
 			if n := len(f.audit.Types()); n != 0 {
-				t.Errorf("a refused request left %d audit events", n)
+				t.Errorf("a dry run left %d audit events", n)
 			}
 		})
 	}

@@ -26,14 +26,41 @@ type Suggestion struct {
 	Policies []string
 	// Command requests a grant under the first of Policies.
 	Command string
+	// Pending are the caller's grant requests, still waiting for
+	// approval, whose grant would allow the action.
+	Pending []*Grant
 }
 
-// Hint is the Suggestion in a sentence an agent can act on.
+// Hint is the Suggestion in a sentence an agent can act on: the pending
+// requests that would allow it and what they wait for, else the policies
+// and the command.
 func (s Suggestion) Hint() string {
+	if len(s.Pending) > 0 {
+		var waits []string
+		for _, g := range s.Pending {
+			waits = append(waits, fmt.Sprintf("grant %s (%s) is waiting for %s until %s", g.ID, g.Policy, g.Waiting(), g.PendingUntil.UTC().Format("15:04:05Z")))
+		}
+		return "Your request that would allow it is pending: " + strings.Join(waits, "; ") + "."
+	}
 	if len(s.Policies) == 0 {
 		return "No access policy you may request allows it; ask your jitproxy administrator."
 	}
 	return fmt.Sprintf("Access policies that would allow it: %s. Request a grant with: %s", strings.Join(s.Policies, ", "), s.Command)
+}
+
+// Waiting says what a pending grant waits for: "1 approval from sre",
+// "2 approvals from sre or alice".
+func (g *Grant) Waiting() string {
+	n := max(0, g.RequiredApprovals-len(g.Approvals))
+	noun := "approvals"
+	if n == 1 {
+		noun = "approval"
+	}
+	who := append(slices.Clone(g.Approvers.Groups), g.Approvers.Users...)
+	if len(who) == 0 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %s from %s", n, noun, strings.Join(who, " or "))
 }
 
 // Suggest finds the access policies the caller could request a grant under
@@ -42,8 +69,36 @@ func (s Suggestion) Hint() string {
 // evaluates the authorization policies with the candidates as the caller's
 // only grants and returns the policy names of those that permit it. An
 // error from permits is returned.
+//
+// The caller's grant requests still pending under those policies, for the
+// action's namespace and usable by the caller's session, are in Pending,
+// so that an agent that asked already is told what its request waits for.
+// A failure to read them leaves Pending empty: the hint is a courtesy.
 func (s *Service) Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []Candidate) ([]string, error)) (Suggestion, error) {
-	return SuggestAmong(ctx, s.Requestable(c, action.Target), action, permits)
+	sg, err := SuggestAmong(ctx, s.Requestable(c, action.Target), action, permits)
+	if err != nil || len(sg.Policies) == 0 {
+		return sg, err
+	}
+	live, err := s.store.liveGrants(ctx, c.User, nil)
+	if err != nil {
+		s.log.Warn("read pending grants for a hint", "user", c.User, "err", err)
+		return sg, nil
+	}
+	now := s.now()
+	session := &Session{ID: c.Session, User: c.User}
+	for _, g := range live {
+		if g.StateAt(now) != StatePending || g.Target != action.Target || !slices.Contains(sg.Policies, g.Policy) || !g.appliesTo(session) {
+			continue
+		}
+		if p := s.cfg.Policies.Get(g.Policy); p != nil {
+			if ns, ok := p.RequestableNamespace(action.Namespace()); !ok || ns != g.Namespace {
+				continue
+			}
+		}
+		sg.Pending = append(sg.Pending, g)
+	}
+	slices.SortFunc(sg.Pending, func(a, b *Grant) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return sg, nil
 }
 
 // SuggestAmong is Suggest among the given requestable policies.
