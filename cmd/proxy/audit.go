@@ -82,6 +82,8 @@ func (a AuditConfig) validate() error {
 			bad("%s: file.path is required", where)
 		case s.Type == "webhook" && s.Webhook.URL == "":
 			bad("%s: webhook.url is required", where)
+		case s.Type == "webhook" && s.Webhook.Payload == "slack" && s.Format == "ocsf":
+			bad("%s: webhook.payload slack is made from native records: leave format native", where)
 		case s.Type == "splunk_hec" && (s.SplunkHEC.URL == "" || s.SplunkHEC.TokenFile == ""):
 			bad("%s: splunk_hec.url and splunk_hec.token_file are required", where)
 		case s.Type == "syslog" && s.Syslog.Address == "":
@@ -118,11 +120,17 @@ func newRecorder(cfg Config, stdout io.Writer, rdb redis.UniversalClient, log *s
 		if s.Format == "ocsf" {
 			encoder = ocsf.Append
 		}
-		sinks = append(sinks, audit.SinkConfig{
+		sc := audit.SinkConfig{
 			Name: s.Name, Sink: sink, Encoder: encoder, Mode: audit.Mode(s.Mode), Types: s.Types,
 			SpoolDir: filepath.Join(spoolDir, s.Name), Sync: audit.SyncPolicy(cmp.Or(s.Sync, a.Sync)),
 			SyncEvery: cmp.Or(s.SyncEvery, a.SyncEvery), MaxSpoolBytes: s.MaxSpoolBytes, ChainKey: key,
-		})
+		}
+		if s.Type == "webhook" && s.Webhook.Payload == "slack" {
+			// One message per delivery: a failed POST is retried alone,
+			// and no message already sent is sent twice.
+			sc.BatchSize = 1
+		}
+		sinks = append(sinks, sc)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -139,7 +147,10 @@ func newAuditSink(s AuditSinkConfig, stdout io.Writer, rdb redis.UniversalClient
 		return file.New(file.Config{Path: s.File.Path, MaxBytes: s.File.MaxBytes, MaxAge: s.File.MaxAge, Retention: s.File.Retention})
 	case "webhook":
 		w := s.Webhook
-		return webhook.New(webhook.Config{URL: w.URL, TokenFile: w.TokenFile, CAFile: w.CAFile, Timeout: w.Timeout})
+		return webhook.New(webhook.Config{
+			URL: w.URL, TokenFile: w.TokenFile, CAFile: w.CAFile, Timeout: w.Timeout,
+			SecretFile: w.SecretFile, Payload: w.Payload, ApprovalURL: w.ApprovalURL,
+		})
 	case "splunk_hec":
 		h := s.SplunkHEC
 		return hec.New(hec.Config{

@@ -201,6 +201,16 @@ type AuditSinkConfig struct {
 		TokenFile string        `yaml:"token_file"` // a bearer token, re-read at each delivery
 		CAFile    string        `yaml:"ca_file"`
 		Timeout   time.Duration `yaml:"timeout"`
+		// SecretFile holds the key (at least 16 bytes) every POST is
+		// signed with: X-Jitproxy-Timestamp and X-Jitproxy-Signature,
+		// HMAC-SHA256 over the timestamp, a dot and the body.
+		SecretFile string `yaml:"secret_file"`
+		// Payload is ndjson (batches of records) or slack (each record a
+		// Slack message, for notifications; native format only).
+		Payload string `yaml:"payload"`
+		// ApprovalURL is the approval page, with {grant} for the grant's
+		// ID: slack messages of grant requests link to it.
+		ApprovalURL string `yaml:"approval_url"`
 	} `yaml:"webhook"`
 	// SplunkHEC configures a sink of type splunk_hec.
 	SplunkHEC struct {

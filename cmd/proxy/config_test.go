@@ -85,12 +85,14 @@ audit:
     - {name: h, type: splunk_hec, splunk_hec: {url: "https://splunk:8088"}}
     - {name: s, type: syslog}
     - {name: w, type: webhook, sync: never}
+    - {name: n, type: webhook, format: ocsf, webhook: {url: "https://hooks.example.com", payload: slack}}
 `,
 			want: []string{
 				`audit.sync "sometimes"`, "audit.sinks[0] (stdout): the name is used twice",
 				"audit.sinks[1] (a/b): the name names a spool directory", `type "kafka"`, `format "cef": want native or ocsf`, `mode "strict"`,
 				"audit.sinks[2] (f): file.path is required", "splunk_hec.url and splunk_hec.token_file are required",
 				"audit.sinks[4] (s): syslog.address is required", "audit.sinks[5] (w): webhook.url is required", `sync "never"`,
+				"audit.sinks[6] (n): webhook.payload slack is made from native records",
 			},
 		},
 		{

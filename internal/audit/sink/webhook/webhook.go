@@ -47,14 +47,29 @@ type Config struct {
 	// Timeout bounds each POST, from dialling to the end of the response;
 	// default 10s. Deliver's context may end it sooner.
 	Timeout time.Duration
+	// SecretFile, if set, holds the key every POST is signed with (see
+	// Verify), re-read at each delivery.
+	SecretFile string
+	// Payload is "ndjson" (the default: a batch of records, one per line)
+	// or "slack" (each record POSTed alone as a Slack message; native
+	// records only).
+	Payload string
+	// ApprovalURL, for Payload "slack", is the approval page's address
+	// with "{grant}" where a grant's ID goes: grant requests get a button
+	// to it.
+	ApprovalURL string
 }
 
 // Sink delivers batches to a webhook. It is safe for concurrent use.
 type Sink struct {
-	url       *url.URL
-	tokenFile string
-	timeout   time.Duration
-	client    *http.Client
+	url         *url.URL
+	tokenFile   string
+	secretFile  string
+	slack       bool
+	approvalURL string
+	timeout     time.Duration
+	client      *http.Client
+	now         func() time.Time
 }
 
 var _ audit.Sink = (*Sink)(nil)
@@ -81,6 +96,23 @@ func New(cfg Config) (*Sink, error) {
 			errs = append(errs, err)
 		}
 	}
+	if cfg.SecretFile != "" {
+		if key, err := sink.ReadToken(cfg.SecretFile); err != nil {
+			errs = append(errs, fmt.Errorf("secret_file: %w", err))
+		} else if len(key.Reveal()) < 16 {
+			errs = append(errs, errors.New("secret_file: the key must be at least 16 bytes"))
+		}
+	}
+	switch cfg.Payload {
+	case "", "ndjson", "slack":
+	default:
+		errs = append(errs, fmt.Errorf("payload %q: want ndjson or slack", cfg.Payload))
+	}
+	if cfg.ApprovalURL != "" {
+		if au, err := url.Parse(cfg.ApprovalURL); err != nil || (au.Scheme != "http" && au.Scheme != "https") {
+			errs = append(errs, errors.New("approval_url: want an http or https URL"))
+		}
+	}
 	tlsConfig, err := sink.TLSConfig(cfg.CAFile)
 	if err != nil {
 		errs = append(errs, err)
@@ -95,10 +127,14 @@ func New(cfg Config) (*Sink, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	return &Sink{
-		url:       u,
-		tokenFile: cfg.TokenFile,
-		timeout:   cfg.Timeout,
-		client:    sink.NewHTTPClient(tlsConfig),
+		url:         u,
+		tokenFile:   cfg.TokenFile,
+		secretFile:  cfg.SecretFile,
+		slack:       cfg.Payload == "slack",
+		approvalURL: cfg.ApprovalURL,
+		timeout:     cfg.Timeout,
+		client:      sink.NewHTTPClient(tlsConfig),
+		now:         time.Now,
 	}, nil
 }
 
@@ -110,8 +146,32 @@ func New(cfg Config) (*Sink, error) {
 // or the timeout is an error (a *StatusError for an HTTP status), and the
 // batch is to be delivered again: the endpoint may then receive a record
 // twice. An empty batch sends nothing and returns nil.
+//
+// With Payload "slack" each record is one POST, in order; the first that
+// fails ends the delivery with its error, and the whole batch is
+// delivered again (configure batch size 1 for notifications). With a
+// secret file every POST is signed.
 func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 	if len(batch) == 0 {
+		return nil
+	}
+	var key secret.Value
+	if s.secretFile != "" {
+		var err error
+		if key, err = sink.ReadToken(s.secretFile); err != nil {
+			return fmt.Errorf("webhook: secret_file: %w", err)
+		}
+	}
+	if s.slack {
+		for i, r := range batch {
+			body, err := slackMessage(r, s.approvalURL)
+			if err != nil {
+				return fmt.Errorf("webhook: %w", err)
+			}
+			if err := s.deliver(ctx, body, "application/json", key, batch[i:i+1]); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	var body bytes.Buffer
@@ -122,6 +182,12 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 		body.Write(r.Data)
 		body.WriteByte('\n')
 	}
+	return s.deliver(ctx, body.Bytes(), "application/x-ndjson", key, batch)
+}
+
+// deliver POSTs body, made of batch, with the bearer token (read again
+// and used once more on a 401, if it changed) and signed with key.
+func (s *Sink) deliver(ctx context.Context, body []byte, contentType string, key secret.Value, batch []audit.Record) error {
 	var tok secret.Value
 	if s.tokenFile != "" {
 		var err error
@@ -129,7 +195,7 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 			return fmt.Errorf("webhook: %w", err)
 		}
 	}
-	err := s.post(ctx, body.Bytes(), tok)
+	err := s.post(ctx, body, contentType, tok, key)
 	var se *StatusError
 	if errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized && s.tokenFile != "" {
 		// The token may have been rotated since it was read.
@@ -138,7 +204,7 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 			return fmt.Errorf("webhook: %w (and then %w)", err, rerr)
 		}
 		if !fresh.Equal(tok) {
-			err = s.post(ctx, body.Bytes(), fresh)
+			err = s.post(ctx, body, contentType, fresh, key)
 		}
 	}
 	if err != nil {
@@ -147,17 +213,22 @@ func (s *Sink) Deliver(ctx context.Context, batch []audit.Record) error {
 	return nil
 }
 
-func (s *Sink) post(ctx context.Context, body []byte, tok secret.Value) error {
+func (s *Sink) post(ctx context.Context, body []byte, contentType string, tok, key secret.Value) error {
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, s.url.String(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "jitproxy-audit")
 	if !tok.IsZero() {
 		req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	}
+	if !key.IsZero() {
+		ts, sig := sign([]byte(key.Reveal()), body, s.now())
+		req.Header.Set(TimestampHeader, ts)
+		req.Header.Set(SignatureHeader, sig)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
