@@ -61,6 +61,8 @@ func mapEvent(e audit.Event) record {
 		return adminCall(e)
 	case audit.TypePolicyLoaded:
 		return policyLoaded(e)
+	case audit.TypePolicyRejected:
+		return policyRejected(e)
 	default:
 		return baseEvent(e)
 	}
