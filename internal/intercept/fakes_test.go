@@ -41,7 +41,8 @@ const (
 	mintedSessionToken    = "minted-session-token-for-upstream"
 )
 
-// fakeSessions knows one session and returns the grants it is given.
+// fakeSessions knows one session and returns the grants it is given. It
+// is also the harness's Suggester: every one of its policies is requestable.
 type fakeSessions struct {
 	mu       sync.Mutex
 	grants   []*jit.Grant
@@ -283,7 +284,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		discovery = nil
 	}
 	cfg := Config{
-		CA: ca, Sessions: h.sessions, Decider: o.decider, Credentials: h.creds, Audit: o.auditor,
+		CA: ca, Sessions: h.sessions, Policies: PolicySet{Decider: o.decider, Access: h.sessions}, Credentials: h.creds, Audit: o.auditor,
 		MaxBodyBytes: 1 << 10,
 		Targets: []*Target{{
 			Name: "demo", Hosts: []string{"kubernetes.demo"}, Upstream: upURL, Protocol: o.protocol,

@@ -29,7 +29,7 @@ type GrantRequest struct {
 // or a reason that is not printable text of at most MaxTextLength bytes, is
 // ErrInvalid.
 func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantRequest) (*Grant, error) {
-	p := s.cfg.Policies.Get(req.Policy)
+	p := s.policies().Get(req.Policy)
 	if p == nil {
 		return nil, fmt.Errorf("access policy %q: %w", req.Policy, ErrNotFound)
 	}

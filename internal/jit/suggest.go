@@ -36,13 +36,18 @@ func (s Suggestion) Hint() string {
 	return fmt.Sprintf("Access policies that would allow it: %s. Request a grant with: %s", strings.Join(s.Policies, ", "), s.Command)
 }
 
-// Suggest finds the access policies the caller could request a grant under
-// to be allowed action: of those the caller may request on the action's
-// target, the ones whose grant would permit it, as told by permits, which
-// evaluates the authorization policies with the candidates as the caller's
-// only grants and returns the policy names of those that permit it. An
-// error from permits is returned.
+// Suggest is Policies.Suggest with the access policies in force.
 func (s *Service) Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []Candidate) ([]string, error)) (Suggestion, error) {
+	return s.policies().Suggest(ctx, c, action, permits)
+}
+
+// Suggest finds the access policies of s the caller could request a grant
+// under to be allowed action: of those the caller may request on the
+// action's target, the ones whose grant would permit it, as told by
+// permits, which evaluates the authorization policies with the candidates
+// as the caller's only grants and returns the policy names of those that
+// permit it. An error from permits is returned.
+func (s *Policies) Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []Candidate) ([]string, error)) (Suggestion, error) {
 	return SuggestAmong(ctx, s.Requestable(c, action.Target), action, permits)
 }
 
