@@ -86,12 +86,19 @@ func (s policySources) read() (*policyFiles, error) {
 }
 
 // readTree reads the files of fsys, at any depth, whose names end in one
-// of exts: those the loaders read.
+// of exts: those the loaders read. Directories whose names begin with a
+// dot are skipped: a Kubernetes ConfigMap volume keeps each version of its
+// files in a ..TIMESTAMP directory, beside the files themselves (links
+// through ..data to the current version), which would otherwise be read
+// twice; and a .git or .github directory holds no policies.
 func readTree(fsys fs.FS, exts ...string) (policyTree, error) {
 	t := policyTree{files: fstest.MapFS{}}
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && p != "." && strings.HasPrefix(d.Name(), ".") {
+			return fs.SkipDir
 		}
 		if d.IsDir() || !slices.Contains(exts, path.Ext(p)) {
 			return nil

@@ -404,6 +404,47 @@ func TestPolicyPoll(t *testing.T) {
 	}
 }
 
+// TestPolicyConfigMapVolume: policies in a Kubernetes ConfigMap volume
+// (files linked through ..data to a ..TIMESTAMP directory) load once each,
+// and the kubelet's update (a new directory, ..data swapped to it by a
+// rename) is reloaded by a poll.
+func TestPolicyConfigMapVolume(t *testing.T) {
+	e := newReloadEnv(t)
+	// version lays out one version of the ConfigMap as the kubelet does and
+	// points ..data at it.
+	version := func(ts, doc string) {
+		t.Helper()
+		dir := filepath.Join(e.accessDir, ".."+ts)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "pod-reader.yaml"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(e.accessDir, "..data_tmp")
+		if err := os.Symlink(".."+ts, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(e.accessDir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.remove("access/pod-reader.yaml")
+	version("2026_11_29_10_00_00.1", podReader)
+	if err := os.Symlink("..data/pod-reader.yaml", filepath.Join(e.accessDir, "pod-reader.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.loader.reload(t.Context(), audit.TriggerSignal); err != nil {
+		t.Fatalf("reload of a ConfigMap volume: %v", err)
+	}
+	version("2026_11_29_10_05_00.2", podReaderLong)
+	e.loader.poll(t.Context())
+	want := versionOf(t, podReaderLong)
+	if p := e.live.AccessPolicies().Get("pod-reader"); p.Name+"@"+p.Version != want {
+		t.Errorf("pod-reader in force is %s@%s after the ConfigMap's update, want %s", p.Name, p.Version, want)
+	}
+}
+
 // TestPolicyReloadRun: run reloads on SIGHUP and when files change, and
 // returns nil when its context ends. Nothing is timed: the test waits for
 // each event.
