@@ -3,18 +3,14 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"time"
@@ -28,7 +24,6 @@ import (
 	"github.com/jitproxy/jitproxy/internal/audit/sink/redisstream"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/syslog"
 	"github.com/jitproxy/jitproxy/internal/audit/sink/webhook"
-	"github.com/jitproxy/jitproxy/internal/jit"
 )
 
 // auditSinkTypes are the sink types the configuration knows.
@@ -185,31 +180,6 @@ func newAuditSink(s AuditSinkConfig, stdout io.Writer, rdb redis.UniversalClient
 		return redisstream.New(c)
 	}
 	return nil, fmt.Errorf("type %q: want one of %v", s.Type, auditSinkTypes)
-}
-
-// policyLoaded is the event of the policies jitproxy starts with: each
-// access policy's version, and a digest of the Rego files (their names and
-// contents, tests included) that a change of any file changes.
-func policyLoaded(cfg Config, authzFS fs.FS, ps *jit.Policies) audit.Event {
-	set := &audit.PolicySet{AuthzSource: cmp.Or(cfg.Policies.AuthzDir, "embedded"), AccessSource: cmp.Or(cfg.Policies.AccessDir, "embedded")}
-	for _, p := range ps.All() {
-		set.Access = append(set.Access, audit.PolicyVersion{Name: p.Name, Version: p.Version, Target: p.Target})
-	}
-	h := sha256.New()
-	fs.WalkDir(authzFS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || path.Ext(p) != ".rego" {
-			return nil
-		}
-		b, err := fs.ReadFile(authzFS, p)
-		if err != nil {
-			return nil
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
-		h.Write(b)
-		return nil
-	})
-	set.AuthzDigest = hex.EncodeToString(h.Sum(nil))
-	return audit.Event{Type: audit.TypePolicyLoaded, Actor: &audit.Actor{Name: "jitproxy"}, Policies: set}
 }
 
 // auditCloseTimeout is how long a stopping jitproxy waits for its sinks to

@@ -7,12 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/audit"
-	"github.com/jitproxy/jitproxy/internal/jit"
-	"github.com/jitproxy/jitproxy/policies"
 )
 
 func TestAuditVerifyCommand(t *testing.T) {
@@ -53,26 +50,5 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"audit", "verify", filepath.Join(dir, "missing")}, env(nil), &out, &out); !os.IsNotExist(err) && (err == nil || !strings.Contains(err.Error(), "no such file")) {
 		t.Errorf("verify of a missing file = %v", err)
-	}
-}
-
-// TestPolicyLoadedEvent: the policy set a jitproxy starts with names every
-// access policy's version, and its digest changes with any Rego file.
-func TestPolicyLoadedEvent(t *testing.T) {
-	ps, err := jit.LoadPolicies(policies.Access())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := fstest.MapFS{"authz/a.rego": {Data: []byte("package jitproxy.authz\n")}}
-	b := fstest.MapFS{"authz/a.rego": {Data: []byte("package jitproxy.authz\n\n")}}
-	ea, eb := policyLoaded(Config{}, a, ps), policyLoaded(Config{}, b, ps)
-	if ea.Type != audit.TypePolicyLoaded || len(ea.Policies.Access) != len(ps.All()) || ea.Policies.Access[0].Version == "" {
-		t.Errorf("event = %+v", ea.Policies)
-	}
-	if ea.Policies.AuthzDigest == eb.Policies.AuthzDigest {
-		t.Error("the digest does not change with a Rego file")
-	}
-	if ea.Policies.AuthzSource != "embedded" {
-		t.Errorf("source = %q", ea.Policies.AuthzSource)
 	}
 }

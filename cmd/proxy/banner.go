@@ -46,7 +46,7 @@ func printBanner(w io.Writer, c *components) {
 		p("  identities      %s (generated for local use: runner, dev, approver, admin)", c.identitiesGenerated)
 	}
 	var policies []string
-	for _, pol := range c.policies.All() {
+	for _, pol := range c.live.AccessPolicies().All() {
 		policies = append(policies, pol.Name)
 	}
 	p("  access policies %s", strings.Join(policies, ", "))

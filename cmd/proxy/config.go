@@ -150,6 +150,10 @@ type PolicyConfig struct {
 	AuthzDir string `yaml:"authz_dir"`
 	// AccessDir holds access policies; empty: the embedded policies/access.
 	AccessDir string `yaml:"access_dir"`
+	// WatchInterval is how often the files of AuthzDir and AccessDir are
+	// read to see whether they changed, and reloaded if they did. Default
+	// 5s; 0 turns watching off (SIGHUP still reloads).
+	WatchInterval time.Duration `yaml:"watch_interval"`
 }
 
 // AuditConfig configures audit sinks.
@@ -384,6 +388,7 @@ func defaultConfig() Config {
 	c.Proxy.Timeouts = ProxyTimeouts{ReadHeader: 10 * time.Second, Body: time.Minute, Idle: 5 * time.Minute, Upstream: time.Minute}
 	c.Admin.Listen = "127.0.0.1:8081"
 	c.Admin.Timeouts = AdminTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: 2 * time.Minute}
+	c.Policies.WatchInterval = 5 * time.Second
 	c.Sessions.TTL = 8 * time.Hour
 	c.Sessions.MaxTTL = 24 * time.Hour
 	return c
@@ -482,6 +487,9 @@ func (c *Config) validate() error {
 		if (id.Token == "") == (id.TokenFile == "") {
 			bad("admin.identities[%d] (%s): set exactly one of token and token_file", i, id.Name)
 		}
+	}
+	if c.Policies.WatchInterval < 0 {
+		bad("policies.watch_interval %s must not be negative (0 turns watching off)", c.Policies.WatchInterval)
 	}
 	if c.Sessions.TTL <= 0 || c.Sessions.MaxTTL < c.Sessions.TTL {
 		bad("sessions: ttl %s must be positive and at most max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)

@@ -31,14 +31,15 @@ proxy: {listen: "127.0.0.1:1111"}
 admin: {listen: "127.0.0.1:2222"}
 log: {level: warn}
 sessions: {ttl: 1h, max_ttl: 2h}
+policies: {access_dir: acc}
 `)
 	cfg, _, err := serveFlags([]string{"--config", cfgPath, "--admin-listen", "127.0.0.1:4444"},
 		env(map[string]string{"JITPROXY_PROXY_LISTEN": "127.0.0.1:3333", "JITPROXY_ADMIN_LISTEN": "127.0.0.1:9999"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []string{cfg.StateDir, cfg.Proxy.Listen, cfg.Admin.Listen, cfg.Log.Level, cfg.Log.Format, cfg.Sessions.TTL.String()}
-	want := []string{filepath.Join(dir, "st"), "127.0.0.1:3333", "127.0.0.1:4444", "warn", "json", time.Hour.String()}
+	got := []string{cfg.StateDir, cfg.Proxy.Listen, cfg.Admin.Listen, cfg.Log.Level, cfg.Log.Format, cfg.Sessions.TTL.String(), cfg.Policies.WatchInterval.String()}
+	want := []string{filepath.Join(dir, "st"), "127.0.0.1:3333", "127.0.0.1:4444", "warn", "json", time.Hour.String(), "5s"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("file < env < flags (-want +got):\n%s", diff)
 	}
@@ -54,9 +55,10 @@ func TestConfigRejects(t *testing.T) {
 		{name: "bad duration", yaml: "sessions: {ttl: soon}\n", want: []string{"line 1", "`soon` into time.Duration"}},
 		{
 			name: "limits that would switch a protection off",
-			yaml: "proxy: {max_tunnels_per_session: 0, timeouts: {idle: 0s, body: -1s}}\nadmin: {timeouts: {read: 0s}}\n",
+			yaml: "proxy: {max_tunnels_per_session: 0, timeouts: {idle: 0s, body: -1s}}\nadmin: {timeouts: {read: 0s}}\npolicies: {watch_interval: -1s}\n",
 			want: []string{"proxy.max_tunnels_per_session must be positive", "proxy.timeouts.idle 0s must be positive",
-				"proxy.timeouts.body -1s must be positive", "admin.timeouts.read 0s must be positive"},
+				"proxy.timeouts.body -1s must be positive", "admin.timeouts.read 0s must be positive",
+				"policies.watch_interval -1s must not be negative"},
 		},
 		{
 			name: "every problem at once",

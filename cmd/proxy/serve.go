@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -25,18 +27,21 @@ import (
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/intercept"
 	"github.com/jitproxy/jitproxy/internal/jit"
-	"github.com/jitproxy/jitproxy/policies"
 )
 
 // Compile-time checks that the concrete backends satisfy the interfaces
 // their consumers declare.
 var (
-	_ intercept.Decider     = (*authz.Engine)(nil)
-	_ intercept.Sessions    = (*jit.Service)(nil)
-	_ intercept.Credentials = (*broker.Broker)(nil)
-	_ intercept.Auditor     = (*audit.Recorder)(nil)
-	_ jit.Auditor           = (*audit.Recorder)(nil)
-	_ broker.Auditor        = (*audit.Recorder)(nil)
+	_ intercept.Decider      = (*authz.Engine)(nil)
+	_ intercept.Suggester    = (*jit.Policies)(nil)
+	_ intercept.PolicySource = (*livePolicies)(nil)
+	_ jit.PolicySource       = (*livePolicies)(nil)
+	_ intercept.Sessions     = (*jit.Service)(nil)
+	_ intercept.Credentials  = (*broker.Broker)(nil)
+	_ intercept.Auditor      = (*audit.Recorder)(nil)
+	_ jit.Auditor            = (*audit.Recorder)(nil)
+	_ broker.Auditor         = (*audit.Recorder)(nil)
+	_ policyAuditor          = (*audit.Recorder)(nil)
 )
 
 // serveOptions are serve's flags that are not configuration.
@@ -108,8 +113,8 @@ type components struct {
 	embedded *miniredis.Miniredis
 	recorder *audit.Recorder
 	closers  []io.Closer
-	engine   *authz.Engine
-	policies *jit.Policies
+	live     *livePolicies // the Rego and access policies in force
+	loader   *policyLoader // loads them at start and reloads them
 	targets  *builtTargets
 	broker   *broker.Broker
 	jit      *jit.Service
@@ -156,30 +161,16 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		return nil, err
 	}
 
-	authzFS, accessFS := policies.Authz(), policies.Access()
-	if cfg.Policies.AuthzDir != "" {
-		authzFS = os.DirFS(cfg.Policies.AuthzDir)
-	}
-	if cfg.Policies.AccessDir != "" {
-		accessFS = os.DirFS(cfg.Policies.AccessDir)
-	}
-	if c.engine, err = newEngine(ctx, authzFS); err != nil {
-		return nil, err
-	}
-	if !c.engine.CachesDecisions() {
-		log.Info("the Rego policies call a nondeterministic built-in function (one that reads the clock, random numbers or the network), so every request is evaluated: decisions are not cached")
-	}
-	if c.policies, err = jit.LoadPolicies(accessFS); err != nil {
-		return nil, err
-	}
 	if c.targets, err = buildTargets(&cfg, log); err != nil {
 		return nil, err
 	}
-	if err := checkPolicies(c.policies, c.targets, log); err != nil {
-		return nil, err
+	c.live = &livePolicies{}
+	c.loader = &policyLoader{
+		sources: sourcesOf(cfg), targets: c.targets, live: c.live, audit: c.recorder,
+		log: log.With("component", "policies"),
 	}
-	if err := c.recorder.Record(ctx, policyLoaded(cfg, authzFS, c.policies)); err != nil {
-		return nil, fmt.Errorf("record the policies loaded: %w", err)
+	if err := c.loader.start(ctx); err != nil {
+		return nil, err
 	}
 	if c.broker, err = broker.New(broker.Config{
 		Redis: c.redis, Providers: c.targets.providers, Audit: c.recorder, KeyPrefix: cfg.Redis.KeyPrefix,
@@ -197,7 +188,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	if c.jit, err = jit.New(jit.Config{
-		Redis: c.redis, Policies: c.policies, Identities: identities, Audit: c.recorder,
+		Redis: c.redis, Policies: c.live, Identities: identities, Audit: c.recorder,
 		Targets: c.targets.names, RunnerGroups: cfg.Admin.RunnerGroups, AdminGroups: cfg.Admin.AdminGroups,
 		SessionTTL: cfg.Sessions.TTL, MaxSessionTTL: cfg.Sessions.MaxTTL, KeyPrefix: cfg.Redis.KeyPrefix,
 		OnGrantEnd: func(ctx context.Context, g *jit.Grant) { c.broker.Release(ctx, g.ID) },
@@ -206,7 +197,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	if c.proxy, err = intercept.New(intercept.Config{
-		CA: c.ca, Targets: c.targets.targets, Sessions: c.jit, Decider: c.engine, Credentials: c.broker,
+		CA: c.ca, Targets: c.targets.targets, Sessions: c.jit, Policies: c.live, Credentials: c.broker,
 		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, MaxTunnelsPerSession: cfg.Proxy.MaxTunnelsPerSession,
 		ReadHeaderTimeout: cfg.Proxy.Timeouts.ReadHeader, BodyTimeout: cfg.Proxy.Timeouts.Body,
 		IdleTimeout: cfg.Proxy.Timeouts.Idle, UpstreamTimeout: cfg.Proxy.Timeouts.Upstream,
@@ -268,6 +259,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// is complete on disk before serve returns and main exits.
 		defer func() { err = errors.Join(err, stop()) }()
 	}
+	// SIGHUP reloads the policies. Caught from before the build, so that
+	// one sent during the start does not end the process (the default) but
+	// reloads once the policies are loaded.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	c, err := build(ctx, cfg, stdout, log)
 	if err != nil {
 		return err
@@ -311,6 +308,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return adminSrv.Shutdown(sctx)
 	})
 	g.Go(func() error { return c.jit.Run(gctx) })
+	g.Go(func() error { return c.loader.run(gctx, hup, cfg.Policies.WatchInterval) })
 
 	printBanner(stderr, c)
 	log.Info("jitproxy ready", "proxy", "http://"+cfg.Proxy.Listen, "admin", "http://"+cfg.Admin.Listen,
@@ -342,18 +340,19 @@ func startCPUProfile(path string) (stop func() error, err error) {
 }
 
 func checkConfig(ctx context.Context, cfg Config) error {
-	if _, err := newEngine(ctx, dirOr(cfg.Policies.AuthzDir, policies.Authz())); err != nil {
-		return err
-	}
-	ps, err := jit.LoadPolicies(dirOr(cfg.Policies.AccessDir, policies.Access()))
+	discard := slog.New(slog.DiscardHandler)
+	bt, err := buildTargets(&cfg, discard)
 	if err != nil {
 		return err
 	}
-	bt, err := buildTargets(&cfg, slog.New(slog.DiscardHandler))
+	// The policies as a start or a reload would load them.
+	files, err := sourcesOf(cfg).read()
 	if err != nil {
 		return err
 	}
-	return checkPolicies(ps, bt, slog.New(slog.DiscardHandler))
+	l := &policyLoader{sources: sourcesOf(cfg), targets: bt, log: discard}
+	_, _, err = l.compile(ctx, files)
+	return err
 }
 
 // newEngine compiles the Rego policies in fsys with the builtins they may

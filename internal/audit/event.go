@@ -37,7 +37,8 @@ const (
 	// TypeAdminRequest is a call of the admin API: who did what, with the
 	// outcome. (Its effects, a session or grant change, are events too.)
 	TypeAdminRequest = "admin.request"
-	// TypePolicyLoaded is the set of policies a jitproxy started with.
+	// TypePolicyLoaded is a set of policies put in force: the one a
+	// jitproxy started with, or one a reload replaced it with.
 	TypePolicyLoaded = "policy.loaded"
 	// TypeLockCreated and TypeLockRemoved are an admin's lock on a user,
 	// an agent, a session or an access policy (every matching request is
@@ -45,6 +46,10 @@ const (
 	// jitproxy when it expired.
 	TypeLockCreated = "lock.created"
 	TypeLockRemoved = "lock.removed"
+	// TypePolicyRejected is a set of policies a reload read and refused
+	// (it did not compile or validate, or could not be read): the set in
+	// force stays, and Outcome.Error says why.
+	TypePolicyRejected = "policy.rejected"
 )
 
 // Event is one audit record. Version, ID and Time are filled in by
@@ -76,9 +81,10 @@ type Event struct {
 	Admin *AdminCall `json:"admin,omitempty"`
 	// Lock is the lock a lock event is about.
 	Lock *Lock `json:"lock,omitempty"`
-	// Policies is the policy set of a policy.loaded event.
+	// Policies is the policy set of a policy.loaded or policy.rejected event.
 	Policies *PolicySet `json:"policies,omitempty"`
-	// Outcome is what came of the event: the HTTP status returned to the agent.
+	// Outcome is what came of the event: the HTTP status returned to the
+	// agent, or for policy.rejected the error.
 	Outcome *Outcome `json:"outcome,omitempty"`
 	// DurationMS is how long the request took, from receipt to the end of the
 	// response body (for watches: to the end of the stream).
@@ -150,6 +156,8 @@ type Credential struct {
 
 // Outcome is the result of a request.
 type Outcome struct {
+	// Status is the HTTP status of the answer; 0 for an event that is not
+	// an HTTP exchange (policy.rejected).
 	Status int `json:"status"`
 	// Bytes is the size of the response body sent to the agent.
 	Bytes int64 `json:"bytes,omitempty"`
@@ -167,17 +175,34 @@ type AdminCall struct {
 	SourceAddr string `json:"source_address,omitempty"`
 }
 
-// PolicySet identifies the policies in force: each access policy with its
-// version, and a digest of the Rego authorization policies.
+// PolicySet identifies a set of policies: each access policy with its
+// version, and a digest of the Rego authorization policies. In a
+// policy.loaded event it is the set put in force; in a policy.rejected
+// event, the set that was read and refused, as far as it could be read.
 type PolicySet struct {
+	// Access are the access policies; nil when they could not be parsed.
 	Access []PolicyVersion `json:"access"`
-	// AuthzDigest is the SHA-256 of the Rego files, by name and content.
+	// AuthzDigest is the SHA-256 of the Rego files, by name and content;
+	// "" when they could not be read.
 	AuthzDigest string `json:"authz_digest"`
 	// AuthzSource and AccessSource say where they were loaded from: a
 	// directory, or "embedded".
 	AuthzSource  string `json:"authz_source"`
 	AccessSource string `json:"access_source"`
+	// Trigger says what made jitproxy load the set: TriggerStartup,
+	// TriggerSignal or TriggerFileChange.
+	Trigger string `json:"trigger,omitempty"`
 }
+
+// Values of PolicySet.Trigger.
+const (
+	// TriggerStartup is the load of a jitproxy that starts.
+	TriggerStartup = "startup"
+	// TriggerSignal is a reload asked for with SIGHUP.
+	TriggerSignal = "sighup"
+	// TriggerFileChange is a reload after the policy files changed.
+	TriggerFileChange = "file_change"
+)
 
 // PolicyVersion is an access policy and the version grants record.
 type PolicyVersion struct {

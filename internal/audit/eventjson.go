@@ -331,6 +331,7 @@ func (p *PolicySet) AppendJSON(dst []byte, escapeHTML bool) []byte {
 	b = AppendJSONString(b, p.AuthzSource, escapeHTML)
 	b = append(b, `,"access_source":`...)
 	b = AppendJSONString(b, p.AccessSource, escapeHTML)
+	b = appendStringOmitEmpty(b, `,"trigger":`, p.Trigger, escapeHTML)
 	return append(b, '}')
 }
 

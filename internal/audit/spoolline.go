@@ -109,6 +109,8 @@ func eventType(typ []byte) string {
 		return TypeAdminRequest
 	case TypePolicyLoaded:
 		return TypePolicyLoaded
+	case TypePolicyRejected:
+		return TypePolicyRejected
 	}
 	return string(typ)
 }

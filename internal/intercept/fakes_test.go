@@ -41,7 +41,8 @@ const (
 	mintedSessionToken    = "minted-session-token-for-upstream"
 )
 
-// fakeSessions knows one session and returns the grants it is given.
+// fakeSessions knows one session and returns the grants it is given. It
+// is also the harness's Suggester: every one of its policies is requestable.
 type fakeSessions struct {
 	mu       sync.Mutex
 	grants   []*jit.Grant
@@ -55,7 +56,8 @@ type fakeSessions struct {
 	// endAtOnce ends every watch as it begins, before Watch returns: the
 	// earliest a grant can end under a request.
 	endAtOnce bool
-	lock      *jit.Lock // holds the session: ActiveGrants is a LockedError
+	lock      *jit.Lock    // holds the session: ActiveGrants is a LockedError
+	pending   []*jit.Grant // what Pending returns
 }
 
 func (f *fakeSessions) Watch(_ string, onEnd func()) (func(string), func()) {
@@ -143,6 +145,12 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Active, error
 
 func (f *fakeSessions) Suggest(ctx context.Context, _ access.Caller, a access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error) {
 	return jit.SuggestAmong(ctx, f.policies, a, permits)
+}
+
+func (f *fakeSessions) Pending(context.Context, access.Caller, access.Action, []string) []*jit.Grant {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending
 }
 
 func (f *fakeSessions) setGrants(gs ...*jit.Grant) {
@@ -287,7 +295,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		discovery = nil
 	}
 	cfg := Config{
-		CA: ca, Sessions: h.sessions, Decider: o.decider, Credentials: h.creds, Audit: o.auditor,
+		CA: ca, Sessions: h.sessions, Policies: PolicySet{Decider: o.decider, Access: h.sessions}, Credentials: h.creds, Audit: o.auditor,
 		MaxBodyBytes: 1 << 10,
 		Targets: []*Target{{
 			Name: "demo", Hosts: []string{"kubernetes.demo"}, Upstream: upURL, Protocol: o.protocol,

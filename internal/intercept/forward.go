@@ -30,10 +30,10 @@ type Sessions interface {
 	// ActiveGrants returns the session and its grants in force; the same
 	// *jit.Active while they stay the same.
 	ActiveGrants(ctx context.Context, sessionID string) (*jit.Active, error)
-	// Suggest says which access policies the caller could request a grant
-	// under to be allowed action; permits evaluates the policies for
-	// candidate grants.
-	Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error)
+	// Pending returns the caller's grant requests still waiting for
+	// approval under the named access policies that would cover action,
+	// for a denial's hint; none when they cannot be read.
+	Pending(ctx context.Context, c access.Caller, action access.Action, policies []string) []*jit.Grant
 	// Watch follows a request's session, and its grant once named with
 	// setGrant, so that a stream ends when either ends: onEnd is called, at
 	// most once, from another goroutine, and possibly after stop. stop
@@ -49,6 +49,37 @@ type Decider interface {
 	UsesOldObject() bool
 }
 
+// Suggester says which access policies the caller could request a grant
+// under to be allowed action; permits evaluates the authorization policies
+// for candidate grants. *jit.Policies is one.
+type Suggester interface {
+	Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []jit.Candidate) ([]string, error)) (jit.Suggestion, error)
+}
+
+// PolicySet is the policies a request is decided with: the authorization
+// policies, and the access policies a denied caller is pointed to. The two
+// are in force together; a reload replaces both at once.
+type PolicySet struct {
+	// Decider evaluates the authorization policies. A request is refused
+	// (500) while there is none.
+	Decider Decider
+	// Access finds the access policies a denied caller could request a
+	// grant under. Nil: a denial suggests none.
+	Access Suggester
+}
+
+// Policies returns s: a PolicySet is a source whose policies never change.
+func (s PolicySet) Policies() PolicySet { return s }
+
+// PolicySource gives the policies in force. The pipeline takes them once
+// per request, when the request arrives, and makes every decision and hint
+// of that request with them: a reload takes effect for the requests that
+// arrive after it, never in the middle of one. Policies must be safe for
+// concurrent use and cheap: it is called for every request.
+type PolicySource interface {
+	Policies() PolicySet
+}
+
 // Credentials returns the credential for a grant on a target.
 type Credentials interface {
 	Credential(ctx context.Context, req broker.Request) (broker.Credential, error)
@@ -61,12 +92,12 @@ type Auditor interface {
 
 // Config configures a Proxy.
 type Config struct {
-	CA          *CA         // signs leaf certificates; required
-	Targets     []*Target   // CONNECTs to any other host are refused
-	Sessions    Sessions    // required
-	Decider     Decider     // required
-	Credentials Credentials // required
-	Audit       Auditor     // required
+	CA          *CA          // signs leaf certificates; required
+	Targets     []*Target    // CONNECTs to any other host are refused
+	Sessions    Sessions     // required
+	Policies    PolicySource // required; a PolicySet for policies that never change
+	Credentials Credentials  // required
+	Audit       Auditor      // required
 	// MaxBodyBytes caps a request body that policies inspect; larger
 	// requests are refused. Default 4 MiB.
 	MaxBodyBytes int64
@@ -113,8 +144,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Sessions == nil {
 		errs = append(errs, errors.New("Sessions is required"))
 	}
-	if cfg.Decider == nil {
-		errs = append(errs, errors.New("Decider is required"))
+	if cfg.Policies == nil {
+		errs = append(errs, errors.New("Policies is required"))
 	}
 	if cfg.Credentials == nil {
 		errs = append(errs, errors.New("Credentials is required"))

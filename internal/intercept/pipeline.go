@@ -45,9 +45,12 @@ type exchange struct {
 	req    *http.Request // as the agent sent it
 	start  time.Time
 	tunnel *tunnel
-	event  audit.Event
-	status int
-	errMsg string
+	// policies are those in force when the request arrived: every
+	// decision and hint of the request is made with them.
+	policies PolicySet
+	event    audit.Event
+	status   int
+	errMsg   string
 	// What lives exactly as long as the request, kept here rather than
 	// allocated one by one. Audit events never point into an exchange, so
 	// that one kept by an audit sink does not keep the request body.
@@ -111,9 +114,10 @@ func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x := &exchange{
-		req:    r,
-		start:  p.cfg.Now(),
-		tunnel: t,
+		req:      r,
+		start:    p.cfg.Now(),
+		tunnel:   t,
+		policies: p.cfg.Policies.Policies(),
 		event: audit.Event{
 			Type:      audit.TypeRequest,
 			RequestID: newRequestID(),
@@ -288,7 +292,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 
 // decide evaluates the policies; a failure is answered here and fails closed.
 func (p *pipeline) decide(ctx context.Context, w http.ResponseWriter, x *exchange, in authz.Input) (authz.Decision, bool) {
-	d, err := p.cfg.Decider.Decide(ctx, in)
+	d, err := x.decide(ctx, in)
 	if err != nil {
 		p.log.Error("evaluate policies", "request_id", x.event.RequestID, "err", err)
 		p.fail(w, x, http.StatusInternalServerError, "policy evaluation failed; the request was not forwarded")
@@ -296,6 +300,18 @@ func (p *pipeline) decide(ctx context.Context, w http.ResponseWriter, x *exchang
 	}
 	x.event.Decision = &audit.Decision{Allowed: d.Allowed, Reasons: d.Reasons}
 	return d, true
+}
+
+// errNoPolicies is the evaluation error of a request that arrived while no
+// policies were in force.
+var errNoPolicies = errors.New("no authorization policies are loaded")
+
+// decide evaluates the policies the request arrived under for in.
+func (x *exchange) decide(ctx context.Context, in authz.Input) (authz.Decision, error) {
+	if x.policies.Decider == nil {
+		return authz.Decision{}, errNoPolicies
+	}
+	return x.policies.Decider.Decide(ctx, in)
 }
 
 // admit has the target compute the object the write r would store, with
@@ -306,7 +322,8 @@ func (p *pipeline) admit(w http.ResponseWriter, r *http.Request, x *exchange, ad
 	ctx, cancel := context.WithTimeout(r.Context(), p.cfg.UpstreamTimeout)
 	defer cancel()
 	send := func(req *http.Request) (*http.Response, error) { return up.send(ctx, f, req) }
-	write, answer, err := adm.Admit(ctx, send, r, raw, in.Action, p.cfg.Decider.UsesOldObject())
+	// A Decider is there: the request was decided once already.
+	write, answer, err := adm.Admit(ctx, send, r, raw, in.Action, x.policies.Decider.UsesOldObject())
 	if err != nil {
 		p.log.Warn("judge the stored object", "request_id", x.event.RequestID, "target", t.Name, "err", err)
 		p.fail(w, x, http.StatusBadGateway, "cannot judge the object this request would store ("+err.Error()+"); it was not forwarded")
@@ -500,14 +517,17 @@ func noGrant(d authz.Decision) bool {
 // request a grant that allows in's action. A failure to evaluate them is
 // logged and suggests none.
 func (p *pipeline) suggest(ctx context.Context, x *exchange, in authz.Input) jit.Suggestion {
-	s, err := p.cfg.Sessions.Suggest(ctx, in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
+	if x.policies.Access == nil {
+		return jit.Suggestion{}
+	}
+	s, err := x.policies.Access.Suggest(ctx, in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
 		hypo := in
 		gs := make([]authz.Grant, len(cs))
 		for i, c := range cs {
 			gs[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
 		}
 		hypo.Grants = authz.NewGrantSet(gs...)
-		d, err := p.cfg.Decider.Decide(ctx, hypo)
+		d, err := x.decide(ctx, hypo)
 		if err != nil || !d.Allowed {
 			return nil, err
 		}
@@ -515,6 +535,9 @@ func (p *pipeline) suggest(ctx context.Context, x *exchange, in authz.Input) jit
 	})
 	if err != nil {
 		p.log.Error("evaluate policies for a hint", "request_id", x.event.RequestID, "err", err)
+	}
+	if len(s.Policies) > 0 {
+		s.Pending = p.cfg.Sessions.Pending(ctx, in.Caller, in.Action, s.Policies)
 	}
 	return s
 }
@@ -580,7 +603,7 @@ func (p *pipeline) selfReview(w http.ResponseWriter, r *http.Request, x *exchang
 // answer decides in for a caller who asks whether it may, rather than
 // does: the answer a request would get now, with its reason or hint.
 func (p *pipeline) answer(ctx context.Context, x *exchange, in authz.Input) (access.Answer, error) {
-	d, err := p.cfg.Decider.Decide(ctx, in)
+	d, err := x.decide(ctx, in)
 	if err != nil {
 		return access.Answer{}, err
 	}

@@ -628,3 +628,26 @@ func TestLockedSessionIsDenied(t *testing.T) {
 		t.Errorf("the upstream was reached %d times, the broker asked %d times", n, m)
 	}
 }
+
+// TestDenialNamesAPendingRequest: a denial whose caller already asked for
+// a grant that would allow it says what the request waits for, not to
+// ask again.
+func TestDenialNamesAPendingRequest(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.sessions.policies = []*jit.Policy{{
+		Name: "pod-reader", Target: "demo", Namespaces: []string{"demo"},
+		Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"list"}, APIGroups: []string{""}, Resources: []string{"pods"}}}},
+	}}
+	until := time.Date(2026, 11, 29, 10, 42, 0, 0, time.UTC)
+	h.sessions.pending = []*jit.Grant{{ID: "g-wait", Policy: "pod-reader", State: jit.StatePending, RequiredApprovals: 1,
+		Approvers: jit.Subjects{Groups: []string{"sre"}}, PendingUntil: until}}
+	resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := kubeStatus(t, resp)
+	want := `jitproxy denied list pods in namespace "demo": no active grant permits this request. Your request that would allow it is pending: grant g-wait (pod-reader) is waiting for 1 approval from sre until 10:42:00Z.`
+	if resp.StatusCode != http.StatusForbidden || st.Message != want {
+		t.Errorf("%d %q\nwant %q", resp.StatusCode, st.Message, want)
+	}
+}

@@ -286,7 +286,7 @@ type PolicyView struct {
 
 func (a *API) listPolicies(_ context.Context, by Principal, _ *http.Request) (int, any, error) {
 	out := []PolicyView{}
-	for _, p := range a.svc.cfg.Policies.All() {
+	for _, p := range a.svc.policies().All() {
 		if p.Subjects.Matches(by.Name, by.Groups) || a.svc.isAdmin(by) {
 			out = append(out, PolicyView{
 				Name: p.Name, Description: p.Description, Target: p.Target, Kind: p.Kind, Namespaces: p.Namespaces,

@@ -33,7 +33,7 @@ type GrantRequest struct {
 // ErrInvalid. With req.DryRun it only says what it would do: the same
 // errors, or the grant it would create (without an ID).
 func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantRequest) (*Grant, error) {
-	p := s.cfg.Policies.Get(req.Policy)
+	p := s.policies().Get(req.Policy)
 	if p == nil {
 		return nil, fmt.Errorf("access policy %q: %w", req.Policy, ErrNotFound)
 	}

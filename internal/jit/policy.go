@@ -252,11 +252,25 @@ func policyVersion(p *Policy) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// Policies is a loaded set of access policies, by name.
+// Policies is a loaded set of access policies, by name. It is immutable,
+// and so safe for concurrent use.
 type Policies struct {
 	byName map[string]*Policy
 	names  []string
 }
+
+// PolicySource gives the access policies in force. A Service reads it at
+// each use (a grant request, a list of policies, a suggestion), so that a
+// jitproxy that reloads its policies changes the source, not the Service.
+type PolicySource interface {
+	// AccessPolicies returns the set in force, never nil. It must be safe
+	// for concurrent use and cheap.
+	AccessPolicies() *Policies
+}
+
+// AccessPolicies returns s: a loaded set is a source whose policies never
+// change.
+func (s *Policies) AccessPolicies() *Policies { return s }
 
 // NewPolicies returns the set of ps; two policies of one name are an error.
 func NewPolicies(ps []*Policy) (*Policies, error) {

@@ -124,11 +124,17 @@ func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, 
 	return s.applyLocks(ctx, a, now)
 }
 
-// Requestable returns the policies for target that the caller's user may
-// request, sorted by name.
+// Requestable returns the policies in force for target that the caller's
+// user may request, sorted by name.
 func (s *Service) Requestable(c access.Caller, target string) []*Policy {
+	return s.policies().Requestable(c, target)
+}
+
+// Requestable returns the policies of s for target that the caller's user
+// may request, sorted by name.
+func (s *Policies) Requestable(c access.Caller, target string) []*Policy {
 	var out []*Policy
-	for _, p := range s.cfg.Policies.All() {
+	for _, p := range s.All() {
 		if p.Target == target && p.Subjects.Matches(c.User, c.Groups) {
 			out = append(out, p)
 		}

@@ -27,8 +27,9 @@ type Auditor interface {
 type Config struct {
 	// Redis is the shared state store. Required.
 	Redis redis.UniversalClient
-	// Policies are the access policies grants are requested under. Required.
-	Policies *Policies
+	// Policies gives the access policies grants are requested under: a
+	// *Policies, or a source whose set a reload replaces. Required.
+	Policies PolicySource
 	// Identities authenticate the admin API's static tokens. Required.
 	Identities *Identities
 	// Audit receives every session and grant event. Required.
@@ -79,7 +80,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Redis == nil {
 		errs = append(errs, errors.New("Redis is required"))
 	}
-	if cfg.Policies == nil {
+	if cfg.Policies == nil || cfg.Policies.AccessPolicies() == nil {
 		errs = append(errs, errors.New("Policies is required"))
 	}
 	if cfg.Identities == nil {
@@ -155,6 +156,10 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// policies returns the access policies in force. An operation reads them
+// once, so that it sees one set from start to end.
+func (s *Service) policies() *Policies { return s.cfg.Policies.AccessPolicies() }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 

@@ -63,42 +63,55 @@ func (g *Grant) Waiting() string {
 	return fmt.Sprintf("%d %s from %s", n, noun, strings.Join(who, " or "))
 }
 
-// Suggest finds the access policies the caller could request a grant under
-// to be allowed action: of those the caller may request on the action's
-// target, the ones whose grant would permit it, as told by permits, which
-// evaluates the authorization policies with the candidates as the caller's
-// only grants and returns the policy names of those that permit it. An
-// error from permits is returned.
-//
-// The caller's grant requests still pending under those policies, for the
-// action's namespace and usable by the caller's session, are in Pending,
-// so that an agent that asked already is told what its request waits for.
-// A failure to read them leaves Pending empty: the hint is a courtesy.
+// Suggest is Policies.Suggest with the access policies in force, and the
+// caller's pending requests under the policies it names (Pending).
 func (s *Service) Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []Candidate) ([]string, error)) (Suggestion, error) {
-	sg, err := SuggestAmong(ctx, s.Requestable(c, action.Target), action, permits)
+	sg, err := s.policies().Suggest(ctx, c, action, permits)
 	if err != nil || len(sg.Policies) == 0 {
 		return sg, err
 	}
+	sg.Pending = s.Pending(ctx, c, action, sg.Policies)
+	return sg, nil
+}
+
+// Pending returns the caller's grant requests still waiting for approval
+// under the named access policies that would cover action: on its target,
+// for its namespace, usable by the caller's session; oldest first. An
+// agent that asked already is then told what its request waits for (see
+// Suggestion.Hint). A failure to read them is logged and returns none:
+// the hint is a courtesy.
+func (s *Service) Pending(ctx context.Context, c access.Caller, action access.Action, policies []string) []*Grant {
 	live, err := s.store.liveGrants(ctx, c.User, nil)
 	if err != nil {
 		s.log.Warn("read pending grants for a hint", "user", c.User, "err", err)
-		return sg, nil
+		return nil
 	}
 	now := s.now()
 	session := &Session{ID: c.Session, User: c.User}
+	ps := s.policies()
+	var pending []*Grant
 	for _, g := range live {
-		if g.StateAt(now) != StatePending || g.Target != action.Target || !slices.Contains(sg.Policies, g.Policy) || !g.appliesTo(session) {
+		if g.StateAt(now) != StatePending || g.Target != action.Target || !slices.Contains(policies, g.Policy) || !g.appliesTo(session) {
 			continue
 		}
-		if p := s.cfg.Policies.Get(g.Policy); p != nil {
+		if p := ps.Get(g.Policy); p != nil {
 			if ns, ok := p.RequestableNamespace(action.Namespace()); !ok || ns != g.Namespace {
 				continue
 			}
 		}
-		sg.Pending = append(sg.Pending, g)
+		pending = append(pending, g)
 	}
-	slices.SortFunc(sg.Pending, func(a, b *Grant) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	return sg, nil
+	slices.SortFunc(pending, func(a, b *Grant) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return pending
+}
+// Suggest finds the access policies of s the caller could request a grant
+// under to be allowed action: of those the caller may request on the
+// action's target, the ones whose grant would permit it, as told by
+// permits, which evaluates the authorization policies with the candidates
+// as the caller's only grants and returns the policy names of those that
+// permit it. An error from permits is returned.
+func (s *Policies) Suggest(ctx context.Context, c access.Caller, action access.Action, permits func(context.Context, []Candidate) ([]string, error)) (Suggestion, error) {
+	return SuggestAmong(ctx, s.Requestable(c, action.Target), action, permits)
 }
 
 // SuggestAmong is Suggest among the given requestable policies.

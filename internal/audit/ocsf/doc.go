@@ -23,7 +23,9 @@
 //	  without an actor         Authentication (3002), Logon,  the caller failed to log on to the
 //	                           failed                         admin API
 //	policy.loaded              Entity Management (3004),      the policy set jitproxy enforces
-//	                           Activate                       from its start
+//	                           Activate                       from its start or a reload
+//	policy.rejected            Entity Management (3004),      a reload refused a set: the set
+//	                           Activate, failed               in force stays
 //	lock.created, .removed     Entity Management (3004),      an admin's lock (every matching
 //	                           Create, Delete                 request denied) and its end
 //	any other type             Base Event (0), Other          the native event whole in unmapped.event
@@ -62,11 +64,12 @@
 //     refused CONNECT is: SIEM rules for password spraying and token
 //     guessing look for failed Authentication by source, and API Activity
 //     would need an actor made up for it.
-//   - The policy set loaded at start is not created or changed by that
-//     event (that happens in git or the configuration, before): it becomes
-//     the set jitproxy enforces. Entity Management's Activate is "a change
-//     of state of the engine", of a managed entity whose type may be
-//     Policy. The other candidates do not fit: Application Lifecycle
+//   - The policy set loaded at start or by a reload is not created or
+//     changed by that event (that happens in git or the configuration,
+//     before): it becomes the set jitproxy enforces. Entity Management's
+//     Activate is "a change of state of the engine", of a managed entity
+//     whose type may be Policy; a set a reload refuses is that activation,
+//     failed. The other candidates do not fit: Application Lifecycle
 //     (6002) is about the application, not its policies, and has nowhere
 //     to put them; Device Config State Change (5019) is about a device's
 //     security state; Device Config State (5002) is deprecated.
@@ -131,8 +134,10 @@
 // policy.loaded: entity is the set, name "jitproxy policies", type_id
 // Policy, with policy the Rego authorization policies (name "authz",
 // type "Rego", uid their digest) and data the whole set under the native
-// names (each access policy with its version and target, the sources);
-// actor jitproxy (System).
+// names (each access policy with its version and target, the sources,
+// the trigger); actor jitproxy (System). policy.rejected is the same
+// record of the set that was refused, as far as it was read, with
+// status_id Failure, status_detail the error and severity_id Low.
 //
 // Every record: time (epoch milliseconds; original_time keeps the
 // nanoseconds), timezone_offset 0, duration with start_time and end_time

@@ -63,6 +63,8 @@ func mapEvent(e audit.Event) record {
 		return lockEvent(e)
 	case audit.TypePolicyLoaded:
 		return policyLoaded(e)
+	case audit.TypePolicyRejected:
+		return policyRejected(e)
 	default:
 		return baseEvent(e)
 	}

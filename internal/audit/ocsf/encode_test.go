@@ -173,11 +173,28 @@ func cases() []testCase {
 				{Name: "payments-debug", Version: "3f2a9b0c1d2e", Target: "prod"},
 			},
 			AuthzDigest: "5d41402abc4b2a76b9719d911017c592e8f0c3b4a1d2e3f405162738495a6b7c",
-			AuthzSource: "embedded", AccessSource: "/etc/jitproxy/access",
+			AuthzSource: "embedded", AccessSource: "/etc/jitproxy/access", Trigger: audit.TriggerStartup,
 		}}), classEntityManagement},
-		{"lock.created", event("e36", audit.Event{Type: audit.TypeLockCreated, Actor: bob,
+		{"policy.loaded/reload", event("e36", audit.Event{Type: audit.TypePolicyLoaded, Actor: system, Policies: &audit.PolicySet{
+			Access: []audit.PolicyVersion{
+				{Name: "orders-writer", Version: "9c1d0e7a4b22", Target: "prod-aws"},
+				{Name: "payments-debug", Version: "77aa01b2c3d4", Target: "prod"},
+			},
+			AuthzDigest: "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c",
+			AuthzSource: "/etc/jitproxy/authz", AccessSource: "/etc/jitproxy/access", Trigger: audit.TriggerSignal,
+		}}), classEntityManagement},
+		{"policy.rejected/rego", event("e37", audit.Event{Type: audit.TypePolicyRejected, Actor: system, Policies: &audit.PolicySet{
+			Access:      []audit.PolicyVersion{{Name: "payments-debug", Version: "3f2a9b0c1d2e", Target: "prod"}},
+			AuthzDigest: "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0",
+			AuthzSource: "/etc/jitproxy/authz", AccessSource: "/etc/jitproxy/access", Trigger: audit.TriggerFileChange,
+		}, Outcome: &audit.Outcome{Error: "authz: compile policies: kubernetes.rego:12: rego_parse_error: unexpected } token"}}), classEntityManagement},
+		{"policy.rejected/access-unparsed", event("e38", audit.Event{Type: audit.TypePolicyRejected, Actor: system, Policies: &audit.PolicySet{
+			AuthzDigest: "5d41402abc4b2a76b9719d911017c592e8f0c3b4a1d2e3f405162738495a6b7c",
+			AuthzSource: "embedded", AccessSource: "/etc/jitproxy/access", Trigger: audit.TriggerSignal,
+		}, Outcome: &audit.Outcome{Error: `pod-reader.yaml: document 1: access policy "pod-reader": spec.duration.max must be a positive duration such as 1h`}}), classEntityManagement},
+		{"lock.created", event("e39", audit.Event{Type: audit.TypeLockCreated, Actor: bob,
 			Lock: &audit.Lock{ID: "l-4kq2", User: "dev", Reason: "the agent is deleting things", ExpiresAt: expires}}), classEntityManagement},
-		{"lock.removed", event("e37", audit.Event{Type: audit.TypeLockRemoved, Actor: system,
+		{"lock.removed", event("e40", audit.Event{Type: audit.TypeLockRemoved, Actor: system,
 			Lock: &audit.Lock{ID: "l-4kq2", Policy: "pod-reader", Reason: "expired"}}), classEntityManagement},
 		{"unknown-type", event("e29", audit.Event{Type: "policy.reloaded", Actor: system}), classBase},
 	}
@@ -507,7 +524,8 @@ func TestPathResources(t *testing.T) {
 // FuzzEncode encodes requests whose fields come from the agent (method,
 // path, host, ARNs, reasons quoting them) and the source address of its
 // connection (never empty: net/http sets it), and admin API calls with
-// the path and source address of the caller: the record is valid JSON,
+// the path and source address of the caller, and rejected policy sets
+// with the error and names read from policy files: the record is valid JSON,
 // conforms to OCSF and ends with the hash placeholder.
 func FuzzEncode(f *testing.F) {
 	f.Add("GET", "/api/v1/pods", "10.1.2.3:51234", "arn:aws:s3:::b/k", "get", "s3:GetObject", "example.com:443", `"hash":""`, 200)
@@ -527,6 +545,9 @@ func FuzzEncode(f *testing.F) {
 				Admin: &audit.AdminCall{Operation: "POST /v1/grants/{id}/approve", Path: path, SourceAddr: c.SourceAddr}}),
 			event("u", audit.Event{Type: audit.TypeAdminRequest, Outcome: &audit.Outcome{Status: status, Error: reason},
 				Admin: &audit.AdminCall{Operation: "GET /v1/grants/{id}", Path: path, SourceAddr: c.SourceAddr}}),
+			// A rejected policy file's error quotes the file's name and text.
+			event("p", audit.Event{Type: audit.TypePolicyRejected, Actor: system, Outcome: &audit.Outcome{Error: reason},
+				Policies: &audit.PolicySet{Access: []audit.PolicyVersion{{Name: path, Version: verb, Target: host}}, AuthzSource: path, Trigger: action}}),
 		}
 		for _, e := range events {
 			b, err := Encode(e, chain)

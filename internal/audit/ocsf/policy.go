@@ -9,44 +9,75 @@ import (
 // managedPolicy is the managed_entity type_id Policy.
 const managedPolicy = 5
 
-// policyLoaded maps the policy set a jitproxy starts with to Entity
-// Management, Activate: the set is not created or changed by the event,
-// it becomes the one jitproxy enforces (OCSF: "a change of state of the
-// engine"). The entity is the whole set, in data under the native names;
-// its policy is the Rego authorization policies, identified by their
-// digest, which a change of any file changes. The access policies' names
-// and versions are in data and the message.
+// policyLoaded maps a policy set put in force, at start or by a reload, to
+// Entity Management, Activate: the set is not created or changed by the
+// event, it becomes the one jitproxy enforces (OCSF: "a change of state of
+// the engine"). The entity is the whole set, in data under the native
+// names; its policy is the Rego authorization policies, identified by
+// their digest, which a change of any file changes. The access policies'
+// names and versions are in data and the message.
 func policyLoaded(e audit.Event) record {
-	r := newRecord(e, classEntityManagement, entityActivate, "")
+	r := policyActivation(e, "policies loaded", false)
 	r.setStatus(statusSuccess)
+	return r
+}
+
+// policyRejected maps a policy set a reload read and refused to the same
+// activation, failed: the set in force stays. status_detail is why; the
+// entity is the set that was refused, as far as it could be read.
+func policyRejected(e audit.Event) record {
+	r := policyActivation(e, "policies rejected, the set in force stays", true)
+	r.setStatus(statusFailure)
+	r.setSeverity(severityLow)
+	if o := e.Outcome; o != nil && o.Error != "" {
+		r.StatusDetail = o.Error
+		r.Message += ": " + o.Error
+	}
+	return r
+}
+
+// policyActivation is the Entity Management, Activate record of a policy
+// set, without its status.
+func policyActivation(e audit.Event, what string, rejected bool) record {
+	r := newRecord(e, classEntityManagement, entityActivate, "")
 	r.Actor = controlActor(e.Actor)
 	r.Entity = &managedEntity{Name: "jitproxy policies", TypeID: managedPolicy, Type: "Policy"}
-	r.Message = "policies loaded"
+	r.Message = what
 	if ps := e.Policies; ps != nil {
 		r.Entity.Data = ps
 		if ps.AuthzDigest != "" {
 			r.Entity.Policy = &policy{UID: ps.AuthzDigest, Name: "authz", Type: "Rego"}
 		}
-		r.Message += ": " + policySummary(ps)
+		if ps.Trigger != "" {
+			r.Message += " (" + ps.Trigger + ")"
+		}
+		r.Message += ": " + policySummary(ps, rejected)
 	}
 	return r
 }
 
 // policySummary names the policies of a set for people: "authz sha256
 // 1f2e3d4c5b6a (embedded); access payments-debug version 3f2a9b0c1d2e on
-// prod (embedded)".
-func policySummary(ps *audit.PolicySet) string {
+// prod (embedded)". Of a rejected set, the Rego files may be "unread" and
+// the access policies "unparsed".
+func policySummary(ps *audit.PolicySet, rejected bool) string {
 	var b strings.Builder
 	digest := ps.AuthzDigest
 	if len(digest) > 12 {
 		digest = digest[:12]
+	}
+	if digest == "" {
+		digest = "unread"
 	}
 	b.WriteString("authz sha256 " + digest)
 	if ps.AuthzSource != "" {
 		b.WriteString(" (" + ps.AuthzSource + ")")
 	}
 	b.WriteString("; access")
-	if len(ps.Access) == 0 {
+	switch {
+	case ps.Access == nil && rejected:
+		b.WriteString(" unparsed")
+	case len(ps.Access) == 0:
 		b.WriteString(" none")
 	}
 	for i, p := range ps.Access {
