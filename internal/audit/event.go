@@ -146,6 +146,22 @@ type Lock struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
+// Target names what l locks, for people: "user dev", "agent claude",
+// "session s-...", "access policy pod-reader".
+func (l *Lock) Target() string {
+	switch {
+	case l.User != "":
+		return "user " + l.User
+	case l.Agent != "":
+		return "agent " + l.Agent
+	case l.Session != "":
+		return "session " + l.Session
+	case l.Policy != "":
+		return "access policy " + l.Policy
+	}
+	return "nothing"
+}
+
 // Credential describes a credential without its value.
 type Credential struct {
 	Provider  string    `json:"provider"`

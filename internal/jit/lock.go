@@ -58,23 +58,10 @@ type LockRequest struct {
 type LockedError struct{ Lock *Lock }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("%s is locked by an administrator (lock %s): %s", e.Lock.target(), e.Lock.ID, e.Lock.Reason)
+	return fmt.Sprintf("%s is locked by an administrator (lock %s): %s", e.Lock.auditView().Target(), e.Lock.ID, e.Lock.Reason)
 }
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
-
-// target names what l locks, for people.
-func (l *Lock) target() string {
-	switch {
-	case l.User != "":
-		return "user " + l.User
-	case l.Agent != "":
-		return "agent " + l.Agent
-	case l.Session != "":
-		return "session " + l.Session
-	}
-	return "access policy " + l.Policy
-}
 
 // inForceAt reports whether l holds at now.
 func (l *Lock) inForceAt(now time.Time) bool { return l.ExpiresAt.IsZero() || now.Before(l.ExpiresAt) }

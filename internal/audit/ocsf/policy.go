@@ -112,25 +112,10 @@ func lockEvent(e audit.Event) record {
 	if l := e.Lock; l != nil {
 		r.Entity = &managedEntity{UID: l.ID, Name: l.ID, TypeID: activityOther, Type: "Lock", Data: l}
 		r.Metadata.CorrelationUID = l.ID
-		r.Message = "lock " + l.ID + " on " + lockTarget(l) + " " + verb
+		r.Message = "lock " + l.ID + " on " + l.Target() + " " + verb
 		if l.Reason != "" {
 			r.Message += ": " + l.Reason
 		}
 	}
 	return r
-}
-
-// lockTarget names what l locks: "user dev", "policy pod-reader".
-func lockTarget(l *audit.Lock) string {
-	switch {
-	case l.User != "":
-		return "user " + l.User
-	case l.Agent != "":
-		return "agent " + l.Agent
-	case l.Session != "":
-		return "session " + l.Session
-	case l.Policy != "":
-		return "access policy " + l.Policy
-	}
-	return "nothing"
 }

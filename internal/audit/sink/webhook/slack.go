@@ -70,15 +70,7 @@ func slackText(e *audit.Event) string {
 		return fmt.Sprintf("%s: %s", q(e.Type), grant)
 	}
 	if l := e.Lock; l != nil {
-		what := "user " + l.User
-		switch {
-		case l.Agent != "":
-			what = "agent " + l.Agent
-		case l.Session != "":
-			what = "session " + l.Session
-		case l.Policy != "":
-			what = "access policy " + l.Policy
-		}
+		what := l.Target()
 		verb := "locked"
 		if e.Type == audit.TypeLockRemoved {
 			verb = "unlocked"
