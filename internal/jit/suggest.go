@@ -104,6 +104,7 @@ func (s *Service) Pending(ctx context.Context, c access.Caller, action access.Ac
 	slices.SortFunc(pending, func(a, b *Grant) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return pending
 }
+
 // Suggest finds the access policies of s the caller could request a grant
 // under to be allowed action: of those the caller may request on the
 // action's target, the ones whose grant would permit it, as told by
