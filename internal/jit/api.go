@@ -187,6 +187,8 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, string) {
 		status, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, ErrConflict):
 		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, ErrLocked):
+		status, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "jitproxy's state store is unavailable; nothing was changed; try again"
 		a.log.Error("admin api", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -43,6 +43,9 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	if !slices.Contains(s.cfg.Targets, p.Target) {
 		return nil, fmt.Errorf("%w: access policy %q names target %q, which this jitproxy does not serve", ErrInvalid, p.Name, p.Target)
 	}
+	if err := s.checkRequestLocks(ctx, by, p.Name, req.Session); err != nil {
+		return nil, err
+	}
 	switch {
 	case p.ClusterWide && req.Namespace != "":
 		return nil, fmt.Errorf("%w: access policy %q is cluster-wide; request it without a namespace", ErrInvalid, p.Name)

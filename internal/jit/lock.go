@@ -153,6 +153,27 @@ func (s *Service) applyLocks(ctx context.Context, a *Active, now time.Time) (*Ac
 	return out, nil
 }
 
+// checkRequestLocks refuses a grant request that a lock holds: on the
+// requester (its user, or its agent and session), on the session the grant
+// would be limited to, or on the access policy. A grant it would create
+// could not be used anyway.
+func (s *Service) checkRequestLocks(ctx context.Context, by Principal, policy, session string) error {
+	locks, err := s.locksFor(ctx, s.now())
+	if err != nil {
+		return err
+	}
+	for _, l := range locks {
+		switch {
+		case l.User != "" && l.User == by.Name,
+			l.Agent != "" && l.Agent == by.Agent,
+			l.Session != "" && (l.Session == by.Session || l.Session == session),
+			l.Policy != "" && l.Policy == policy:
+			return &LockedError{Lock: l}
+		}
+	}
+	return nil
+}
+
 // CreateLock locks what req names, for admins (never agents).
 func (s *Service) CreateLock(ctx context.Context, by Principal, req LockRequest) (*Lock, error) {
 	if !s.isAdmin(by) {

@@ -237,3 +237,37 @@ func TestListLocks(t *testing.T) {
 		t.Errorf("CreatedBy not set: %+v", locks[0])
 	}
 }
+
+// TestLockRefusesGrantRequests: a grant a lock would hold back is not
+// created: not for a locked user or agent, not under a locked policy.
+func TestLockRefusesGrantRequests(t *testing.T) {
+	agent := Principal{Name: "alice", Groups: alice.Groups, Session: "s-1", Agent: "claude"}
+	tests := []struct {
+		name   string
+		lock   LockRequest
+		by     Principal
+		policy string
+		locked bool
+	}{
+		{name: "the user", lock: LockRequest{User: "alice"}, by: alice, policy: "reader", locked: true},
+		{name: "the agent", lock: LockRequest{Agent: "claude"}, by: agent, policy: "reader", locked: true},
+		{name: "the policy", lock: LockRequest{Policy: "reader"}, by: alice, policy: "reader", locked: true},
+		{name: "another policy", lock: LockRequest{Policy: "editor"}, by: alice, policy: "reader"},
+		{name: "another user", lock: LockRequest{User: "carol"}, by: alice, policy: "reader"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t)
+			runReplica(t, f)
+			tt.lock.Reason = "stop"
+			if _, err := f.svc.CreateLock(ctx, admin, tt.lock); err != nil {
+				t.Fatal(err)
+			}
+			_, err := f.svc.RequestGrant(ctx, tt.by, GrantRequest{Policy: tt.policy, Namespace: "demo", Reason: "r", DryRun: true})
+			if errors.Is(err, ErrLocked) != tt.locked {
+				t.Errorf("RequestGrant() = %v, locked %v", err, tt.locked)
+			}
+		})
+	}
+}
