@@ -214,6 +214,21 @@ func printDryRun(w io.Writer, output string, g *jit.Grant) error {
 	} else {
 		fmt.Fprintf(w, "  then waits for %s until %s; active for %s once approved\n", esc(g.Waiting()), when(g.PendingUntil), g.Duration)
 	}
+	if c := g.Conditions; c != nil {
+		var ws []string
+		for _, win := range c.Windows {
+			ws = append(ws, win.String())
+		}
+		if len(ws) > 0 {
+			fmt.Fprintf(w, "  usable only %s\n", esc(strings.Join(ws, " or ")))
+		}
+		if len(c.SourceNetworks) > 0 {
+			fmt.Fprintf(w, "  usable only from %s\n", esc(strings.Join(c.SourceNetworks, ", ")))
+		}
+		if len(c.AuthMethods) > 0 {
+			fmt.Fprintf(w, "  usable only by sessions that authenticated with %s\n", esc(strings.Join(c.AuthMethods, " or ")))
+		}
+	}
 	for _, p := range g.Permissions {
 		switch {
 		case p.Kubernetes != nil:

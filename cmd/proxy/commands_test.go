@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/jit"
 )
 
@@ -242,4 +243,33 @@ func FuzzEsc(f *testing.F) {
 			t.Errorf("esc(%q) = %s, which unquotes to %q, %v", s, got, u, err)
 		}
 	})
+}
+
+func TestPrintDryRun(t *testing.T) {
+	g := &jit.Grant{
+		Policy: "namespace-editor", PolicyVersion: "3f2a9b0c1d2e", Target: "demo", Namespace: "demo", User: "dev",
+		State: jit.StatePending, RequiredApprovals: 1, Approvers: jit.Subjects{Groups: []string{"sre"}},
+		PendingUntil: at, Duration: 30 * time.Minute,
+		Permissions: []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get", "patch"}, APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"web\x1b[2J"}}}},
+		Conditions: &jit.Conditions{
+			Windows:        []jit.Window{{Days: []string{"mon"}, Hours: "08:00-19:00", TimeZone: "Europe/Berlin"}},
+			SourceNetworks: []string{"10.20.0.0/16"}, AuthMethods: []string{"proxy-basic"},
+		},
+	}
+	var out bytes.Buffer
+	if err := printDryRun(&out, "text", g); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"dry run: the request would be accepted (nothing was requested)",
+		"grant under namespace-editor (version 3f2a9b0c1d2e) on demo, namespace demo, for dev",
+		"then waits for 1 approval from sre until 2026-11-26 09:00:00Z; active for 30m0s once approved",
+		"usable only mon 08:00-19:00 Europe/Berlin", "usable only from 10.20.0.0/16", "authenticated with proxy-basic",
+		`may get, patch "deployments in API groups apps named web\x1b[2J"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run without %q:\n%s", want, out.String())
+		}
+	}
+	checkTerminalSafe(t, out.String(), 7)
 }

@@ -58,6 +58,9 @@ type exchange struct {
 	body requestBody
 	fwd  forwarding
 	end  streamEnd
+	// held says why grants in force were held back from this request by
+	// their conditions, for the denial's hint.
+	held []string
 }
 
 // countingWriter counts the response body bytes, and keeps the
@@ -191,6 +194,9 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusServiceUnavailable, "cannot load your grants right now; the request was not forwarded; try again")
 		return
 	}
+	// A grant whose conditions (window, source network, auth method) do
+	// not hold for this use is not in force for this request.
+	active, x.held = t.usable(active, p.cfg.Now())
 	grants := active.Grants
 	caller := active.Session.Caller()
 	caller.AuthMethod, caller.SourceAddr = t.caller.AuthMethod, t.caller.SourceAddr
@@ -464,6 +470,52 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// usable returns a without the grants whose conditions do not hold for a
+// use through t at now, and why each of those is held back; a itself when
+// all hold (a grant without conditions always does). The tunnel keeps the
+// last result, so that the same grants held back give the same *Active
+// (and policyGrants converts them once).
+func (t *tunnel) usable(a *jit.Active, now time.Time) (*jit.Active, []string) {
+	var held []string
+	var ok []bool
+	for i, g := range a.Grants {
+		why := g.Conditions.Check(now, t.caller.SourceAddr, t.caller.AuthMethod)
+		if why == "" {
+			continue
+		}
+		if ok == nil {
+			ok = make([]bool, len(a.Grants))
+			for j := range ok {
+				ok[j] = true
+			}
+		}
+		ok[i] = false
+		held = append(held, fmt.Sprintf("grant %s (%s) is %s", g.ID, g.Policy, why))
+	}
+	if ok == nil {
+		return a, nil
+	}
+	if v := t.held.Load(); v != nil && v.from == a && slices.Equal(v.ok, ok) {
+		return v.to, held
+	}
+	out := &jit.Active{Session: a.Session}
+	for i, g := range a.Grants {
+		if ok[i] {
+			out.Grants = append(out.Grants, g)
+		}
+	}
+	t.held.Store(&heldGrants{from: a, ok: ok, to: out})
+	return out, held
+}
+
+// heldGrants is a tunnel's last result of usable: from without the
+// grants not ok.
+type heldGrants struct {
+	from *jit.Active
+	ok   []bool
+	to   *jit.Active
+}
+
 // policyGrants returns the grants in force as policies see them,
 // converted once per set of grants and tunnel: the tunnel keeps the last
 // conversion until ActiveGrants returns another set.
@@ -498,6 +550,9 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 	unwrapUnreadBody(r)
 	desc := x.tunnel.target.Protocol.Describe(in.Action)
 	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
+	if noGrant(d) && len(x.held) > 0 {
+		msg += " Held back by their access policy's conditions: " + strings.Join(x.held, "; ") + "."
+	}
 	if noGrant(d) {
 		s := p.suggest(r.Context(), x, in)
 		x.event.Decision.Policies = s.Policies

@@ -651,3 +651,54 @@ func TestDenialNamesAPendingRequest(t *testing.T) {
 		t.Errorf("%d %q\nwant %q", resp.StatusCode, st.Message, want)
 	}
 }
+
+// TestGrantConditionsAtUse: a grant whose policy's conditions do not hold
+// for this use (outside its window, from another network, another auth
+// method) is not in force for the request, and the denial says why.
+func TestGrantConditionsAtUse(t *testing.T) {
+	now := time.Now().UTC()
+	other := weekdays(now.Add(48 * time.Hour))
+	tests := []struct {
+		name    string
+		c       *jit.Conditions
+		wantMsg string
+	}{
+		{name: "none"},
+		// Today and tomorrow: the request may cross midnight.
+		{name: "in its window", c: &jit.Conditions{Windows: []jit.Window{{Days: []string{weekdays(now), weekdays(now.Add(24 * time.Hour))}}}}},
+		{name: "outside its window", c: &jit.Conditions{Windows: []jit.Window{{Days: []string{other}}}},
+			wantMsg: "Held back by their access policy's conditions: grant g-read (pod-reader) is usable only " + other + " all day UTC."},
+		{name: "from its network", c: &jit.Conditions{SourceNetworks: []string{"127.0.0.0/8"}}},
+		{name: "from another network", c: &jit.Conditions{SourceNetworks: []string{"10.0.0.0/8"}},
+			wantMsg: "grant g-read (pod-reader) is usable only from 10.0.0.0/8"},
+		{name: "another auth method", c: &jit.Conditions{AuthMethods: []string{"oidc"}},
+			wantMsg: "grant g-read (pod-reader) is usable only by sessions that authenticated with oidc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{})
+			g := podReaderGrant(time.Hour)
+			g.Conditions = tt.c
+			h.sessions.setGrants(g)
+			resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantMsg == "" {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("status %d, want 200", resp.StatusCode)
+				}
+				return
+			}
+			st := kubeStatus(t, resp)
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(st.Message, tt.wantMsg) {
+				t.Errorf("%d %q\nwant it to contain %q", resp.StatusCode, st.Message, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func weekdays(t time.Time) string {
+	return []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}[t.Weekday()]
+}

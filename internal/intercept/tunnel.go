@@ -20,6 +20,7 @@ type tunnel struct {
 	hostport string // normalized host:port of the CONNECT
 
 	grants atomic.Pointer[policyGrants] // see tunnel.policyGrants
+	held   atomic.Pointer[heldGrants]   // see tunnel.usable
 }
 
 // policyGrants is a set of grants in force and the policies' view of it.

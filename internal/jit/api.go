@@ -316,7 +316,10 @@ func (a *API) requestGrant(ctx context.Context, by Principal, r *http.Request) (
 	if err != nil {
 		return 0, nil, err
 	}
-	g, err := a.svc.RequestGrant(ctx, by, GrantRequest{Policy: req.Policy, Namespace: req.Namespace, Duration: d, Reason: req.Reason, Session: req.Session, DryRun: req.DryRun})
+	g, err := a.svc.RequestGrant(ctx, by, GrantRequest{
+		Policy: req.Policy, Namespace: req.Namespace, Duration: d, Reason: req.Reason, Session: req.Session,
+		DryRun: req.DryRun,
+	})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -35,6 +35,8 @@ type Grant struct {
 	Namespace   string              `json:"namespace,omitempty"`
 	Permissions []access.Permission `json:"permissions"`
 	Credential  CredentialSpec      `json:"credential"`
+	// Conditions are the policy version's, checked on every use.
+	Conditions *Conditions `json:"conditions,omitempty"`
 
 	// User holds the grant. Session, when set, limits it to one agent session.
 	User    string `json:"user"`

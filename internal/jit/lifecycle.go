@@ -46,6 +46,11 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	if err := s.checkRequestLocks(ctx, by, p.Name, req.Session); err != nil {
 		return nil, err
 	}
+	// The time window; the source network and the auth method are the
+	// agent session's, checked at each use.
+	if why := (&Conditions{Windows: p.conditions().Windows}).Check(s.now(), "", ""); why != "" {
+		return nil, fmt.Errorf("%w: access policy %q may not be requested now: its grants are %s", ErrForbidden, p.Name, why)
+	}
 	switch {
 	case p.ClusterWide && req.Namespace != "":
 		return nil, fmt.Errorf("%w: access policy %q is cluster-wide; request it without a namespace", ErrInvalid, p.Name)
@@ -90,7 +95,7 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	now := s.now()
 	g := &Grant{
 		ID: newID("g-"), Policy: p.Name, PolicyVersion: p.Version,
-		Target: p.Target, Namespace: req.Namespace, Permissions: p.Permissions, Credential: p.Credential,
+		Target: p.Target, Namespace: req.Namespace, Permissions: p.Permissions, Credential: p.Credential, Conditions: p.Conditions,
 		User: by.Name, Session: session,
 		RequestedBy: Requester{Name: by.Name, Session: by.Session, Agent: by.Agent},
 		Reason:      req.Reason, Duration: d,

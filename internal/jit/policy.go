@@ -56,6 +56,10 @@ type Policy struct {
 	Duration    Durations
 	Approval    Approval
 	Credential  CredentialSpec
+	// Conditions limit when, from where and how grants are requested and
+	// used; nil: they are not limited. (Omitted when nil from what the
+	// Version hashes, so policies without conditions keep their versions.)
+	Conditions *Conditions `json:",omitempty"`
 }
 
 // Subjects lists users and groups. A principal matches when its name is in
@@ -125,6 +129,7 @@ type policyDoc struct {
 		Duration    Durations       `yaml:"duration"`
 		Approval    Approval        `yaml:"approval"`
 		Credential  CredentialSpec  `yaml:"credential"`
+		Conditions  *Conditions     `yaml:"conditions"`
 	} `yaml:"spec"`
 }
 
@@ -223,6 +228,11 @@ func (d *policyDoc) policy() (*Policy, error) {
 	if s.Credential.Provider == "" {
 		bad("spec.credential.provider is required")
 	}
+	if s.Conditions != nil {
+		if err := s.Conditions.validate("spec.conditions"); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("access policy %q: %w", d.Metadata.Name, errors.Join(errs...))
 	}
@@ -238,6 +248,7 @@ func (d *policyDoc) policy() (*Policy, error) {
 		Duration:    s.Duration,
 		Approval:    s.Approval,
 		Credential:  s.Credential,
+		Conditions:  s.Conditions,
 	}
 	p.Version = policyVersion(p)
 	return p, nil
