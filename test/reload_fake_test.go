@@ -183,6 +183,25 @@ targets:
 		}
 	})
 
+	t.Run("an access policy narrowed: its grant is revoked, with why", func(t *testing.T) {
+		narrowed := strings.Replace(string(mustRead(t, filepath.Join("..", "policies", "access", "pod-reader.yaml"))),
+			"resources: [pods, pods/log]", "resources: [pods]", 1)
+		if !strings.Contains(narrowed, "resources: [pods]\n") {
+			t.Fatal("the shipped pod-reader no longer reads as this test expects")
+		}
+		write("access/pod-reader.yaml", narrowed)
+		var got string
+		waitUntil(t, "the grant to be revoked", 30*time.Second, func() bool {
+			got = p.mustCLI("grant", "list", "--as", "dev", "--state", "revoked")
+			return strings.Contains(got, "pod-reader")
+		})
+		id := strings.Fields(strings.Split(strings.TrimSpace(got), "\n")[1])[0]
+		if shown := p.mustCLI("grant", "show", id, "--as", "dev"); !strings.Contains(shown, "by jitproxy") ||
+			!strings.Contains(shown, `access policy "pod-reader" changed`) || !strings.Contains(shown, "no longer gives every permission") {
+			t.Errorf("grant show:\n%s", shown)
+		}
+	})
+
 	t.Run("the process is still serving after SIGHUP", func(t *testing.T) {
 		select {
 		case <-p.done:

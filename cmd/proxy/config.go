@@ -154,6 +154,12 @@ type PolicyConfig struct {
 	// read to see whether they changed, and reloaded if they did. Default
 	// 5s; 0 turns watching off (SIGHUP still reloads).
 	WatchInterval time.Duration `yaml:"watch_interval"`
+	// OnChange is what becomes of a grant, in force or pending, whose
+	// access policy changed so that it would no longer be given (removed,
+	// the user no longer a subject, the namespace or a permission no
+	// longer allowed, the duration over the maximum), when a changed set
+	// is put in force or jitproxy starts: revoke (the default) or keep.
+	OnChange string `yaml:"on_change"`
 }
 
 // AuditConfig configures audit sinks.
@@ -487,6 +493,9 @@ func (c *Config) validate() error {
 		if (id.Token == "") == (id.TokenFile == "") {
 			bad("admin.identities[%d] (%s): set exactly one of token and token_file", i, id.Name)
 		}
+	}
+	if !slices.Contains([]string{"", "revoke", "keep"}, c.Policies.OnChange) {
+		bad("policies.on_change %q: want revoke or keep", c.Policies.OnChange)
 	}
 	if c.Policies.WatchInterval < 0 {
 		bad("policies.watch_interval %s must not be negative (0 turns watching off)", c.Policies.WatchInterval)

@@ -169,6 +169,9 @@ type policyLoader struct {
 	// not be read), whatever came of it: a poll that finds the same files
 	// does not try them again.
 	tried string
+	// changed, if set, is called after a reload put a set in force: it
+	// judges the grants given under the versions it replaced.
+	changed func(ctx context.Context)
 }
 
 // compile builds a generation from files: the Rego compiled by a new
@@ -256,14 +259,13 @@ func (l *policyLoader) apply(ctx context.Context, trigger string, files *policyF
 		return fmt.Errorf("record the policies loaded: %w", err)
 	}
 	l.tried = files.fingerprint
-	// Grants already given keep the policy version they were given under.
-	// Defensive denial (issue 10: suspend or revoke a grant that its
-	// policy's new version would no longer allow) hooks in here: Swap
-	// returns the old generation, so the old and new access policies are
-	// both at hand, and the grants in force under a changed or removed
-	// policy are those to judge.
 	l.live.cur.Store(gen)
 	l.log.Info("policies reloaded", "trigger", trigger, "authz_digest", files.authzDigest, "access", accessVersions(gen.access))
+	// Defensive denial: grants given under versions no longer in force
+	// are judged against the new set (policies.on_change).
+	if l.changed != nil {
+		l.changed(ctx)
+	}
 	return nil
 }
 

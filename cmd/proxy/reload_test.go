@@ -544,3 +544,24 @@ func TestAuditError(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyReloadJudgesGrants: a set put in force has the grants judged
+// against it (policies.on_change); a refused one does not.
+func TestPolicyReloadJudgesGrants(t *testing.T) {
+	e := newReloadEnv(t)
+	judged := 0
+	e.loader.changed = func(context.Context) { judged++ }
+	e.write("authz/broken.rego", "package jitproxy.authz\npermit contains x if {")
+	e.loader.reload(t.Context(), audit.TriggerSignal)
+	if judged != 0 {
+		t.Errorf("a refused set had the grants judged %d times", judged)
+	}
+	e.remove("authz/broken.rego")
+	e.write("authz/freeze.rego", regoForbidDelete)
+	if err := e.loader.reload(t.Context(), audit.TriggerSignal); err != nil {
+		t.Fatal(err)
+	}
+	if judged != 1 {
+		t.Errorf("a set put in force had the grants judged %d times, want 1", judged)
+	}
+}

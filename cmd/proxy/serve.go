@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -196,6 +197,16 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	}); err != nil {
 		return nil, err
 	}
+	// Grants given under policy versions that are no longer in force are
+	// judged now, and whenever a reload changes the set.
+	onChange := jit.OnPolicyChange(cmp.Or(cfg.Policies.OnChange, string(jit.RevokeGrants)))
+	reconcile := func(ctx context.Context) {
+		if _, err := c.jit.ReconcileGrants(ctx, onChange); err != nil {
+			log.Error("judge the grants against the changed access policies", "err", err)
+		}
+	}
+	reconcile(ctx)
+	c.loader.changed = reconcile
 	if c.proxy, err = intercept.New(intercept.Config{
 		CA: c.ca, Targets: c.targets.targets, Sessions: c.jit, Policies: c.live, Credentials: c.broker,
 		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, MaxTunnelsPerSession: cfg.Proxy.MaxTunnelsPerSession,

@@ -41,6 +41,9 @@ type Grant struct {
 	// User holds the grant. Session, when set, limits it to one agent session.
 	User    string `json:"user"`
 	Session string `json:"session,omitempty"`
+	// UserGroups are the user's groups when the grant was requested, by
+	// which a changed policy's subjects are judged (ReconcileGrants).
+	UserGroups []string `json:"user_groups,omitempty"`
 	// RequestedBy is the principal that asked: the user, or an agent session.
 	RequestedBy Requester     `json:"requested_by"`
 	Reason      string        `json:"reason"`

@@ -96,7 +96,7 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	g := &Grant{
 		ID: newID("g-"), Policy: p.Name, PolicyVersion: p.Version,
 		Target: p.Target, Namespace: req.Namespace, Permissions: p.Permissions, Credential: p.Credential, Conditions: p.Conditions,
-		User: by.Name, Session: session,
+		User: by.Name, Session: session, UserGroups: by.Groups,
 		RequestedBy: Requester{Name: by.Name, Session: by.Session, Agent: by.Agent},
 		Reason:      req.Reason, Duration: d,
 		State: StatePending, RequiredApprovals: p.Approval.Required, Approvers: p.Approval.Approvers,

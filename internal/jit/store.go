@@ -302,6 +302,17 @@ func (s *store) recentGrants(ctx context.Context, limit int) ([]*Grant, error) {
 	return s.getGrants(ctx, ids)
 }
 
+// liveAll returns every PENDING and ACTIVE grant (those with a deadline).
+func (s *store) liveAll(ctx context.Context) ([]*Grant, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	ids, err := s.rdb.ZRange(ctx, s.key("deadlines"), 0, -1).Result()
+	if err != nil {
+		return nil, unavailable("list live grants", err)
+	}
+	return s.getGrants(ctx, ids)
+}
+
 // dueGrants returns the IDs of grants whose deadline is at or before now.
 func (s *store) dueGrants(ctx context.Context, now time.Time) ([]string, error) {
 	ctx, cancel := s.call(ctx)

@@ -1,0 +1,89 @@
+package jit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+)
+
+// Defensive denial (Kudo's escalation policies): when the access policies
+// change, a grant given or requested under an older version of its policy
+// is judged against the version now in force, and one that version would
+// no longer give is ended, not left to run with what it no longer allows.
+
+// OnPolicyChange says what becomes of a grant whose access policy changed
+// so that the grant would no longer be given.
+type OnPolicyChange string
+
+const (
+	// RevokeGrants ends such grants (ACTIVE or PENDING) at once, with the
+	// reason. The default.
+	RevokeGrants OnPolicyChange = "revoke"
+	// KeepGrants leaves them to run to their end; they are only logged.
+	KeepGrants OnPolicyChange = "keep"
+)
+
+// ReconcileGrants judges every grant in force or pending against the
+// access policies now in force and, with RevokeGrants, revokes each that
+// they would no longer give, as jitproxy, with the reason (its user sees
+// it in grant show, notifications and the audit stream). It returns the
+// grants it judged stale, with why, whatever the mode. A grant whose
+// policy version is unchanged is not judged.
+func (s *Service) ReconcileGrants(ctx context.Context, mode OnPolicyChange) (map[string]string, error) {
+	gs, err := s.store.liveAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ps := s.policies()
+	stale := map[string]string{}
+	var errs []error
+	for _, g := range gs {
+		why := ps.Get(g.Policy).wouldNotGive(g)
+		if why == "" {
+			continue
+		}
+		stale[g.ID] = why
+		s.log.Warn("a grant its access policy would no longer give", "grant", g.ID, "policy", g.Policy, "why", why, "mode", string(mode))
+		if mode != RevokeGrants {
+			continue
+		}
+		if _, err := s.end(ctx, g.ID, systemActor, StateRevoked, why); err != nil && !errors.Is(err, ErrConflict) {
+			errs = append(errs, fmt.Errorf("revoke grant %s: %w", g.ID, err))
+		}
+	}
+	return stale, errors.Join(errs...)
+}
+
+// wouldNotGive says why p, the version of g's access policy now in force
+// (nil: none), would not give g; "" if it would, or if p is the version g
+// was given under. Defensively, a permission of g that p does not keep
+// exactly counts as narrowed, even if p changed it into a broader one.
+func (p *Policy) wouldNotGive(g *Grant) string {
+	switch {
+	case p == nil:
+		return fmt.Sprintf("access policy %q was removed", g.Policy)
+	case p.Version == g.PolicyVersion:
+		return ""
+	}
+	changed := fmt.Sprintf("access policy %q changed (version %s to %s): ", p.Name, g.PolicyVersion, p.Version)
+	switch {
+	case p.Target != g.Target:
+		return changed + fmt.Sprintf("it now names target %q", p.Target)
+	case !p.Subjects.Matches(g.User, g.UserGroups):
+		return changed + fmt.Sprintf("%s is no longer among its subjects", g.User)
+	case !p.allowsNamespace(g.Namespace):
+		return changed + fmt.Sprintf("it no longer allows namespace %q", g.Namespace)
+	case g.Duration > p.Duration.Max:
+		return changed + fmt.Sprintf("the grant's duration %s exceeds its maximum %s", g.Duration, p.Duration.Max)
+	}
+	for _, perm := range g.Permissions {
+		if !slices.ContainsFunc(p.Permissions, func(q access.Permission) bool { return reflect.DeepEqual(q, perm) }) {
+			return changed + "it no longer gives every permission the grant has"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,95 @@
+package jit
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jitproxy/jitproxy/internal/access"
+)
+
+// TestReconcileGrants: when the access policies change, a grant its
+// policy's new version would not give is revoked, with why; one it would
+// still give is kept.
+func TestReconcileGrants(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(p *Policy) *Policy // nil: the policy is removed
+		mode   OnPolicyChange
+		want   string // the revocation's reason; "" kept
+	}{
+		{name: "unchanged", change: func(p *Policy) *Policy { return p }},
+		{name: "removed", want: `access policy "reader" was removed`},
+		{name: "a permission narrowed", change: func(p *Policy) *Policy {
+			p.Permissions = []access.Permission{{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods"}}}}
+			return p
+		}, want: "it no longer gives every permission the grant has"},
+		{name: "a permission added", change: func(p *Policy) *Policy {
+			p.Permissions = append(p.Permissions, access.Permission{Kubernetes: &access.KubernetesPermission{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"configmaps"}}})
+			return p
+		}},
+		{name: "the namespace no longer allowed", change: func(p *Policy) *Policy { p.Namespaces = []string{"staging"}; return p },
+			want: `it no longer allows namespace "demo"`},
+		{name: "the user no longer a subject", change: func(p *Policy) *Policy { p.Subjects = Subjects{Groups: []string{"sre"}}; return p },
+			want: "alice is no longer among its subjects"},
+		{name: "a shorter maximum", change: func(p *Policy) *Policy { p.Duration.Max = p.Duration.Default / 3; return p },
+			want: "exceeds its maximum"},
+		{name: "removed, but kept by the setting", mode: KeepGrants},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t)
+			g := f.request(t, alice, "reader")
+			var next []*Policy
+			for _, p := range f.svc.policies().All() {
+				if p.Name != "reader" {
+					next = append(next, p)
+					continue
+				}
+				if tt.change != nil {
+					c := *p
+					changed := tt.change(&c)
+					if changed != p {
+						changed.Version = policyVersion(changed)
+					}
+					next = append(next, changed)
+				}
+			}
+			set, err := NewPolicies(next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.svc.cfg.Policies = set
+			mode := tt.mode
+			if mode == "" {
+				mode = RevokeGrants
+			}
+			stale, err := f.svc.ReconcileGrants(ctx, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := f.svc.store.getGrant(ctx, g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.mode == KeepGrants:
+				if after.State != StateActive || !strings.Contains(stale[g.ID], "was removed") {
+					t.Errorf("kept: state %s, judged %q", after.State, stale[g.ID])
+				}
+			case tt.want == "":
+				if after.State != StateActive || stale[g.ID] != "" {
+					t.Errorf("state %s, judged %q; want it kept", after.State, stale[g.ID])
+				}
+			default:
+				if after.State != StateRevoked || after.EndedBy != "jitproxy" || !strings.Contains(after.EndReason, tt.want) {
+					t.Errorf("state %s by %s: %q; want revoked with %q", after.State, after.EndedBy, after.EndReason, tt.want)
+				}
+				if e := <-f.ended; e.ID != g.ID {
+					t.Errorf("OnGrantEnd for %s", e.ID)
+				}
+			}
+		})
+	}
+}
