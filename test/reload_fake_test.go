@@ -202,6 +202,25 @@ targets:
 		}
 	})
 
+	t.Run("an auto-approval rule approves a short request without a person", func(t *testing.T) {
+		loaded := len(policyEvents())
+		write("authz/approval.rego", `package jitproxy.approval
+
+auto_approve contains "short-edits" if {
+	input.policy == "namespace-editor"
+	input.duration_seconds <= 600
+}
+`)
+		waitEvent("the set with the approval rule", loaded)
+		short := p.mustCLI("grant", "request", "namespace-editor", "--as", "dev", "--namespace", "demo", "--duration", "10m", "--reason", "quick fix")
+		if !strings.Contains(short, "ACTIVE") || !strings.Contains(short, "approved by rule:short-edits") {
+			t.Errorf("a 10m request:\n%s", short)
+		}
+		if long := p.mustCLI("grant", "request", "namespace-editor", "--as", "dev", "--namespace", "demo", "--duration", "1h", "--reason", "longer fix"); !strings.Contains(long, "PENDING") {
+			t.Errorf("a 1h request:\n%s", long)
+		}
+	})
+
 	t.Run("the process is still serving after SIGHUP", func(t *testing.T) {
 		select {
 		case <-p.done:

@@ -149,6 +149,12 @@ func (l *livePolicies) Policies() intercept.PolicySet {
 // AccessPolicies returns the access policies in force, for the jit service.
 func (l *livePolicies) AccessPolicies() *jit.Policies { return l.cur.Load().access }
 
+// AutoApprove evaluates the auto-approval rules of the Rego policies in
+// force, for the jit service.
+func (l *livePolicies) AutoApprove(ctx context.Context, input any) ([]string, error) {
+	return l.cur.Load().engine.AutoApprove(ctx, input)
+}
+
 // policyAuditor records the policy events.
 type policyAuditor interface {
 	Record(ctx context.Context, e audit.Event) error

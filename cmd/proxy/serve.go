@@ -189,7 +189,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	if c.jit, err = jit.New(jit.Config{
-		Redis: c.redis, Policies: c.live, Identities: identities, Audit: c.recorder,
+		Redis: c.redis, Policies: c.live, AutoApprover: c.live, Identities: identities, Audit: c.recorder,
 		Targets: c.targets.names, RunnerGroups: cfg.Admin.RunnerGroups, AdminGroups: cfg.Admin.AdminGroups,
 		SessionTTL: cfg.Sessions.TTL, MaxSessionTTL: cfg.Sessions.MaxTTL, KeyPrefix: cfg.Redis.KeyPrefix,
 		OnGrantEnd: func(ctx context.Context, g *jit.Grant) { c.broker.Release(ctx, g.ID) },

@@ -53,6 +53,18 @@ default discovery := false
 discovery if data.jitproxy.authz.permit_discovery == true
 `
 
+// ApprovalPackage is the Rego package of the auto-approval rules: its
+// auto_approve is the set of the names of the rules that approve a grant
+// request (see Engine.AutoApprove). It may be absent.
+const ApprovalPackage = "jitproxy.approval"
+
+// approvalModule reads the auto-approval rules so that their absence is an
+// empty set rather than undefined.
+const approvalModule = `package jitproxy.approvalengine
+
+auto_approve := {name | some name in data.jitproxy.approval.auto_approve}
+`
+
 // Config configures an Engine.
 type Config struct {
 	// Policies holds the .rego files to load, at any depth. Files ending in
@@ -67,6 +79,7 @@ type Config struct {
 // Engine evaluates the compiled policies. It is safe for concurrent use.
 type Engine struct {
 	query         rego.PreparedEvalQuery
+	approval      rego.PreparedEvalQuery // data.jitproxy.approvalengine.auto_approve
 	usesOldObject bool
 	// readsSourceAddr is whether the policies may read
 	// input.caller.source_address. When they cannot, it is left out of the
@@ -103,23 +116,32 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if !definesPermit(modules) {
 		return nil, fmt.Errorf("authz: no policy defines data.%s.permit", PolicyPackage)
 	}
-	opts := []func(*rego.Rego){
-		rego.Query("data.jitproxy.engine"),
-		rego.ParsedModule(ast.MustParseModule(engineModule)),
-		rego.StrictBuiltinErrors(true),
+	// query prepares query over the policies, with its own engine module.
+	query := func(query, module string) (rego.PreparedEvalQuery, error) {
+		opts := []func(*rego.Rego){
+			rego.Query(query),
+			rego.ParsedModule(ast.MustParseModule(module)),
+			rego.StrictBuiltinErrors(true),
+		}
+		for _, m := range modules {
+			opts = append(opts, rego.ParsedModule(m))
+		}
+		for _, b := range cfg.Builtins {
+			opts = append(opts, b.Rego())
+		}
+		return rego.New(opts...).PrepareForEval(ctx)
 	}
-	for _, m := range modules {
-		opts = append(opts, rego.ParsedModule(m))
-	}
-	for _, b := range cfg.Builtins {
-		opts = append(opts, b.Rego())
-	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	pq, err := query("data.jitproxy.engine", engineModule)
 	if err != nil {
 		return nil, fmt.Errorf("authz: compile policies: %w", err)
 	}
+	aq, err := query("data.jitproxy.approvalengine.auto_approve", approvalModule)
+	if err != nil {
+		return nil, fmt.Errorf("authz: compile the auto-approval rules: %w", err)
+	}
 	e := &Engine{
 		query:           pq,
+		approval:        aq,
 		usesOldObject:   readsInput(modules, "old_object"),
 		readsSourceAddr: readsInput(modules, "caller", "source_address"),
 	}
@@ -127,6 +149,27 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.cache = newDecisionCache(decisionCacheSize)
 	}
 	return e, nil
+}
+
+// AutoApprove evaluates the auto-approval rules (data.jitproxy.approval.
+// auto_approve, a set of rule names) with input, a grant request as the
+// rules see it, and returns the names of the rules that approve it,
+// sorted; none when the policies have no such rules. An error means the
+// rules could not be evaluated: the request is not auto-approved.
+func (e *Engine) AutoApprove(ctx context.Context, input any) ([]string, error) {
+	rs, err := e.approval.Eval(ctx, rego.EvalInput(input))
+	if err != nil {
+		return nil, fmt.Errorf("evaluate the auto-approval rules: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, fmt.Errorf("evaluate the auto-approval rules: got %d results, want 1", len(rs))
+	}
+	names, err := stringSet(rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate the auto-approval rules: %w", err)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // CachesDecisions reports whether decisions are reused for equal inputs:

@@ -53,6 +53,9 @@ type Grant struct {
 	RequiredApprovals int        `json:"required_approvals"`
 	Approvers         Subjects   `json:"approvers"`
 	Approvals         []Decision `json:"approvals,omitempty"`
+	// AutoApprovedBy names the auto-approval rule that approved the
+	// request in place of people (its approval is "rule:NAME").
+	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
 	Denial            *Decision  `json:"denial,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`

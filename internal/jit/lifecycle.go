@@ -104,6 +104,10 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	}
 	if p.Approval.Required == 0 {
 		g.activate(now)
+	} else if rule := s.autoApprove(ctx, by, g, now); rule != "" {
+		g.AutoApprovedBy = rule
+		g.Approvals = append(g.Approvals, Decision{By: "rule:" + rule, At: now, Comment: "auto-approved"})
+		g.activate(now)
 	}
 	if req.DryRun {
 		g.ID = ""
@@ -114,8 +118,14 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	}
 	s.cache.change("grant", g.ID, g.User)
 	requested := *g
-	requested.State = StatePending
+	requested.State, requested.Approvals = StatePending, nil
 	s.record(ctx, audit.Event{Type: audit.TypeGrantRequested, Actor: by.actor(), Grant: requested.auditView()})
+	if g.AutoApprovedBy != "" {
+		approved := *g
+		approved.State = StatePending
+		// The rule is who approved, as a person is in Approve.
+		s.record(ctx, audit.Event{Type: audit.TypeGrantApproved, Actor: &audit.Actor{Name: "rule:" + g.AutoApprovedBy}, Grant: approved.auditView()})
+	}
 	if g.State == StateActive {
 		s.record(ctx, audit.Event{Type: audit.TypeGrantActivated, Actor: systemActor, Grant: g.auditView()})
 	}

@@ -54,6 +54,9 @@ type Config struct {
 	RedisTimeout time.Duration
 	// KeyPrefix prefixes every Redis key; default "jitproxy:".
 	KeyPrefix string
+	// AutoApprover, if set, evaluates the auto-approval rules for requests
+	// that need approval.
+	AutoApprover AutoApprover
 	// OnGrantEnd, if set, is called after an ACTIVE grant is revoked or
 	// expires, with the ended grant, so its credentials can be reclaimed.
 	OnGrantEnd func(ctx context.Context, g *Grant)
