@@ -55,8 +55,8 @@ type Grant struct {
 	Approvals         []Decision `json:"approvals,omitempty"`
 	// AutoApprovedBy names the auto-approval rule that approved the
 	// request in place of people (its approval is "rule:NAME").
-	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
-	Denial            *Decision  `json:"denial,omitempty"`
+	AutoApprovedBy string    `json:"auto_approved_by,omitempty"`
+	Denial         *Decision `json:"denial,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	// PendingUntil is when an unapproved request expires.
