@@ -330,8 +330,13 @@ func printGrant(w io.Writer, output string, g *jit.Grant) error {
 	}
 	fmt.Fprintf(w, "  reason: %s\n", esc(g.Reason))
 	for _, a := range g.Approvals {
-		fmt.Fprintf(w, "  approved by %s at %s\n", esc(a.By), when(a.At))
+		fmt.Fprintf(w, "  approved by %s at %s", esc(a.By), when(a.At))
+		if a.Comment != "" {
+			fmt.Fprintf(w, ": %s", esc(a.Comment))
+		}
+		fmt.Fprintln(w)
 	}
+
 	return nil
 }
 

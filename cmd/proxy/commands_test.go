@@ -48,24 +48,25 @@ func TestPrintGrant(t *testing.T) {
 			name: "plain grant is printed as is",
 			grant: jit.Grant{
 				ID: "g-abc", Policy: "pod-reader", Target: "demo", Namespace: "demo", User: "alice", Reason: "debug incident 42",
-				State: jit.StateActive, ExpiresAt: at.Add(time.Hour), Approvals: []jit.Decision{{By: "bob", At: at}},
+				State: jit.StateActive, ExpiresAt: at.Add(time.Hour), Approvals: []jit.Decision{{By: "bob", At: at}, {By: "carol", At: at, Comment: "ok for 1h"}},
 			},
 			want: "grant g-abc: ACTIVE (pod-reader on demo, namespace demo, for alice)\n" +
 				"  active until 2026-11-26 10:00:00Z\n" +
 				"  reason: debug incident 42\n" +
-				"  approved by bob at 2026-11-26 09:00:00Z\n",
+				"  approved by bob at 2026-11-26 09:00:00Z\n" +
+				"  approved by carol at 2026-11-26 09:00:00Z: ok for 1h\n",
 		},
 		{
 			name: "hostile active grant",
 			grant: jit.Grant{
 				ID: "g-\x1b]0;pwned\x07", Policy: "reader\n", Target: "demo\r", Namespace: "demo\x1b[31m", User: "alice\u202e",
 				Reason: "look\nforged: line", State: jit.StateActive, ExpiresAt: at.Add(time.Hour),
-				Approvals: []jit.Decision{{By: "bob\x1b[2J", At: at}},
+				Approvals: []jit.Decision{{By: "bob\x1b[2J", At: at, Comment: "fine\nAPPROVED"}},
 			},
 			want: `grant "g-\x1b]0;pwned\a": ACTIVE ("reader\n" on "demo\r", namespace "demo\x1b[31m", for "alice\u202e")` + "\n" +
 				"  active until 2026-11-26 10:00:00Z\n" +
 				`  reason: "look\nforged: line"` + "\n" +
-				`  approved by "bob\x1b[2J" at 2026-11-26 09:00:00Z` + "\n",
+				`  approved by "bob\x1b[2J" at 2026-11-26 09:00:00Z: "fine\nAPPROVED"` + "\n",
 		},
 		{
 			name: "hostile denied grant",
