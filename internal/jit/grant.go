@@ -53,6 +53,9 @@ type Grant struct {
 	RequiredApprovals int        `json:"required_approvals"`
 	Approvers         Subjects   `json:"approvers"`
 	Approvals         []Decision `json:"approvals,omitempty"`
+	// ApprovalSteps, if any, are the approvals the request needs, step by
+	// step (Approvers is then all their approvers).
+	ApprovalSteps []ApprovalStep `json:"approval_steps,omitempty"`
 	// AutoApprovedBy names the auto-approval rule that approved the
 	// request in place of people (its approval is "rule:NAME").
 	AutoApprovedBy string    `json:"auto_approved_by,omitempty"`
@@ -82,6 +85,45 @@ type Decision struct {
 	By      string    `json:"by"`
 	At      time.Time `json:"at"`
 	Comment string    `json:"comment,omitempty"`
+	// Step is the approval step (from 1) an approval counts for; 0
+	// without steps.
+	Step int `json:"step,omitempty"`
+}
+
+// openStep returns the step (from 1) by's approval would count for: the
+// first whose approvers include by and that still needs approvals; 0 if
+// none.
+func (g *Grant) openStep(by Principal) int {
+	for i, st := range g.ApprovalSteps {
+		if st.Approvers.Matches(by.Name, by.Groups) && g.stepApprovals(i+1) < st.Required {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// stepApprovals counts the approvals of step n (from 1).
+func (g *Grant) stepApprovals(n int) int {
+	c := 0
+	for _, d := range g.Approvals {
+		if d.Step == n {
+			c++
+		}
+	}
+	return c
+}
+
+// approved reports whether g has every approval it needs.
+func (g *Grant) approved() bool {
+	if len(g.ApprovalSteps) == 0 {
+		return len(g.Approvals) >= g.RequiredApprovals
+	}
+	for i, st := range g.ApprovalSteps {
+		if g.stepApprovals(i+1) < st.Required {
+			return false
+		}
+	}
+	return true
 }
 
 // StateAt returns the grant's state at now: a PENDING or ACTIVE grant whose

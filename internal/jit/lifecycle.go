@@ -99,7 +99,7 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 		User: by.Name, Session: session, UserGroups: by.Groups,
 		RequestedBy: Requester{Name: by.Name, Session: by.Session, Agent: by.Agent},
 		Reason:      req.Reason, Duration: d,
-		State: StatePending, RequiredApprovals: p.Approval.Required, Approvers: p.Approval.Approvers,
+		State: StatePending, RequiredApprovals: p.Approval.Required, Approvers: p.Approval.Approvers, ApprovalSteps: p.Approval.Steps,
 		CreatedAt: now, PendingUntil: now.Add(p.Approval.Timeout),
 	}
 	if p.Approval.Required == 0 {
@@ -170,8 +170,14 @@ func (s *Service) Approve(ctx context.Context, by Principal, id, comment string)
 		if slices.ContainsFunc(g.Approvals, func(d Decision) bool { return d.By == by.Name }) {
 			return fmt.Errorf("%w: %s has already approved grant %s", ErrConflict, by.Name, id)
 		}
-		g.Approvals = append(g.Approvals, Decision{By: by.Name, At: now, Comment: comment})
-		if len(g.Approvals) >= g.RequiredApprovals {
+		d := Decision{By: by.Name, At: now, Comment: comment}
+		if len(g.ApprovalSteps) > 0 {
+			if d.Step = g.openStep(by); d.Step == 0 {
+				return fmt.Errorf("%w: grant %s needs no more approvals from %s's groups; it is waiting for %s", ErrConflict, id, by.Name, g.Waiting())
+			}
+		}
+		g.Approvals = append(g.Approvals, d)
+		if g.approved() {
 			g.activate(now)
 		}
 		return nil

@@ -90,11 +90,23 @@ type Durations struct {
 // Approval says who must approve a grant before it becomes ACTIVE.
 type Approval struct {
 	// Required is the number of distinct approvers needed; 0 grants at once.
+	// With Steps it is their sum.
 	Required int `yaml:"required"`
 	// Approvers may approve or deny. Nobody approves their own request.
+	// With Steps it is every step's approvers.
 	Approvers Subjects `yaml:"approvers"`
+	// Steps, if any, each need their own approvals, from their own
+	// approvers: "1 from sre and 1 from security". One person's approval
+	// counts for one step only.
+	Steps []ApprovalStep `yaml:"steps" json:",omitempty"`
 	// Timeout is how long a request stays PENDING before it EXPIRES.
 	Timeout time.Duration `yaml:"timeout"`
+}
+
+// ApprovalStep is one group of approvals a request needs.
+type ApprovalStep struct {
+	Required  int      `yaml:"required" json:"required"`
+	Approvers Subjects `yaml:"approvers" json:"approvers"`
 }
 
 // CredentialSpec says which credential provider mints a grant's credential
@@ -212,6 +224,19 @@ func (d *policyDoc) policy() (*Policy, error) {
 	}
 	if s.Duration.Default < 0 || s.Duration.Default > s.Duration.Max {
 		bad("spec.duration.default %s must be positive and at most max %s", s.Duration.Default, s.Duration.Max)
+	}
+	if len(s.Approval.Steps) > 0 {
+		if s.Approval.Required != 0 || !s.Approval.Approvers.empty() {
+			bad("spec.approval: give either required and approvers, or steps")
+		}
+		for i, st := range s.Approval.Steps {
+			if st.Required < 1 || st.Approvers.empty() {
+				bad("spec.approval.steps[%d] needs required of at least 1 and approvers", i)
+			}
+			s.Approval.Required += st.Required
+			s.Approval.Approvers.Users = append(s.Approval.Approvers.Users, st.Approvers.Users...)
+			s.Approval.Approvers.Groups = append(s.Approval.Approvers.Groups, st.Approvers.Groups...)
+		}
 	}
 	if s.Approval.Required < 0 {
 		bad("spec.approval.required must not be negative")

@@ -51,12 +51,25 @@ func (s Suggestion) Hint() string {
 // Waiting says what a pending grant waits for: "1 approval from sre",
 // "2 approvals from sre or alice".
 func (g *Grant) Waiting() string {
-	n := max(0, g.RequiredApprovals-len(g.Approvals))
+	if len(g.ApprovalSteps) == 0 {
+		return approvalsFrom(max(0, g.RequiredApprovals-len(g.Approvals)), g.Approvers)
+	}
+	var parts []string
+	for i, st := range g.ApprovalSteps {
+		if n := st.Required - g.stepApprovals(i+1); n > 0 {
+			parts = append(parts, approvalsFrom(n, st.Approvers))
+		}
+	}
+	return strings.Join(parts, " and ")
+}
+
+// approvalsFrom says "N approval(s) from A or B".
+func approvalsFrom(n int, from Subjects) string {
 	noun := "approvals"
 	if n == 1 {
 		noun = "approval"
 	}
-	who := append(slices.Clone(g.Approvers.Groups), g.Approvers.Users...)
+	who := append(slices.Clone(from.Groups), from.Users...)
 	if len(who) == 0 {
 		return fmt.Sprintf("%d %s", n, noun)
 	}
