@@ -295,6 +295,19 @@ var benchDecided = Event{
 	Grant:    &Grant{ID: "g-abcdefghijklmnop", Policy: "pod-reader", Version: "a1b2c3d4e5f6", Namespace: "demo", Approvers: []string{"sre-1"}},
 }
 
+// benchRecorder is a Recorder with one enforced sink that discards what
+// it is delivered, spooled in a temporary directory with the fsync policy
+// sync; it is closed when the benchmark ends.
+func benchRecorder(b *testing.B, sync SyncPolicy) *Recorder {
+	b.Helper()
+	r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close(time.Second) })
+	return r
+}
+
 // BenchmarkRecord measures what recording a request's decision adds to the
 // request: encoding, chaining and one write to an enforced sink's spool,
 // with the default fsync policy (group commit every 10ms) and with an
@@ -303,11 +316,7 @@ func BenchmarkRecord(b *testing.B) {
 	e := benchDecided
 	for _, sync := range []SyncPolicy{SyncInterval, SyncAlways} {
 		b.Run(string(sync), func(b *testing.B) {
-			r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close(time.Second)
+			r := benchRecorder(b, sync)
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -327,11 +336,7 @@ func BenchmarkRecordParallel(b *testing.B) {
 	e := benchDecided
 	for _, sync := range []SyncPolicy{SyncInterval, SyncAlways} {
 		b.Run(string(sync), func(b *testing.B) {
-			r, err := New(Config{Sinks: []SinkConfig{{Name: "s", Sink: discardSink{}, SpoolDir: b.TempDir(), Sync: sync}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close(time.Second)
+			r := benchRecorder(b, sync)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.SetParallelism(8)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -101,17 +102,37 @@ func (w Window) minutes() (from, to int, err error) {
 	return from, to, nil
 }
 
+// zones caches the time zones windows name: time.LoadLocation reads the
+// zone's file each time, and windows are checked on every request.
+var zones sync.Map // name → *time.Location
+
 func (w Window) location() (*time.Location, error) {
 	if w.TimeZone == "" {
 		return time.UTC, nil
 	}
-	return time.LoadLocation(w.TimeZone)
+	if loc, ok := zones.Load(w.TimeZone); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(w.TimeZone)
+	if err != nil {
+		return nil, err
+	}
+	zones.Store(w.TimeZone, loc)
+	return loc, nil
 }
 
-// contains reports whether t is in w. w is valid.
+// contains reports whether t is in w. A window that cannot be read (a
+// grant recorded under a time zone this machine does not know) contains
+// nothing: the grant is held back rather than used.
 func (w Window) contains(t time.Time) bool {
-	loc, _ := w.location()
-	from, to, _ := w.minutes()
+	loc, err := w.location()
+	if err != nil {
+		return false
+	}
+	from, to, err := w.minutes()
+	if err != nil {
+		return false
+	}
 	local := t.In(loc)
 	m := local.Hour()*60 + local.Minute()
 	day := func(t time.Time) bool { return len(w.Days) == 0 || slices.Contains(w.Days, weekdays[t.Weekday()]) }

@@ -36,6 +36,9 @@ func TestWindowContains(t *testing.T) {
 		{"across midnight: the morning after", night, at(28, 5, 59, "UTC"), true},
 		{"across midnight: the morning after ends", night, at(28, 6, 0, "UTC"), false},
 		{"across midnight: not the morning after another day", night, at(27, 5, 0, "UTC"), false},
+		// A grant recorded under a zone this machine does not know is held back.
+		{"an unknown time zone", Window{TimeZone: "Mars/Olympus"}, at(30, 9, 0, "UTC"), false},
+		{"unreadable hours", Window{Hours: "9-5"}, at(30, 9, 0, "UTC"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
