@@ -209,9 +209,12 @@ func printDryRun(w io.Writer, output string, g *jit.Grant) error {
 	}
 	fmt.Fprintf(w, "dry run: the request would be accepted (nothing was requested)\n")
 	fmt.Fprintf(w, "  grant under %s (version %s) on %s, %s, for %s\n", esc(g.Policy), esc(g.PolicyVersion), esc(g.Target), scope, esc(g.User))
-	if g.State == jit.StateActive {
+	switch {
+	case g.State == jit.StateActive && g.ExpiresAt.Before(g.ActivatedAt.Add(g.Duration)):
+		fmt.Fprintf(w, "  active at once, until %s, when its window closes (asked for %s)\n", when(g.ExpiresAt), g.Duration)
+	case g.State == jit.StateActive:
 		fmt.Fprintf(w, "  active at once, for %s\n", g.Duration)
-	} else {
+	default:
 		fmt.Fprintf(w, "  then waits for %s until %s; active for %s once approved\n", esc(g.Waiting()), when(g.PendingUntil), g.Duration)
 	}
 	if c := g.Conditions; c != nil {
@@ -221,6 +224,9 @@ func printDryRun(w io.Writer, output string, g *jit.Grant) error {
 		}
 		if len(ws) > 0 {
 			fmt.Fprintf(w, "  usable only %s\n", esc(strings.Join(ws, " or ")))
+		}
+		if c.EndOutsideWindows {
+			fmt.Fprintf(w, "  ends early when its windows close\n")
 		}
 		if len(c.SourceNetworks) > 0 {
 			fmt.Fprintf(w, "  usable only from %s\n", esc(strings.Join(c.SourceNetworks, ", ")))

@@ -274,3 +274,21 @@ func TestPrintDryRun(t *testing.T) {
 	}
 	checkTerminalSafe(t, out.String(), 7)
 }
+
+// TestPrintDryRunEndsEarly: a grant its window ends early says until when.
+func TestPrintDryRunEndsEarly(t *testing.T) {
+	g := &jit.Grant{
+		Policy: "namespace-editor", Target: "demo", Namespace: "demo", User: "dev",
+		State: jit.StateActive, ActivatedAt: at, ExpiresAt: at.Add(10 * time.Minute), Duration: 30 * time.Minute,
+		Conditions: &jit.Conditions{Windows: []jit.Window{{Hours: "08:00-09:10"}}, EndOutsideWindows: true},
+	}
+	var out bytes.Buffer
+	if err := printDryRun(&out, "text", g); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"active at once, until 2026-11-26 09:10:00Z, when its window closes (asked for 30m0s)", "ends early when its windows close"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run without %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -275,15 +275,17 @@ func (a *API) endSession(ctx context.Context, by Principal, r *http.Request) (in
 
 // PolicyView is the API's description of an access policy.
 type PolicyView struct {
-	Name            string   `json:"name"`
-	Description     string   `json:"description,omitempty"`
-	Target          string   `json:"target"`
-	Kind            string   `json:"kind"` // of the target: kubernetes or aws
-	Namespaces      []string `json:"namespaces,omitempty"`
-	ClusterWide     bool     `json:"cluster_wide,omitempty"` // a Kubernetes grant with no namespace
-	DefaultDuration string   `json:"default_duration"`
-	MaxDuration     string   `json:"max_duration"`
-	Approvals       int      `json:"approvals_required"`
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Target      string   `json:"target"`
+	Kind        string   `json:"kind"` // of the target: kubernetes or aws
+	Namespaces  []string `json:"namespaces,omitempty"`
+	ClusterWide bool     `json:"cluster_wide,omitempty"` // a Kubernetes grant with no namespace
+	// DefaultDuration and MaxDuration are the caller's own: a policy may
+	// give some requesters a maximum of their own.
+	DefaultDuration string `json:"default_duration"`
+	MaxDuration     string `json:"max_duration"`
+	Approvals       int    `json:"approvals_required"`
 }
 
 func (a *API) listPolicies(_ context.Context, by Principal, _ *http.Request) (int, any, error) {
@@ -292,8 +294,8 @@ func (a *API) listPolicies(_ context.Context, by Principal, _ *http.Request) (in
 		if p.Subjects.Matches(by.Name, by.Groups) || a.svc.isAdmin(by) {
 			out = append(out, PolicyView{
 				Name: p.Name, Description: p.Description, Target: p.Target, Kind: p.Kind, Namespaces: p.Namespaces,
-				ClusterWide: p.ClusterWide && p.Kind != access.KindAWS, DefaultDuration: p.Duration.Default.String(),
-				MaxDuration: p.Duration.Max.String(), Approvals: p.Approval.Required,
+				ClusterWide: p.ClusterWide && p.Kind != access.KindAWS, DefaultDuration: p.Duration.defaultFor(by.Name, by.Groups).String(),
+				MaxDuration: p.Duration.maxFor(by.Name, by.Groups).String(), Approvals: p.Approval.Required,
 			})
 		}
 	}

@@ -26,6 +26,11 @@ type Conditions struct {
 	// AuthMethods, if any, are how the agent session must have
 	// authenticated to the proxy (proxy-basic).
 	AuthMethods []string `yaml:"authMethods" json:"auth_methods,omitempty"`
+	// EndOutsideWindows ends a grant early, at the first moment outside
+	// Windows, rather than holding it back until a window opens again: a
+	// grant activated at 18:30 under 08:00-19:00 expires at 19:00, and
+	// one activated outside every window expires at once.
+	EndOutsideWindows bool `yaml:"endOutsideWindows" json:"end_outside_windows,omitempty"`
 }
 
 // Window is a weekly time window: some days of the week, from one time
@@ -64,6 +69,9 @@ func (c *Conditions) validate(where string) error {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			errs = append(errs, fmt.Errorf("%s.sourceNetworks[%d]: %q is not a CIDR such as 10.0.0.0/8", where, i, n))
 		}
+	}
+	if c.EndOutsideWindows && len(c.Windows) == 0 {
+		errs = append(errs, fmt.Errorf("%s.endOutsideWindows needs windows", where))
 	}
 	for i, m := range c.AuthMethods {
 		if m == "" {
@@ -159,6 +167,38 @@ func (w Window) String() string {
 	return days + " " + hours + " " + tz
 }
 
+// inWindows reports whether t is in one of c's windows; a c without
+// windows always contains t.
+func (c *Conditions) inWindows(t time.Time) bool {
+	return len(c.Windows) == 0 || slices.ContainsFunc(c.Windows, func(w Window) bool { return w.contains(t) })
+}
+
+// windowsClose returns, for a grant active from from until until whose
+// conditions end it outside their windows, the first moment in that span
+// outside every window, and true; false if there is none, or c does not
+// end grants early. Windows are minute-grained, so it looks at from and
+// then each minute's start.
+func (c *Conditions) windowsClose(from, until time.Time) (time.Time, bool) {
+	if c == nil || !c.EndOutsideWindows || len(c.Windows) == 0 {
+		return time.Time{}, false
+	}
+	for t := from; t.Before(until); t = t.Truncate(time.Minute).Add(time.Minute) {
+		if !c.inWindows(t) {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// windowsString lists c's windows for a message.
+func (c *Conditions) windowsString() string {
+	var ws []string
+	for _, w := range c.Windows {
+		ws = append(ws, w.String())
+	}
+	return strings.Join(ws, " or ")
+}
+
 // Check reports why c does not hold for a use at now, by a session from
 // source (host:port, or an address) that authenticated with authMethod;
 // "" when it holds. A nil c always holds. The reason names the condition,
@@ -167,12 +207,8 @@ func (c *Conditions) Check(now time.Time, source, authMethod string) string {
 	if c == nil {
 		return ""
 	}
-	if len(c.Windows) > 0 && !slices.ContainsFunc(c.Windows, func(w Window) bool { return w.contains(now) }) {
-		var ws []string
-		for _, w := range c.Windows {
-			ws = append(ws, w.String())
-		}
-		return "usable only " + strings.Join(ws, " or ")
+	if !c.inWindows(now) {
+		return "usable only " + c.windowsString()
 	}
 	if len(c.SourceNetworks) > 0 && !inNetworks(source, c.SourceNetworks) {
 		return "usable only from " + strings.Join(c.SourceNetworks, ", ")

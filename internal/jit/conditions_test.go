@@ -154,3 +154,77 @@ func TestRequestGrantOutsideItsWindow(t *testing.T) {
 		t.Errorf("the grant does not record its conditions: %+v", g.Conditions)
 	}
 }
+
+func TestWindowsClose(t *testing.T) {
+	office := []Window{{Days: []string{"mon", "tue", "wed", "thu", "fri"}, Hours: "08:00-19:00"}}
+	// Thursday 2026-11-26.
+	day := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
+	tests := []struct {
+		name        string
+		c           *Conditions
+		from, until time.Time
+		want        time.Time // zero: none
+	}{
+		{name: "no conditions", from: day(18, 30), until: day(20, 0)},
+		{name: "windows, not ending early", c: &Conditions{Windows: office}, from: day(18, 30), until: day(20, 0)},
+		{name: "closes within", c: &Conditions{Windows: office, EndOutsideWindows: true}, from: day(18, 30), until: day(20, 0), want: day(19, 0)},
+		{name: "from mid-minute", c: &Conditions{Windows: office, EndOutsideWindows: true}, from: day(18, 59).Add(30 * time.Second), until: day(20, 0), want: day(19, 0)},
+		{name: "stays within", c: &Conditions{Windows: office, EndOutsideWindows: true}, from: day(9, 0), until: day(10, 0)},
+		{name: "outside already", c: &Conditions{Windows: office, EndOutsideWindows: true}, from: day(7, 0).Add(time.Second), until: day(10, 0), want: day(7, 0).Add(time.Second)},
+		{
+			name: "back-to-back windows are one span",
+			c:    &Conditions{Windows: []Window{{Hours: "08:00-19:00"}, {Hours: "19:00-21:00"}}, EndOutsideWindows: true},
+			from: day(18, 0), until: day(23, 0), want: day(21, 0),
+		},
+		{
+			name: "across midnight, in the window's zone",
+			c:    &Conditions{Windows: []Window{{Hours: "22:00-02:00", TimeZone: "Europe/Berlin"}}, EndOutsideWindows: true},
+			from: day(22, 0), until: day(23, 59).Add(4 * time.Hour), want: day(23, 59).Add(time.Hour + time.Minute), // 02:00 in Berlin is 01:00 UTC
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tt.c.windowsClose(tt.from, tt.until)
+			if ok != !tt.want.IsZero() || !got.Equal(tt.want) {
+				t.Errorf("windowsClose() = %v, %v; want %v", got, ok, tt.want)
+			}
+		})
+	}
+}
+
+// TestGrantEndsWhenItsWindowCloses: a grant whose conditions end it
+// outside its windows expires when the window closes, with that reason,
+// before its duration is over.
+func TestGrantEndsWhenItsWindowCloses(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t) // Thursday 2026-11-26 09:00 UTC
+	f.setPolicies(t, strings.Replace(testPolicies, "  duration: {default: 15m, max: 1h}\n",
+		"  duration: {default: 15m, max: 1h}\n  conditions: {windows: [{hours: \"08:00-09:10\"}], endOutsideWindows: true}\n", 1))
+	s, _ := f.session(t, "alice", "developers")
+	g := f.request(t, alice, "reader")
+	if want := time.Date(2026, 11, 26, 9, 10, 0, 0, time.UTC); !g.ExpiresAt.Equal(want) {
+		t.Fatalf("ExpiresAt = %v, want the window's close %v", g.ExpiresAt, want)
+	}
+	if got := f.activeIDs(t, s.ID); len(got) != 1 {
+		t.Fatalf("active = %v, want the grant", got)
+	}
+	f.clock.Advance(10 * time.Minute)
+	f.svc.Reap(ctx)
+	ended, err := f.svc.Get(ctx, alice, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended.State != StateExpired || ended.EndReason != "expired early: its window closed (usable only every day 08:00-09:10 UTC)" {
+		t.Errorf("after the window: %s, %q", ended.State, ended.EndReason)
+	}
+	if got := f.activeIDs(t, s.ID); len(got) != 0 {
+		t.Errorf("active after the window = %v", got)
+	}
+}
+
+func TestEndOutsideWindowsNeedsWindows(t *testing.T) {
+	_, err := ParsePolicies("p.yaml", []byte(validPolicy+"  conditions: {endOutsideWindows: true}\n"))
+	if err == nil || !strings.Contains(err.Error(), "spec.conditions.endOutsideWindows needs windows") {
+		t.Errorf("error = %v", err)
+	}
+}

@@ -66,13 +66,13 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	}
 	d := req.Duration
 	if d == 0 {
-		d = p.Duration.Default
+		d = p.Duration.defaultFor(by.Name, by.Groups)
 	}
 	if d < 0 {
 		return nil, fmt.Errorf("%w: duration must be positive", ErrInvalid)
 	}
-	if d > p.Duration.Max {
-		return nil, fmt.Errorf("%w: duration %s exceeds the maximum %s of access policy %q", ErrInvalid, d, p.Duration.Max, p.Name)
+	if maxD := p.Duration.maxFor(by.Name, by.Groups); d > maxD {
+		return nil, fmt.Errorf("%w: duration %s exceeds the maximum %s of access policy %q for %s", ErrInvalid, d, maxD, p.Name, by.Name)
 	}
 	if req.Reason == "" {
 		return nil, fmt.Errorf("%w: a reason is required", ErrInvalid)
@@ -132,10 +132,21 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 	return g, nil
 }
 
+// activate makes g ACTIVE from now for its duration, or until its
+// windows close if its conditions end it there.
 func (g *Grant) activate(now time.Time) {
 	g.State = StateActive
 	g.ActivatedAt = now
 	g.ExpiresAt = now.Add(g.Duration)
+	if end, ok := g.Conditions.windowsClose(now, g.ExpiresAt); ok {
+		g.ExpiresAt = end
+	}
+}
+
+// endsEarly reports whether an ACTIVE g expires before its duration is
+// over: its windows close first.
+func (g *Grant) endsEarly() bool {
+	return !g.ActivatedAt.IsZero() && g.ExpiresAt.Before(g.ActivatedAt.Add(g.Duration))
 }
 
 // checkApprover returns an error unless by may approve or deny g.
@@ -247,6 +258,9 @@ func (s *Service) end(ctx context.Context, id string, by *audit.Actor, to State,
 		}
 		if to == StateRevoked && g.StateAt(now) == StateExpired {
 			to, by, reason = StateExpired, systemActor, "expired"
+		}
+		if to == StateExpired && g.State == StateActive && g.endsEarly() {
+			reason = "expired early: its window closed (usable only " + g.Conditions.windowsString() + ")"
 		}
 		g.State, g.EndedAt, g.EndedBy, g.EndReason = to, now, by.Name, reason
 		return nil

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -44,8 +45,9 @@ type Policy struct {
 	// or access.KindAWS), told by the fields of the permissions.
 	Kind     string
 	Subjects Subjects
-	// Namespaces a grant may be requested for; "*" allows any. Empty when
-	// ClusterWide.
+	// Namespaces a grant may be requested for: names, or patterns in which
+	// "*" stands for any run of characters ("team-*"); "*" alone allows
+	// any. Empty when ClusterWide.
 	Namespaces []string
 	// ClusterWide grants apply to every namespace and to cluster-scoped
 	// resources; they are requested without a namespace. AWS policies are
@@ -82,9 +84,38 @@ func (s Subjects) empty() bool { return len(s.Users) == 0 && len(s.Groups) == 0 
 // Durations bounds how long a grant lasts.
 type Durations struct {
 	// Default applies when a request names no duration; it defaults to Max.
+	// A requester whose maximum is shorter gets their maximum.
 	Default time.Duration `yaml:"default"`
-	// Max is the longest grant that may be requested. Required.
+	// Max is the longest grant that may be requested by a requester no
+	// entry of MaxFor names. Required.
 	Max time.Duration `yaml:"max"`
+	// MaxFor, if any, gives some requesters their own maximum: the first
+	// entry naming the requester or one of their groups applies, longer
+	// or shorter than Max. (Omitted when empty from what the Version
+	// hashes, so policies without it keep their versions.)
+	MaxFor []MaxDuration `yaml:"maxFor" json:",omitempty"`
+}
+
+// MaxDuration is the longest grant the requesters it names may ask for.
+type MaxDuration struct {
+	Subjects `yaml:",inline"`
+	Max      time.Duration `yaml:"max"`
+}
+
+// maxFor returns the longest grant user, a member of groups, may request.
+func (d Durations) maxFor(user string, groups []string) time.Duration {
+	for _, m := range d.MaxFor {
+		if m.Matches(user, groups) {
+			return m.Max
+		}
+	}
+	return d.Max
+}
+
+// defaultFor returns the duration of a grant user requests without one:
+// the default, capped at their maximum.
+func (d Durations) defaultFor(user string, groups []string) time.Duration {
+	return min(d.Default, d.maxFor(user, groups))
 }
 
 // Approval says who must approve a grant before it becomes ACTIVE.
@@ -117,12 +148,54 @@ type CredentialSpec struct {
 	Options  map[string]string `yaml:"options" json:"options,omitempty"`
 }
 
-// Allows reports whether a grant for namespace may be requested under p.
+// allowsNamespace reports whether a grant for ns may be requested under
+// p: ns is one of its namespaces or matches one of its patterns.
 func (p *Policy) allowsNamespace(ns string) bool {
 	if p.ClusterWide {
 		return ns == ""
 	}
-	return ns != "" && (slices.Contains(p.Namespaces, "*") || slices.Contains(p.Namespaces, ns))
+	return ns != "" && slices.ContainsFunc(p.Namespaces, func(pat string) bool { return namespaceMatches(pat, ns) })
+}
+
+// namespaceMatches reports whether ns matches pat, in which each "*"
+// stands for any run of characters, none included.
+func namespaceMatches(pat, ns string) bool {
+	first, rest, wild := strings.Cut(pat, "*")
+	if !wild {
+		return pat == ns
+	}
+	if !strings.HasPrefix(ns, first) {
+		return false
+	}
+	ns = ns[len(first):]
+	parts := strings.Split(rest, "*")
+	last := parts[len(parts)-1]
+	for _, part := range parts[:len(parts)-1] {
+		i := strings.Index(ns, part)
+		if i < 0 {
+			return false
+		}
+		ns = ns[i+len(part):]
+	}
+	return strings.HasSuffix(ns, last)
+}
+
+// checkNamespacePattern reports what is wrong with a namespaces entry: a
+// name that is not a DNS-1123 label, or a pattern that no such label
+// could match.
+func checkNamespacePattern(pat string) error {
+	if !strings.Contains(pat, "*") {
+		return checkNamespace(pat)
+	}
+	if pat == "*" {
+		return nil
+	}
+	// Each "*" matches at least "a" in some label, so the pattern with
+	// every "*" as "a" must itself be one.
+	if err := checkNamespace(strings.ReplaceAll(pat, "*", "a")); err != nil {
+		return fmt.Errorf("pattern %s matches no DNS-1123 label", quoteShort(pat))
+	}
+	return nil
 }
 
 type policyDoc struct {
@@ -200,10 +273,8 @@ func (d *policyDoc) policy() (*Policy, error) {
 		bad("spec.namespaces is required unless spec.clusterWide is true")
 	}
 	for i, ns := range s.Namespaces {
-		if ns != "*" {
-			if err := checkNamespace(ns); err != nil {
-				bad("spec.namespaces[%d]: %w", i, err)
-			}
+		if err := checkNamespacePattern(ns); err != nil {
+			bad("spec.namespaces[%d]: %w", i, err)
 		}
 	}
 	kind, perms, err := permissions(s.Permissions)
@@ -224,6 +295,11 @@ func (d *policyDoc) policy() (*Policy, error) {
 	}
 	if s.Duration.Default < 0 || s.Duration.Default > s.Duration.Max {
 		bad("spec.duration.default %s must be positive and at most max %s", s.Duration.Default, s.Duration.Max)
+	}
+	for i, m := range s.Duration.MaxFor {
+		if m.Subjects.empty() || m.Max <= 0 {
+			bad("spec.duration.maxFor[%d] needs users or groups and a positive max", i)
+		}
 	}
 	if len(s.Approval.Steps) > 0 {
 		if s.Approval.Required != 0 || !s.Approval.Approvers.empty() {

@@ -77,8 +77,8 @@ func (p *Policy) wouldNotGive(g *Grant) string {
 		return changed + fmt.Sprintf("%s is no longer among its subjects", g.User)
 	case !p.allowsNamespace(g.Namespace):
 		return changed + fmt.Sprintf("it no longer allows namespace %q", g.Namespace)
-	case g.Duration > p.Duration.Max:
-		return changed + fmt.Sprintf("the grant's duration %s exceeds its maximum %s", g.Duration, p.Duration.Max)
+	case g.Duration > p.Duration.maxFor(g.User, g.UserGroups):
+		return changed + fmt.Sprintf("the grant's duration %s exceeds its maximum %s for %s", g.Duration, p.Duration.maxFor(g.User, g.UserGroups), g.User)
 	}
 	for _, perm := range g.Permissions {
 		if !slices.ContainsFunc(p.Permissions, func(q access.Permission) bool { return reflect.DeepEqual(q, perm) }) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
 )
@@ -34,6 +35,15 @@ func TestReconcileGrants(t *testing.T) {
 			want: "alice is no longer among its subjects"},
 		{name: "a shorter maximum", change: func(p *Policy) *Policy { p.Duration.Max = p.Duration.Default / 3; return p },
 			want: "exceeds its maximum"},
+		{name: "a shorter maximum for the user's group", change: func(p *Policy) *Policy {
+			p.Duration.MaxFor = []MaxDuration{{Subjects: Subjects{Groups: []string{"developers"}}, Max: 5 * time.Minute}}
+			return p
+		}, want: "the grant's duration 15m0s exceeds its maximum 5m0s for alice"},
+		{name: "a shorter maximum for others", change: func(p *Policy) *Policy {
+			p.Duration.MaxFor = []MaxDuration{{Subjects: Subjects{Groups: []string{"contractors"}}, Max: 5 * time.Minute}}
+			return p
+		}},
+		{name: "a namespace pattern that still matches", change: func(p *Policy) *Policy { p.Namespaces = []string{"de*"}; return p }},
 		{name: "removed, but kept by the setting", mode: KeepGrants},
 	}
 	for _, tt := range tests {
