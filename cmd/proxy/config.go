@@ -158,7 +158,8 @@ type PolicyConfig struct {
 	// access policy changed so that it would no longer be given (removed,
 	// the user no longer a subject, the namespace or a permission no
 	// longer allowed, the duration over the maximum), when a changed set
-	// is put in force or jitproxy starts: revoke (the default) or keep.
+	// is put in force or jitproxy starts: revoke (the default), suspend
+	// (held back until a later set gives it again) or keep.
 	OnChange string `yaml:"on_change"`
 }
 
@@ -494,8 +495,8 @@ func (c *Config) validate() error {
 			bad("admin.identities[%d] (%s): set exactly one of token and token_file", i, id.Name)
 		}
 	}
-	if !slices.Contains([]string{"", "revoke", "keep"}, c.Policies.OnChange) {
-		bad("policies.on_change %q: want revoke or keep", c.Policies.OnChange)
+	if !slices.Contains([]string{"", "revoke", "suspend", "keep"}, c.Policies.OnChange) {
+		bad("policies.on_change %q: want revoke, suspend or keep", c.Policies.OnChange)
 	}
 	if c.Policies.WatchInterval < 0 {
 		bad("policies.watch_interval %s must not be negative (0 turns watching off)", c.Policies.WatchInterval)

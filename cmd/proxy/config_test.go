@@ -55,10 +55,10 @@ func TestConfigRejects(t *testing.T) {
 		{name: "bad duration", yaml: "sessions: {ttl: soon}\n", want: []string{"line 1", "`soon` into time.Duration"}},
 		{
 			name: "limits that would switch a protection off",
-			yaml: "proxy: {max_tunnels_per_session: 0, timeouts: {idle: 0s, body: -1s}}\nadmin: {timeouts: {read: 0s}}\npolicies: {watch_interval: -1s, on_change: suspend}\n",
+			yaml: "proxy: {max_tunnels_per_session: 0, timeouts: {idle: 0s, body: -1s}}\nadmin: {timeouts: {read: 0s}}\npolicies: {watch_interval: -1s, on_change: pause}\n",
 			want: []string{"proxy.max_tunnels_per_session must be positive", "proxy.timeouts.idle 0s must be positive",
 				"proxy.timeouts.body -1s must be positive", "admin.timeouts.read 0s must be positive",
-				"policies.watch_interval -1s must not be negative", `policies.on_change "suspend": want revoke or keep`},
+				"policies.watch_interval -1s must not be negative", `policies.on_change "pause": want revoke, suspend or keep`},
 		},
 		{
 			name: "every problem at once",

@@ -23,15 +23,20 @@ const (
 	// TypeRequestDecided is an allowed request's decision, recorded before
 	// a credential is minted for it or it is forwarded: when an enforced
 	// sink cannot take it, the request is refused.
-	TypeRequestDecided     = "request.decided"
-	TypeSessionCreated     = "session.created"
-	TypeSessionEnded       = "session.ended"
-	TypeGrantRequested     = "grant.requested"
-	TypeGrantApproved      = "grant.approved"
-	TypeGrantActivated     = "grant.activated"
-	TypeGrantDenied        = "grant.denied"
-	TypeGrantRevoked       = "grant.revoked"
-	TypeGrantExpired       = "grant.expired"
+	TypeRequestDecided = "request.decided"
+	TypeSessionCreated = "session.created"
+	TypeSessionEnded   = "session.ended"
+	TypeGrantRequested = "grant.requested"
+	TypeGrantApproved  = "grant.approved"
+	TypeGrantActivated = "grant.activated"
+	TypeGrantDenied    = "grant.denied"
+	TypeGrantRevoked   = "grant.revoked"
+	TypeGrantExpired   = "grant.expired"
+	// TypeGrantSuspended and TypeGrantResumed are a grant held back, and
+	// then given back, by defensive denial in suspend mode (its access
+	// policy changed so that it would no longer be given; then back).
+	TypeGrantSuspended     = "grant.suspended"
+	TypeGrantResumed       = "grant.resumed"
 	TypeCredentialMinted   = "credential.minted"
 	TypeCredentialReleased = "credential.released"
 	// TypeAdminRequest is a call of the admin API: who did what, with the
@@ -122,6 +127,12 @@ type Grant struct {
 	// Approvers are who approved the grant, in order.
 	Approvers []string  `json:"approvers,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// EndReason is why an ended grant ended: the deny or revoke reason,
+	// "expired", or jitproxy's own (a changed access policy, a closed
+	// window).
+	EndReason string `json:"end_reason,omitempty"`
+	// Suspended is why a suspended grant is held back.
+	Suspended string `json:"suspended,omitempty"`
 }
 
 // Session is the audit view of an agent session.

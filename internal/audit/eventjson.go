@@ -226,6 +226,8 @@ func appendGrant(b []byte, g *Grant, html bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	b = appendStringOmitEmpty(b, `,"end_reason":`, g.EndReason, html)
+	b = appendStringOmitEmpty(b, `,"suspended":`, g.Suspended, html)
 	return append(b, '}'), nil
 }
 

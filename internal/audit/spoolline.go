@@ -101,6 +101,10 @@ func eventType(typ []byte) string {
 		return TypeGrantRevoked
 	case TypeGrantExpired:
 		return TypeGrantExpired
+	case TypeGrantSuspended:
+		return TypeGrantSuspended
+	case TypeGrantResumed:
+		return TypeGrantResumed
 	case TypeCredentialMinted:
 		return TypeCredentialMinted
 	case TypeCredentialReleased:

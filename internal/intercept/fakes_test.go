@@ -58,6 +58,7 @@ type fakeSessions struct {
 	endAtOnce bool
 	lock      *jit.Lock    // holds the session: ActiveGrants is a LockedError
 	pending   []*jit.Grant // what Pending returns
+	held      []string     // Active.Held: grants jit holds back, and why
 }
 
 func (f *fakeSessions) Watch(_ string, onEnd func()) (func(string), func()) {
@@ -138,7 +139,7 @@ func (f *fakeSessions) ActiveGrants(context.Context, string) (*jit.Active, error
 	// The same set while the grants in force are the same, as jit's cache
 	// returns it: the pipeline converts a set for policies once per tunnel.
 	if f.active == nil || !slices.Equal(f.active.Grants, out) {
-		f.active = &jit.Active{Session: f.session(), Grants: out}
+		f.active = &jit.Active{Session: f.session(), Grants: out, Held: f.held}
 	}
 	return f.active, nil
 }

@@ -476,7 +476,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // last result, so that the same grants held back give the same *Active
 // (and policyGrants converts them once).
 func (t *tunnel) usable(a *jit.Active, now time.Time) (*jit.Active, []string) {
-	var held []string
+	held := a.Held // appended to only once cloned below
 	var ok []bool
 	for i, g := range a.Grants {
 		why := g.Conditions.Check(now, t.caller.SourceAddr, t.caller.AuthMethod)
@@ -490,15 +490,15 @@ func (t *tunnel) usable(a *jit.Active, now time.Time) (*jit.Active, []string) {
 			}
 		}
 		ok[i] = false
-		held = append(held, fmt.Sprintf("grant %s (%s) is %s", g.ID, g.Policy, why))
+		held = append(slices.Clip(held), fmt.Sprintf("grant %s (%s) is %s", g.ID, g.Policy, why))
 	}
 	if ok == nil {
-		return a, nil
+		return a, held
 	}
 	if v := t.held.Load(); v != nil && v.from == a && slices.Equal(v.ok, ok) {
 		return v.to, held
 	}
-	out := &jit.Active{Session: a.Session}
+	out := &jit.Active{Session: a.Session, Held: a.Held}
 	for i, g := range a.Grants {
 		if ok[i] {
 			out.Grants = append(out.Grants, g)
@@ -551,7 +551,7 @@ func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in 
 	desc := x.tunnel.target.Protocol.Describe(in.Action)
 	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
 	if noGrant(d) && len(x.held) > 0 {
-		msg += " Held back by their access policy's conditions: " + strings.Join(x.held, "; ") + "."
+		msg += " Not in force: " + strings.Join(x.held, "; ") + "."
 	}
 	if noGrant(d) {
 		s := p.suggest(r.Context(), x, in)

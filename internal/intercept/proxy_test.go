@@ -652,6 +652,31 @@ func TestDenialNamesAPendingRequest(t *testing.T) {
 	}
 }
 
+// TestSuspendedGrantsInTheDenial: grants jit holds back (suspended by
+// defensive denial) are named in the denial, with those a condition
+// holds back, and their reasons are not mixed up across requests.
+func TestSuspendedGrantsInTheDenial(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	g := podReaderGrant(time.Hour)
+	g.Conditions = &jit.Conditions{SourceNetworks: []string{"10.0.0.0/8"}}
+	h.sessions.setGrants(g)
+	h.sessions.held = []string{`grant g-old (pod-reader) is suspended: access policy "pod-reader" was removed`}
+	for range 2 {
+		resp, err := h.agent().Get("https://kubernetes.demo/api/v1/namespaces/demo/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := kubeStatus(t, resp)
+		want := `Not in force: grant g-old (pod-reader) is suspended: access policy "pod-reader" was removed; grant g-read (pod-reader) is usable only from 10.0.0.0/8.`
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(st.Message, want) {
+			t.Errorf("%d %q\nwant it to contain %q", resp.StatusCode, st.Message, want)
+		}
+	}
+	if got := h.sessions.held; len(got) != 1 {
+		t.Errorf("the session's held list was changed: %q", got)
+	}
+}
+
 // TestGrantConditionsAtUse: a grant whose policy's conditions do not hold
 // for this use (outside its window, from another network, another auth
 // method) is not in force for the request, and the denial says why.
@@ -667,7 +692,7 @@ func TestGrantConditionsAtUse(t *testing.T) {
 		// Today and tomorrow: the request may cross midnight.
 		{name: "in its window", c: &jit.Conditions{Windows: []jit.Window{{Days: []string{weekdays(now), weekdays(now.Add(24 * time.Hour))}}}}},
 		{name: "outside its window", c: &jit.Conditions{Windows: []jit.Window{{Days: []string{other}}}},
-			wantMsg: "Held back by their access policy's conditions: grant g-read (pod-reader) is usable only " + other + " all day UTC."},
+			wantMsg: "Not in force: grant g-read (pod-reader) is usable only " + other + " all day UTC."},
 		{name: "from its network", c: &jit.Conditions{SourceNetworks: []string{"127.0.0.0/8"}}},
 		{name: "from another network", c: &jit.Conditions{SourceNetworks: []string{"10.0.0.0/8"}},
 			wantMsg: "grant g-read (pod-reader) is usable only from 10.0.0.0/8"},

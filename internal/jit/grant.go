@@ -71,6 +71,12 @@ type Grant struct {
 	// EndedBy and EndReason say who ended the grant and why.
 	EndedBy   string `json:"ended_by,omitempty"`
 	EndReason string `json:"end_reason,omitempty"`
+	// Suspended, if set, says why the grant is held back: its access
+	// policy changed so that it would no longer be given, and
+	// policies.on_change is suspend. A suspended grant is in force for
+	// nothing and cannot be approved; it resumes if a later policy set
+	// gives it again, and ends when it would have.
+	Suspended string `json:"suspended,omitempty"`
 }
 
 // Requester is who asked for a grant.
@@ -155,6 +161,6 @@ func (g *Grant) auditView() *audit.Grant {
 	return &audit.Grant{
 		ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, State: string(g.State),
 		User: g.User, Session: g.Session, Target: g.Target, Namespace: g.Namespace,
-		Reason: g.Reason, ExpiresAt: g.ExpiresAt,
+		Reason: g.Reason, ExpiresAt: g.ExpiresAt, EndReason: g.EndReason, Suspended: g.Suspended,
 	}
 }

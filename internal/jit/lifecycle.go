@@ -178,6 +178,9 @@ func (s *Service) Approve(ctx context.Context, by Principal, id, comment string)
 		if st := g.StateAt(now); st != StatePending {
 			return fmt.Errorf("%w: grant %s is %s, not PENDING", ErrConflict, id, st)
 		}
+		if g.Suspended != "" {
+			return fmt.Errorf("%w: grant %s is suspended: %s", ErrConflict, id, g.Suspended)
+		}
 		if slices.ContainsFunc(g.Approvals, func(d Decision) bool { return d.By == by.Name }) {
 			return fmt.Errorf("%w: %s has already approved grant %s", ErrConflict, by.Name, id)
 		}

@@ -144,7 +144,7 @@ func (s *Service) applyLocks(ctx context.Context, a *Active, now time.Time) (*Ac
 	if !slices.ContainsFunc(a.Grants, locked) {
 		return a, nil
 	}
-	out := &Active{Session: a.Session, from: a.from, until: a.until}
+	out := &Active{Session: a.Session, Held: a.Held, from: a.from, until: a.until}
 	for _, g := range a.Grants {
 		if !locked(g) {
 			out.Grants = append(out.Grants, g)

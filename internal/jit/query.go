@@ -68,8 +68,11 @@ func (s *Service) List(ctx context.Context, by Principal, f ListFilter) ([]*Gran
 type Active struct {
 	Session *Session
 	Grants  []*Grant
-	from    time.Time // when Grants was computed
-	until   time.Time // when the first of Grants expires
+	// Held says why grants that would otherwise be in force are not:
+	// "grant g-... (policy) is suspended: ...". Nil when none are.
+	Held  []string
+	from  time.Time // when Grants was computed
+	until time.Time // when the first of Grants expires
 }
 
 // ActiveGrants returns the session and the grants in force for it at now:
@@ -114,6 +117,10 @@ func (s *Service) ActiveGrants(ctx context.Context, sessionID string) (*Active, 
 	a := &Active{Session: &e.session.Session, from: now, until: e.session.ExpiresAt}
 	for _, g := range e.grants {
 		if g.StateAt(now) == StateActive && g.appliesTo(&e.session.Session) {
+			if g.Suspended != "" {
+				a.Held = append(a.Held, fmt.Sprintf("grant %s (%s) is suspended: %s", g.ID, g.Policy, g.Suspended))
+				continue
+			}
 			a.Grants = append(a.Grants, g)
 			if g.ExpiresAt.Before(a.until) {
 				a.until = g.ExpiresAt

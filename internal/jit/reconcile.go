@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
 )
 
 // Defensive denial (Kudo's escalation policies): when the access policies
@@ -23,6 +24,9 @@ const (
 	// RevokeGrants ends such grants (ACTIVE or PENDING) at once, with the
 	// reason. The default.
 	RevokeGrants OnPolicyChange = "revoke"
+	// SuspendGrants holds them back (Grant.Suspended) until a later
+	// policy set gives them again, or they end as they would have.
+	SuspendGrants OnPolicyChange = "suspend"
 	// KeepGrants leaves them to run to their end; they are only logged.
 	KeepGrants OnPolicyChange = "keep"
 )
@@ -30,9 +34,11 @@ const (
 // ReconcileGrants judges every grant in force or pending against the
 // access policies now in force and, with RevokeGrants, revokes each that
 // they would no longer give, as jitproxy, with the reason (its user sees
-// it in grant show, notifications and the audit stream). It returns the
+// it in grant show, notifications and the audit stream); with
+// SuspendGrants it suspends them, with the reason, instead. Whatever the
+// mode, a suspended grant they would give again resumes. It returns the
 // grants it judged stale, with why, whatever the mode. A grant whose
-// policy version is unchanged is not judged.
+// policy version is unchanged is not judged (and resumes if suspended).
 func (s *Service) ReconcileGrants(ctx context.Context, mode OnPolicyChange) (map[string]string, error) {
 	gs, err := s.store.liveAll(ctx)
 	if err != nil {
@@ -44,18 +50,49 @@ func (s *Service) ReconcileGrants(ctx context.Context, mode OnPolicyChange) (map
 	for _, g := range gs {
 		why := ps.Get(g.Policy).wouldNotGive(g)
 		if why == "" {
+			if g.Suspended != "" {
+				if err := s.suspend(ctx, g.ID, ""); err != nil && !errors.Is(err, ErrConflict) {
+					errs = append(errs, fmt.Errorf("resume grant %s: %w", g.ID, err))
+				}
+			}
 			continue
 		}
 		stale[g.ID] = why
 		s.log.Warn("a grant its access policy would no longer give", "grant", g.ID, "policy", g.Policy, "why", why, "mode", string(mode))
-		if mode != RevokeGrants {
-			continue
-		}
-		if _, err := s.end(ctx, g.ID, systemActor, StateRevoked, why); err != nil && !errors.Is(err, ErrConflict) {
-			errs = append(errs, fmt.Errorf("revoke grant %s: %w", g.ID, err))
+		switch {
+		case mode == RevokeGrants:
+			if _, err := s.end(ctx, g.ID, systemActor, StateRevoked, why); err != nil && !errors.Is(err, ErrConflict) {
+				errs = append(errs, fmt.Errorf("revoke grant %s: %w", g.ID, err))
+			}
+		case mode == SuspendGrants && g.Suspended != why:
+			if err := s.suspend(ctx, g.ID, why); err != nil && !errors.Is(err, ErrConflict) {
+				errs = append(errs, fmt.Errorf("suspend grant %s: %w", g.ID, err))
+			}
 		}
 	}
 	return stale, errors.Join(errs...)
+}
+
+// suspend suspends the PENDING or ACTIVE grant id with why, or resumes it
+// when why is "", and records it. A grant already ended is ErrConflict.
+func (s *Service) suspend(ctx context.Context, id, why string) error {
+	_, g, err := s.store.updateGrant(ctx, id, func(g *Grant) error {
+		if g.State.Ended() {
+			return fmt.Errorf("%w: grant %s is already %s", ErrConflict, id, g.State)
+		}
+		g.Suspended = why
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.cache.change("grant", g.ID, g.User)
+	typ := audit.TypeGrantSuspended
+	if why == "" {
+		typ = audit.TypeGrantResumed
+	}
+	s.record(ctx, audit.Event{Type: typ, Actor: systemActor, Grant: g.auditView()})
+	return nil
 }
 
 // wouldNotGive says why p, the version of g's access policy now in force

@@ -2,11 +2,14 @@ package jit
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
+	"github.com/jitproxy/jitproxy/internal/audit"
 )
 
 // TestReconcileGrants: when the access policies change, a grant its
@@ -101,5 +104,97 @@ func TestReconcileGrants(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReconcileSuspends: with SuspendGrants, a grant its changed policy
+// would not give is held back with the reason (not in force, named in
+// Active.Held, its watches end, approvals refused), and resumes when a
+// later set gives it again; each is an audit event.
+func TestReconcileSuspends(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s, _ := f.session(t, "alice", "developers")
+	active := f.request(t, alice, "reader")
+	pending := f.request(t, alice, "editor")
+	original := f.svc.cfg.Policies
+	ended := make(chan struct{})
+	setGrant, stop := f.svc.Watch(s.ID, func() { close(ended) })
+	defer stop()
+	setGrant(active.ID)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go f.svc.Run(runCtx)
+
+	// Both policies now want group sre: alice is no longer a subject.
+	var next []*Policy
+	for _, p := range f.svc.policies().All() {
+		c := *p
+		c.Subjects = Subjects{Groups: []string{"sre"}}
+		c.Version = policyVersion(&c)
+		next = append(next, &c)
+	}
+	set, err := NewPolicies(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.cfg.Policies = set
+	stale, err := f.svc.ReconcileGrants(ctx, SuspendGrants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stale) != 2 {
+		t.Errorf("judged stale: %v", stale)
+	}
+	for _, id := range []string{active.ID, pending.ID} {
+		g, err := f.svc.store.getGrant(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.State.Ended() || !strings.Contains(g.Suspended, "alice is no longer among its subjects") {
+			t.Errorf("grant %s: %s, suspended %q", id, g.State, g.Suspended)
+		}
+	}
+	a, err := f.svc.ActiveGrants(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Grants) != 0 || len(a.Held) != 1 || !strings.HasPrefix(a.Held[0], "grant "+active.ID+" (reader) is suspended: access policy \"reader\" changed") {
+		t.Errorf("in force %v, held %q", a.Grants, a.Held)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Error("the watch on the suspended grant did not end")
+	}
+	if _, err := f.svc.Approve(ctx, bob, pending.ID, ""); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "is suspended") {
+		t.Errorf("Approve(suspended) = %v, want ErrConflict", err)
+	}
+	// Judged again under the same set: nothing new happens.
+	if _, err := f.svc.ReconcileGrants(ctx, SuspendGrants); err != nil {
+		t.Fatal(err)
+	}
+
+	f.svc.cfg.Policies = original
+	if _, err := f.svc.ReconcileGrants(ctx, SuspendGrants); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.activeIDs(t, s.ID); len(got) != 1 || got[0] != active.ID {
+		t.Errorf("in force after the policy came back: %v", got)
+	}
+	if _, err := f.svc.Approve(ctx, bob, pending.ID, ""); err != nil {
+		t.Errorf("Approve(resumed) = %v", err)
+	}
+	var types []string
+	for _, e := range f.audit.Events() {
+		if e.Type == audit.TypeGrantSuspended || e.Type == audit.TypeGrantResumed {
+			types = append(types, e.Type)
+			if e.Actor.Name != "jitproxy" || e.Type == audit.TypeGrantSuspended && e.Grant.Suspended == "" {
+				t.Errorf("%s by %s, suspended %q", e.Type, e.Actor.Name, e.Grant.Suspended)
+			}
+		}
+	}
+	if want := []string{"grant.suspended", "grant.suspended", "grant.resumed", "grant.resumed"}; !slices.Equal(types, want) {
+		t.Errorf("events %v, want %v", types, want)
 	}
 }

@@ -185,7 +185,7 @@ func (s *Service) Watch(sessionID string, onEnd func()) (setGrant func(grantID s
 }
 
 // ended reports whether the grant or session key names is no longer in
-// force: gone, ended, expired, or held by a lock.
+// force: gone, ended, expired, suspended, or held by a lock.
 func (s *Service) ended(ctx context.Context, key string) (bool, error) {
 	kind, id, _ := strings.Cut(key, ":")
 	switch kind {
@@ -198,7 +198,7 @@ func (s *Service) ended(ctx context.Context, key string) (bool, error) {
 			return false, err
 		}
 		now := s.now()
-		if g.StateAt(now) != StateActive {
+		if g.StateAt(now) != StateActive || g.Suspended != "" {
 			return true, nil
 		}
 		locks, err := s.locksFor(ctx, now)

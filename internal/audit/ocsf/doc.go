@@ -16,7 +16,8 @@
 //	grant.requested            Entity Management (3004), Create  a grant request, an entity with a life of
 //	grant.approved, .denied    Entity Management (3004), Update  its own, before it changes anyone's access
 //	grant.activated            User Access Management (3005), Assign Privileges  the user holds the
-//	grant.revoked, .expired    User Access Management (3005), Revoke Privileges  grant's access, then not
+//	grant.revoked, .expired,   User Access Management (3005), Revoke Privileges  grant's access, then not
+//	.suspended; .resumed       (.resumed: Assign Privileges)
 //	credential.minted          Entity Management (3004), Create  jitproxy makes a short-lived credential
 //	credential.released        Entity Management (3004), Delete  ... and forgets or revokes it
 //	admin.request              API Activity (6003)            a call of jitproxy's admin API

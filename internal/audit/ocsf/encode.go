@@ -53,7 +53,7 @@ func mapEvent(e audit.Event) record {
 		return sessionEvent(e)
 	case audit.TypeGrantRequested, audit.TypeGrantApproved, audit.TypeGrantDenied:
 		return grantChange(e)
-	case audit.TypeGrantActivated, audit.TypeGrantRevoked, audit.TypeGrantExpired:
+	case audit.TypeGrantActivated, audit.TypeGrantRevoked, audit.TypeGrantExpired, audit.TypeGrantSuspended, audit.TypeGrantResumed:
 		return grantAccess(e)
 	case audit.TypeCredentialMinted, audit.TypeCredentialReleased:
 		return credentialEvent(e)

@@ -45,6 +45,18 @@ func lifecycleGrant(state string) *audit.Grant {
 		Session: "s-7f3a", Target: "prod", Namespace: "payments", Reason: "INC-1234: pods crash-looping", ExpiresAt: expires}
 }
 
+func endedGrant(state, why string) *audit.Grant {
+	g := lifecycleGrant(state)
+	g.EndReason = why
+	return g
+}
+
+func suspendedGrant(why string) *audit.Grant {
+	g := lifecycleGrant("ACTIVE")
+	g.Suspended = why
+	return g
+}
+
 func kube(method, path, verb, group, version, resource, sub, ns, name string) *access.Action {
 	return &access.Action{Kind: access.KindKubernetes, Target: "prod", Method: method, Path: path,
 		Kubernetes: &access.KubernetesAction{Verb: verb, ResourceRequest: resource != "", APIGroup: group, APIVersion: version,
@@ -143,6 +155,9 @@ func cases() []testCase {
 		{"grant.activated", event("e23", audit.Event{Type: audit.TypeGrantActivated, Actor: system, Grant: lifecycleGrant("ACTIVE")}), classUserAccess},
 		{"grant.revoked", event("e24", audit.Event{Type: audit.TypeGrantRevoked, Actor: bob, Grant: lifecycleGrant("REVOKED")}), classUserAccess},
 		{"grant.expired", event("e25", audit.Event{Type: audit.TypeGrantExpired, Actor: system, Grant: lifecycleGrant("EXPIRED")}), classUserAccess},
+		{"grant.revoked/defensive", event("e25b", audit.Event{Type: audit.TypeGrantRevoked, Actor: system, Grant: endedGrant("REVOKED", `access policy "payments-debug" was removed`)}), classUserAccess},
+		{"grant.suspended", event("e25c", audit.Event{Type: audit.TypeGrantSuspended, Actor: system, Grant: suspendedGrant(`access policy "payments-debug" was removed`)}), classUserAccess},
+		{"grant.resumed", event("e25d", audit.Event{Type: audit.TypeGrantResumed, Actor: system, Grant: lifecycleGrant("ACTIVE")}), classUserAccess},
 		{"credential.minted/kubernetes", event("e26", audit.Event{Type: audit.TypeCredentialMinted, Actor: system,
 			Grant:      &audit.Grant{ID: "g-42", Target: "prod", Namespace: "payments", ExpiresAt: expires},
 			Credential: &audit.Credential{Provider: "vault-kubernetes", Target: "prod", Subject: "system:serviceaccount:payments:jit-g-42", ExpiresAt: t0.Add(time.Hour)}}), classEntityManagement},

@@ -87,6 +87,10 @@ func grantAccess(e audit.Event) record {
 		activity, verb = accessAssign, "activated"
 	case audit.TypeGrantExpired:
 		verb = "expired"
+	case audit.TypeGrantSuspended:
+		verb = "suspended"
+	case audit.TypeGrantResumed:
+		activity, verb = accessAssign, "resumed"
 	}
 	r := newRecord(e, classUserAccess, activity, "")
 	r.setStatus(statusSuccess)
@@ -110,6 +114,13 @@ func grantAccess(e audit.Event) record {
 	r.Message += " " + verb
 	if e.Actor != nil && e.Type != audit.TypeGrantExpired {
 		r.Message += " by " + e.Actor.Name
+	}
+	switch g := e.Grant; {
+	case g == nil:
+	case e.Type == audit.TypeGrantSuspended && g.Suspended != "":
+		r.Message += ": " + g.Suspended
+	case e.Type == audit.TypeGrantRevoked && g.EndReason != "":
+		r.Message += ": " + g.EndReason
 	}
 	return r
 }

@@ -66,6 +66,10 @@ func slackText(e *audit.Event) string {
 			return fmt.Sprintf("%s has expired", upper(grant))
 		case audit.TypeGrantRevoked:
 			return fmt.Sprintf("*%s* revoked %s", q(actor), grant)
+		case audit.TypeGrantSuspended:
+			return fmt.Sprintf("%s is suspended: %s", upper(grant), q(g.Suspended))
+		case audit.TypeGrantResumed:
+			return fmt.Sprintf("%s is resumed", upper(grant))
 		}
 		return fmt.Sprintf("%s: %s", q(e.Type), grant)
 	}
