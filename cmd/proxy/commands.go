@@ -334,6 +334,9 @@ func printGrant(w io.Writer, output string, g *jit.Grant) error {
 			fmt.Fprintf(w, "  ended %s by %s\n", when(g.EndedAt), esc(g.EndedBy))
 		}
 	}
+	if g.Suspended != "" && !g.State.Ended() {
+		fmt.Fprintf(w, "  suspended, in force for nothing until a policy set gives it again: %s\n", esc(g.Suspended))
+	}
 	fmt.Fprintf(w, "  reason: %s\n", esc(g.Reason))
 	for _, a := range g.Approvals {
 		fmt.Fprintf(w, "  approved by %s at %s", esc(a.By), when(a.At))

@@ -57,6 +57,17 @@ func TestPrintGrant(t *testing.T) {
 				"  approved by carol at 2026-11-26 09:00:00Z: ok for 1h\n",
 		},
 		{
+			name: "suspended grant says why",
+			grant: jit.Grant{
+				ID: "g-abc", Policy: "pod-reader", Target: "demo", Namespace: "demo", User: "alice", Reason: "r",
+				State: jit.StateActive, ExpiresAt: at.Add(time.Hour), Suspended: `access policy "pod-reader" was removed`,
+			},
+			want: "grant g-abc: ACTIVE (pod-reader on demo, namespace demo, for alice)\n" +
+				"  active until 2026-11-26 10:00:00Z\n" +
+				"  suspended, in force for nothing until a policy set gives it again: access policy \"pod-reader\" was removed\n" +
+				"  reason: r\n",
+		},
+		{
 			name: "hostile active grant",
 			grant: jit.Grant{
 				ID: "g-\x1b]0;pwned\x07", Policy: "reader\n", Target: "demo\r", Namespace: "demo\x1b[31m", User: "alice\u202e",
