@@ -198,7 +198,7 @@ func TestWindowsClose(t *testing.T) {
 func TestGrantEndsWhenItsWindowCloses(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t) // Thursday 2026-11-26 09:00 UTC
-	f.setPolicies(t, strings.Replace(testPolicies, "  duration: {default: 15m, max: 1h}\n",
+	f.svc.cfg.Policies = mustPolicies(t, strings.Replace(testPolicies, "  duration: {default: 15m, max: 1h}\n",
 		"  duration: {default: 15m, max: 1h}\n  conditions: {windows: [{hours: \"08:00-09:10\"}], endOutsideWindows: true}\n", 1))
 	s, _ := f.session(t, "alice", "developers")
 	g := f.request(t, alice, "reader")

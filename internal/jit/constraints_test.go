@@ -108,7 +108,7 @@ func TestParameterConstraints(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.setPolicies(t, constrainedPolicies)
+			f.svc.cfg.Policies = mustPolicies(t, constrainedPolicies)
 			g, err := f.svc.RequestGrant(context.Background(), tt.by, GrantRequest{Policy: "team-editor", Namespace: tt.namespace, Duration: tt.duration, Reason: "r"})
 			if tt.wantErr != "" {
 				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
@@ -130,7 +130,7 @@ func TestParameterConstraints(t *testing.T) {
 // their own default and maximum.
 func TestPolicyListShowsTheCallersMaximum(t *testing.T) {
 	f := newFixture(t)
-	f.setPolicies(t, constrainedPolicies)
+	f.svc.cfg.Policies = mustPolicies(t, constrainedPolicies)
 	p := f.svc.policies().Get("team-editor")
 	for _, tt := range []struct {
 		by               Principal
@@ -159,18 +159,4 @@ func TestPolicyVersionWithoutMaxFor(t *testing.T) {
 	if ps[0].Version == with[0].Version {
 		t.Error("maxFor does not change the version")
 	}
-}
-
-// setPolicies puts the policies of yaml in force instead of the fixture's.
-func (f *fixture) setPolicies(t *testing.T, yaml string) {
-	t.Helper()
-	ps, err := ParsePolicies("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := NewPolicies(ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc.cfg.Policies = set
 }

@@ -30,15 +30,7 @@ spec:
 func TestApprovalSteps(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	ps, err := ParsePolicies("steps.yaml", []byte(stepsPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := NewPolicies(ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc.cfg.Policies = set
+	f.svc.cfg.Policies = mustPolicies(t, stepsPolicy)
 	eve := Principal{Name: "eve", Groups: []string{"security"}}
 	both := Principal{Name: "frank", Groups: []string{"sre", "security"}}
 
@@ -46,7 +38,8 @@ func TestApprovalSteps(t *testing.T) {
 	if g.State != StatePending || g.RequiredApprovals != 2 || g.Waiting() != "1 approval from sre and 1 approval from security" {
 		t.Fatalf("requested: %s, %d required, waiting for %q", g.State, g.RequiredApprovals, g.Waiting())
 	}
-	if g, err = f.svc.Approve(ctx, bob, g.ID, "sre ok"); err != nil || g.State != StatePending || g.Waiting() != "1 approval from security" {
+	g, err := f.svc.Approve(ctx, bob, g.ID, "sre ok")
+	if err != nil || g.State != StatePending || g.Waiting() != "1 approval from security" {
 		t.Fatalf("after sre: %v %s, waiting for %q", err, g.State, g.Waiting())
 	}
 	// The sre step is complete: another sre approval is not needed.
