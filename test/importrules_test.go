@@ -30,6 +30,7 @@ var importRules = []struct {
 	{pkg: "internal/audit", allow: []string{"internal/access", "internal/secret"}},
 	{pkg: "internal/authz", allow: []string{"internal/access"}},
 	{pkg: "internal/jit", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
+	{pkg: "internal/approvalpage", allow: []string{"internal/jit", "internal/audit", "internal/access", "internal/secret"}},
 	{pkg: "internal/broker", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
 	{pkg: "internal/intercept", allow: []string{"internal/authz", "internal/jit", "internal/broker", "internal/audit", "internal/access", "internal/secret", "internal/strictjson"}},
 	{pkg: "cmd/proxy", allow: []string{"*"}},

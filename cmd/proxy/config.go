@@ -121,6 +121,33 @@ type AdminConfig struct {
 	RunnerGroups   []string      `yaml:"runner_groups"`
 	AdminGroups    []string      `yaml:"admin_groups"`
 	Timeouts       AdminTimeouts `yaml:"timeouts"`
+	// Page is the approval page, served under /ui/ on the admin listener.
+	Page PageConfig `yaml:"page"`
+}
+
+// PageConfig configures the approval page.
+type PageConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// SessionTTL is how long a sign-in lasts. Default 8h.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	OIDC       PageOIDC      `yaml:"oidc"`
+}
+
+// PageOIDC is the OpenID Connect provider people sign in to the page with.
+type PageOIDC struct {
+	// Issuer URL: https, or http on a loopback address.
+	Issuer           string `yaml:"issuer"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RedirectURL is the page's callback as browsers reach it,
+	// https://HOST/ui/callback (http only on a loopback address). Its
+	// scheme decides whether the cookies are Secure and __Host-.
+	RedirectURL string `yaml:"redirect_url"`
+	// UsernameClaim names the person; default email. GroupsClaim holds
+	// their groups; default groups.
+	UsernameClaim string   `yaml:"username_claim"`
+	GroupsClaim   string   `yaml:"groups_claim"`
+	Scopes        []string `yaml:"scopes"` // default [openid, email, profile]
 }
 
 // IdentityConfig is one static identity. Exactly one of Token and
@@ -433,6 +460,7 @@ func loadConfig(path string) (Config, error) {
 		}
 	}
 	rel(&c.Admin.IdentitiesFile)
+	rel(&c.Admin.Page.OIDC.ClientSecretFile)
 	rel(&c.Redis.PasswordFile)
 	rel(&c.Policies.AuthzDir)
 	rel(&c.Policies.AccessDir)
@@ -495,6 +523,7 @@ func (c *Config) validate() error {
 			bad("admin.identities[%d] (%s): set exactly one of token and token_file", i, id.Name)
 		}
 	}
+	errs = append(errs, c.Admin.Page.validate())
 	if !slices.Contains([]string{"", "revoke", "suspend", "keep"}, c.Policies.OnChange) {
 		bad("policies.on_change %q: want revoke, suspend or keep", c.Policies.OnChange)
 	}
@@ -598,4 +627,54 @@ func (c *Config) proxyURL() *url.URL {
 		return u
 	}
 	return &url.URL{Scheme: "http", Host: c.Proxy.Listen}
+}
+
+// validate checks an enabled page's settings; zero values are defaulted
+// where they are used.
+func (p PageConfig) validate() error {
+	if !p.Enabled {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("admin.page."+format, args...)) }
+	o := &p.OIDC
+	if !webURL(o.Issuer) {
+		bad("oidc.issuer %q: want an https URL (http only on a loopback address)", o.Issuer)
+	}
+	if o.ClientID == "" {
+		bad("oidc.client_id is required")
+	}
+	if o.ClientSecretFile == "" {
+		bad("oidc.client_secret_file is required")
+	}
+	if u, err := url.Parse(o.RedirectURL); err != nil || !webURL(o.RedirectURL) || u.Path != "/ui/callback" || u.RawQuery != "" {
+		bad("oidc.redirect_url %q: want https://HOST/ui/callback, the page's callback as browsers reach it (http only on a loopback address)", o.RedirectURL)
+	}
+	if o.Scopes != nil && !slices.Contains(o.Scopes, "openid") {
+		bad("oidc.scopes %v must include openid", o.Scopes)
+	}
+	if p.SessionTTL < 0 {
+		bad("session_ttl %s must not be negative", p.SessionTTL)
+	}
+	return errors.Join(errs...)
+}
+
+// webURL reports whether s is an https URL, or an http one on a loopback
+// address, with a host and no credentials.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		if u.Hostname() == "localhost" {
+			return true
+		}
+		ip := net.ParseIP(u.Hostname())
+		return ip != nil && ip.IsLoopback()
+	}
+	return false
 }

@@ -126,6 +126,24 @@ targets:
 				`targets[1] (b): aws.sts.endpoint "sts.local": want an https URL`,
 			},
 		},
+		{
+			name: "approval page",
+			yaml: `
+admin:
+  page:
+    enabled: true
+    session_ttl: -1h
+    oidc: {issuer: "http://idp.example.com", redirect_url: "https://jitproxy.example.com/callback", scopes: [email]}
+`,
+			want: []string{
+				`admin.page.oidc.issuer "http://idp.example.com": want an https URL (http only on a loopback address)`,
+				"admin.page.oidc.client_id is required",
+				"admin.page.oidc.client_secret_file is required",
+				`admin.page.oidc.redirect_url "https://jitproxy.example.com/callback": want https://HOST/ui/callback`,
+				"admin.page.oidc.scopes [email] must include openid",
+				"admin.page.session_ttl -1h0m0s must not be negative",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -298,9 +298,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		AuditStats: c.recorder.Stats,
 		Logger:     log.With("component", "admin"),
 	})
+	page, err := buildPage(c)
+	if err != nil {
+		proxyLn.Close()
+		adminLn.Close()
+		return err
+	}
 	at := cfg.Admin.Timeouts
 	adminSrv := &http.Server{
-		Handler: c.api, ReadHeaderTimeout: at.ReadHeader, ReadTimeout: at.Read, WriteTimeout: at.Write, IdleTimeout: at.Idle,
+		Handler: adminHandler(c.api, page), ReadHeaderTimeout: at.ReadHeader, ReadTimeout: at.Read, WriteTimeout: at.Write, IdleTimeout: at.Idle,
 		ErrorLog: slog.NewLogLogger(log.With("component", "admin").Handler(), slog.LevelWarn),
 	}
 

@@ -6,6 +6,8 @@
 #   kube-apiserver  k8s.io/kubernetes v1.34.4 (test/servers/kube)
 #   vault           github.com/hashicorp/vault v1.19.5 (test/servers/vault)
 #   minio           github.com/minio/minio, a pseudo-version (test/servers/minio)
+#   oidc-provider   github.com/zitadel/oidc/v3 v3.52.0's provider with its example
+#                   login form (test/servers/oidc), for the approval page's browser test
 #   kubectl         same module as kube-apiserver, only where none is installed
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +33,7 @@ build() {
 build kube-apiserver test/servers/kube k8s.io/kubernetes/cmd/kube-apiserver "about 4 minutes on two cores"
 build vault test/servers/vault github.com/hashicorp/vault "about 8 minutes on two cores"
 build minio test/servers/minio github.com/minio/minio "about 3 minutes on two cores"
+build oidc-provider test/servers/oidc . "under a minute"
 if ! command -v kubectl >/dev/null; then
 	build kubectl test/servers/kube k8s.io/kubernetes/cmd/kubectl "about 2 minutes"
 fi
