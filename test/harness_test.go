@@ -180,7 +180,7 @@ func (p *proxyProc) cli(args ...string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, jitproxyBin, args...)
 	cmd.Env = append(os.Environ(), "JITPROXY_ADMIN_URL="+p.adminURL, "JITPROXY_STATE_DIR="+p.stateDir,
-		"HTTPS_PROXY=", "https_proxy=", "JITPROXY_TOKEN=")
+		"HTTPS_PROXY=", "https_proxy=", "JITPROXY_TOKEN=", "JITPROXY_TOKEN_FILE=")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

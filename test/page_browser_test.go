@@ -41,7 +41,10 @@ func chromiumPath(t *testing.T) string {
 // TestApprovalPageInBrowser signs an approver in to the approval page with
 // headless Chromium through a real OpenID provider (oidc-provider, its own
 // login form), approves an agent's pending request there with a comment,
-// and sees the agent's next request through jitproxy succeed.
+// and sees the agent's next request through jitproxy succeed. The provider's
+// users are mapped to jitproxy's (admin.users): the approver acts as
+// approver, and carol, signed in with the provider, is not offered the
+// request she made with her static token.
 func TestApprovalPageInBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
 	const (
@@ -72,6 +75,7 @@ func TestApprovalPageInBrowser(t *testing.T) {
 	ctx := context.Background()
 	idp, err := servers.StartOIDCProvider(ctx, dir, []servers.OIDCUser{
 		{ID: "u-approver", Username: "approver", Password: "approver-password", Email: "approver@example.com", Groups: []string{"sre"}},
+		{ID: "u-carol", Username: "carol", Password: "carol-password", Email: "carol@example.com", Groups: []string{"sre"}},
 	}, "jitproxy-page", clientSecret, redirect)
 	if err != nil {
 		t.Fatal(err)
@@ -84,10 +88,15 @@ log: {level: debug}
 proxy: {listen: 127.0.0.1:0}
 admin:
   listen: %s
+  oidc:
+    - {name: corp, issuer: %s, client_ids: [jitproxy-page], username_claim: email}
+  users:
+    - {name: approver, groups: [sre], identities: ["token:approver", "oidc:corp:approver@example.com"]}
+    - {name: carol, groups: [developers, sre], identities: ["token:carol", "oidc:corp:carol@example.com"]}
   page:
     enabled: true
     oidc:
-      issuer: %s
+      provider: corp
       client_id: jitproxy-page
       client_secret_file: %s
       redirect_url: %s
@@ -135,20 +144,28 @@ targets:
 	}
 	ag := &agent{t: t, kubectl: kubectlPath(t), kubeconfig: kubeconfig, home: filepath.Join(dir, "home"), out: out}
 	ag.mustFail("Forbidden", "get", "pods", "-n", "demo")
+	// carol, an SRE and a developer, asks for herself with her static token.
+	carolsGrant := regexp.MustCompile(`g-[a-z0-9]+`).FindString(p.mustCLI("grant", "request", "namespace-editor", "--as", "carol", "--namespace", "demo", "--reason", "carol's own"))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.NoSandbox,
-		chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.ProxyServer("direct://"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	bctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancel()
+	// newBrowser starts a Chromium of its own: a person's sign-in is not
+	// shared with the next one's.
+	newBrowser := func(name string) context.Context {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(chromium), chromedp.UserDataDir(filepath.Join(dir, "chromium-"+name)), chromedp.NoSandbox,
+			chromedp.Flag("headless", true), chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true),
+			chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+			chromedp.ProxyServer("direct://"),
+		)
+		actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+		t.Cleanup(cancelAlloc)
+		bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+		t.Cleanup(cancelBrowser)
+		bctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+		t.Cleanup(cancel)
+		return bctx
+	}
+	bctx := newBrowser("approver")
 
 	article := "#request-" + g.ID
 	browser := func(what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -180,13 +197,13 @@ targets:
 		chromedp.WaitVisible(chromedp.CSS(`#recent`)),
 	)
 	recent := text(`#recent`)
-	if user != "approver@example.com" {
-		t.Errorf("signed in as %q, want approver@example.com", user)
+	if user != "approver" {
+		t.Errorf("signed in as %q, want approver (admin.users maps approver@example.com)", user)
 	}
 	if shownReason != reason {
 		t.Errorf("the page shows the reason as %q, want %q", shownReason, reason)
 	}
-	if !strings.Contains(recent, "approved by approver@example.com") || !strings.Contains(recent, comment) {
+	if !strings.Contains(recent, "approver") || !strings.Contains(recent, comment) {
 		t.Errorf("recent decisions:\n%s", recent)
 	}
 
@@ -203,12 +220,30 @@ targets:
 			continue
 		}
 		actor, _ := e["actor"].(map[string]any)
-		found = actor["name"] == "approver@example.com"
+		found = found || actor["name"] == "approver" && actor["auth_method"] == "oidc" && actor["identity"] == "oidc:corp:approver@example.com"
 	}
 	if !found {
 		t.Errorf("no grant.approved event with the approver as actor:\n%s", p.stdout.String())
 	}
 	if got, _ := p.cli("grant", "show", g.ID, "--as", "dev"); !strings.Contains(got, comment) {
 		t.Errorf("grant show lacks the approver's comment:\n%s", got)
+	}
+
+	// carol signs in with the provider: she is carol, and her own request,
+	// made with her static token, is not hers to approve.
+	bctx = newBrowser("carol")
+	browser("carol signs in",
+		chromedp.Navigate(p.adminURL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), "carol"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "carol-password"),
+		chromedp.Submit(chromedp.CSS(`#password`)),
+		chromedp.WaitVisible(chromedp.CSS(`#no-pending`)),
+	)
+	if user := text(`#user`); user != "carol" {
+		t.Errorf("signed in as %q, want carol", user)
+	}
+	if got := p.mustCLI("grant", "show", carolsGrant, "--as", "carol"); !strings.Contains(got, "PENDING") {
+		t.Errorf("carol's grant:\n%s", got)
 	}
 }

@@ -30,6 +30,10 @@ type realCluster struct {
 	rdb     *redis.Client
 	dir     string
 
+	// adminYAML is YAML under the configuration's admin key, beside listen
+	// (users, oidc, service_accounts), indented by two spaces.
+	adminYAML string
+
 	mu     sync.Mutex
 	minted []string // every token jitproxy minted, read from Redis: canaries
 }
@@ -92,11 +96,12 @@ func (c *realCluster) config(t *testing.T, proxyAddr, adminAddr string, extra ..
 state_dir: %s
 log: {level: debug}
 proxy: {listen: %q}
-admin: {listen: %q}
-redis: {address: %q}
+admin:
+  listen: %q
+%sredis: {address: %q}
 audit: {stdout: true}
 policies: {access_dir: %s}
-`, state, proxyAddr, adminAddr, c.env.Redis.Addr, access)
+`, state, proxyAddr, adminAddr, c.adminYAML, c.env.Redis.Addr, access)
 	vaultMount := ""
 	if withVault {
 		jwt, err := c.env.ServiceAccountToken(ctx, c.kubectl, "jitproxy-system", "jitproxy")
@@ -186,9 +191,11 @@ func TestStoryRealCluster(t *testing.T) {
 	const agentCanary = "agent-canary-real-5d9a0c"
 	c := startRealCluster(t, servers.Options{Redis: true, Vault: true})
 	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
+	idp := setupIdentities(t, c)
 	cfg, state := c.config(t, proxyAddr, adminAddr)
 	out := &outputs{}
 	p := startJitproxy(t, cfg, state, out)
+	t.Run("identities", func(t *testing.T) { idp.test(t, p) })
 	kubeconfig := filepath.Join(c.dir, "agent.kubeconfig")
 	p.mustCLI("session", "create", "--as", "runner", "--agent", "e2e-agent", "--user", "dev", "--groups", "developers", "--kubeconfig", kubeconfig)
 	ag := &agent{t: t, kubectl: c.kubectl, kubeconfig: kubeconfig, home: filepath.Join(c.dir, "home"), out: out}
@@ -364,6 +371,8 @@ func TestStoryRealCluster(t *testing.T) {
 			"jitproxy's own token":      c.env.Kube.JitproxyToken,
 			"Vault's cluster token":     c.env.Kube.VaultToken,
 			"the Vault root token":      c.env.Vault.RootToken,
+			"carol's OIDC token":        idp.carolOIDC,
+			"the runner's SA token":     idp.runnerSA,
 		}
 		for i, tok := range c.minted {
 			secrets[fmt.Sprintf("minted token %d", i)] = tok

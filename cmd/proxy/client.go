@@ -44,7 +44,7 @@ func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 		stateDir = ".jitproxy"
 	}
 	fs.StringVar(&f.adminURL, "admin-url", def, "admin API URL (env JITPROXY_ADMIN_URL)")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file holding your bearer token (or env JITPROXY_TOKEN)")
+	fs.StringVar(&f.tokenFile, "token-file", getenv("JITPROXY_TOKEN_FILE"), "file holding your bearer token: a static token, an OIDC ID token or a ServiceAccount token (env JITPROXY_TOKEN_FILE; or the token itself in env JITPROXY_TOKEN)")
 	fs.StringVar(&f.as, "as", "", "act as this identity from the local identities file (STATE_DIR/identities.yaml)")
 	fs.StringVar(&f.stateDir, "state-dir", stateDir, "state directory, for --as (env JITPROXY_STATE_DIR)")
 	fs.StringVar(&f.output, "o", "text", "output: text or json")

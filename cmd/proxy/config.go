@@ -117,10 +117,22 @@ type AdminConfig struct {
 	// IdentitiesFile is a YAML list of identities. When no identities are
 	// configured at all, jitproxy generates local ones into
 	// STATE_DIR/identities.yaml.
-	IdentitiesFile string        `yaml:"identities_file"`
-	RunnerGroups   []string      `yaml:"runner_groups"`
-	AdminGroups    []string      `yaml:"admin_groups"`
-	Timeouts       AdminTimeouts `yaml:"timeouts"`
+	IdentitiesFile string `yaml:"identities_file"`
+	// Users map identities (static tokens, OIDC users, ServiceAccounts)
+	// to jitproxy users: whichever identity authenticates, the user is
+	// the same, and may not approve their own requests. A static identity
+	// no user lists is a user of its own name.
+	Users []UserConfig `yaml:"users"`
+	// OIDC are the OpenID Connect providers whose ID tokens authenticate
+	// people (bearer tokens on the admin API and the CLI).
+	OIDC []OIDCConfig `yaml:"oidc"`
+	// ServiceAccounts are the kubernetes targets whose clusters review
+	// ServiceAccount tokens (TokenReview), so that a runner pod
+	// authenticates with its projected token.
+	ServiceAccounts []ServiceAccountAuthConfig `yaml:"service_accounts"`
+	RunnerGroups    []string                   `yaml:"runner_groups"`
+	AdminGroups     []string                   `yaml:"admin_groups"`
+	Timeouts        AdminTimeouts              `yaml:"timeouts"`
 	// Page is the approval page, served under /ui/ on the admin listener.
 	Page PageConfig `yaml:"page"`
 }
@@ -133,21 +145,20 @@ type PageConfig struct {
 	OIDC       PageOIDC      `yaml:"oidc"`
 }
 
-// PageOIDC is the OpenID Connect provider people sign in to the page with.
+// PageOIDC is how people sign in to the page: as a web client of one of
+// the admin.oidc providers, whose verifier and user mapping name them, as
+// they do for the provider's bearer tokens.
 type PageOIDC struct {
-	// Issuer URL: https, or http on a loopback address.
-	Issuer           string `yaml:"issuer"`
+	// Provider is the name of an admin.oidc provider; its client_ids must
+	// include ClientID.
+	Provider         string `yaml:"provider"`
 	ClientID         string `yaml:"client_id"`
 	ClientSecretFile string `yaml:"client_secret_file"`
 	// RedirectURL is the page's callback as browsers reach it,
 	// https://HOST/ui/callback (http only on a loopback address). Its
 	// scheme decides whether the cookies are Secure and __Host-.
-	RedirectURL string `yaml:"redirect_url"`
-	// UsernameClaim names the person; default email. GroupsClaim holds
-	// their groups; default groups.
-	UsernameClaim string   `yaml:"username_claim"`
-	GroupsClaim   string   `yaml:"groups_claim"`
-	Scopes        []string `yaml:"scopes"` // default [openid, email, profile]
+	RedirectURL string   `yaml:"redirect_url"`
+	Scopes      []string `yaml:"scopes"` // default [openid, email, profile]
 }
 
 // IdentityConfig is one static identity. Exactly one of Token and
@@ -157,6 +168,58 @@ type IdentityConfig struct {
 	Groups    []string `yaml:"groups"`
 	Token     string   `yaml:"token"`
 	TokenFile string   `yaml:"token_file"`
+}
+
+// UserConfig is one user and the identities that authenticate as them.
+type UserConfig struct {
+	Name   string   `yaml:"name"`
+	Groups []string `yaml:"groups"`
+	// Identities: token:NAME (a static identity), oidc:PROVIDER:USERNAME
+	// (the value of the provider's username_claim) and
+	// serviceaccount:TARGET:NAMESPACE/NAME.
+	Identities []string `yaml:"identities"`
+}
+
+// OIDCConfig is one OpenID Connect provider.
+type OIDCConfig struct {
+	// Name names the provider in identities (oidc:NAME:USERNAME).
+	Name string `yaml:"name"`
+	// Issuer is the issuer URL: https, or http on a loopback address.
+	Issuer string `yaml:"issuer"`
+	// ClientIDs are the audiences accepted; at least one.
+	ClientIDs []string `yaml:"client_ids"`
+	// UsernameClaim names the identity; default sub.
+	UsernameClaim string `yaml:"username_claim"`
+	// GroupsClaim, if set, adds the provider's groups to the user's,
+	// each prefixed with GroupsPrefix.
+	GroupsClaim  string `yaml:"groups_claim"`
+	GroupsPrefix string `yaml:"groups_prefix"`
+	// RequiredClaims must be in every token with exactly these values.
+	RequiredClaims map[string]string `yaml:"required_claims"`
+	// UnmappedUsers is refuse (the default: only identities listed in
+	// users authenticate) or claim (the username claim is the user's
+	// name, unless a configured user or static identity has it).
+	UnmappedUsers string `yaml:"unmapped_users"`
+	// CAFile verifies the issuer's certificate; empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+}
+
+// ServiceAccountAuthConfig lets a kubernetes target's cluster
+// authenticate ServiceAccounts, with jitproxy's own credentials for the
+// target (which need create on tokenreviews: system:auth-delegator).
+type ServiceAccountAuthConfig struct {
+	// Target is a kubernetes target's name.
+	Target string `yaml:"target"`
+	// Issuer is the cluster's ServiceAccount token issuer (kube-apiserver
+	// --service-account-issuer; `kubectl get --raw
+	// /.well-known/openid-configuration` shows it): the tokens it names
+	// are reviewed by this cluster.
+	Issuer string `yaml:"issuer"`
+	// Audiences the token must be for. Default [jitproxy].
+	Audiences []string `yaml:"audiences"`
+	// CacheTTL is how long a positive review is reused (never past the
+	// token's expiry). Default 1m.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // RedisConfig configures the state store.
@@ -471,6 +534,9 @@ func loadConfig(path string) (Config, error) {
 	for i := range c.Admin.Identities {
 		rel(&c.Admin.Identities[i].TokenFile)
 	}
+	for i := range c.Admin.OIDC {
+		rel(&c.Admin.OIDC[i].CAFile)
+	}
 	for i := range c.Targets {
 		rel(&c.Targets[i].CAFile)
 		rel(&c.Targets[i].Credentials.Kubeconfig)
@@ -523,7 +589,8 @@ func (c *Config) validate() error {
 			bad("admin.identities[%d] (%s): set exactly one of token and token_file", i, id.Name)
 		}
 	}
-	errs = append(errs, c.Admin.Page.validate())
+	errs = append(errs, c.Admin.Page.validate(c.Admin.OIDC))
+	errs = append(errs, c.validateAuth())
 	if !slices.Contains([]string{"", "revoke", "suspend", "keep"}, c.Policies.OnChange) {
 		bad("policies.on_change %q: want revoke, suspend or keep", c.Policies.OnChange)
 	}
@@ -631,18 +698,21 @@ func (c *Config) proxyURL() *url.URL {
 
 // validate checks an enabled page's settings; zero values are defaulted
 // where they are used.
-func (p PageConfig) validate() error {
+func (p PageConfig) validate(providers []OIDCConfig) error {
 	if !p.Enabled {
 		return nil
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("admin.page."+format, args...)) }
 	o := &p.OIDC
-	if !webURL(o.Issuer) {
-		bad("oidc.issuer %q: want an https URL (http only on a loopback address)", o.Issuer)
-	}
-	if o.ClientID == "" {
+	i := slices.IndexFunc(providers, func(c OIDCConfig) bool { return c.Name == o.Provider })
+	switch {
+	case i < 0:
+		bad("oidc.provider %q: want the name of an admin.oidc provider (people sign in with it, and admin.users maps them)", o.Provider)
+	case o.ClientID == "":
 		bad("oidc.client_id is required")
+	case !slices.Contains(providers[i].ClientIDs, o.ClientID):
+		bad("oidc.client_id %q must be among admin.oidc %s's client_ids, so that its ID tokens are accepted", o.ClientID, o.Provider)
 	}
 	if o.ClientSecretFile == "" {
 		bad("oidc.client_secret_file is required")

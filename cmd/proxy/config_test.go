@@ -98,6 +98,34 @@ audit:
 			},
 		},
 		{
+			name: "identities",
+			yaml: `
+admin:
+  users:
+    - {name: alice, identities: ["ldap:corp:alice", "serviceaccount:demo:nons"]}
+  oidc:
+    - {name: corp, issuer: "http://idp.example.com", client_ids: []}
+    - {name: corp, issuer: "https://idp.example.com", client_ids: [jitproxy], unmapped_users: maybe}
+    - {name: "a:b", issuer: "https://idp.example.com", client_ids: [jitproxy]}
+  service_accounts:
+    - {target: aws, issuer: "https://kubernetes.default.svc"}
+    - {target: nowhere, audiences: [""], cache_ttl: -1s}
+targets:
+  - {name: aws, kind: aws}
+`,
+			want: []string{
+				`admin.users[0] (alice): identity "ldap:corp:alice": unknown kind "ldap"`,
+				`admin.users[0] (alice): identity "serviceaccount:demo:nons": want serviceaccount:TARGET:NAMESPACE/NAME`,
+				`admin.oidc[0] (corp): issuer "http://idp.example.com": http only on a loopback address`,
+				"admin.oidc[0] (corp): client_ids: list at least one", "admin.oidc[1] (corp): name used twice",
+				`admin.oidc[1] (corp): unmapped_users "maybe"`, "admin.oidc[2] (a:b): name is required, without colons",
+				`admin.oidc[2] (a:b): issuer "https://idp.example.com" is also admin.oidc[1] (corp)'s`,
+				`admin.service_accounts[0] (aws): target "aws": want the name of a kubernetes target`,
+				"admin.service_accounts[1] (nowhere): issuer is required", "admin.service_accounts[1] (nowhere): audiences: none may be empty",
+				"admin.service_accounts[1] (nowhere): cache_ttl must not be negative",
+			},
+		},
+		{
 			name: "client rate limits that would stop minting",
 			yaml: `
 targets:
@@ -127,17 +155,27 @@ targets:
 			},
 		},
 		{
+			name: "approval page client not accepted by its provider",
+			yaml: `
+admin:
+  oidc: [{name: corp, issuer: "https://idp.example.com", client_ids: [jitproxy-cli]}]
+  page:
+    enabled: true
+    oidc: {provider: corp, client_id: jitproxy-page, client_secret_file: s, redirect_url: "https://jitproxy.example.com/ui/callback"}
+`,
+			want: []string{`admin.page.oidc.client_id "jitproxy-page" must be among admin.oidc corp's client_ids`},
+		},
+		{
 			name: "approval page",
 			yaml: `
 admin:
   page:
     enabled: true
     session_ttl: -1h
-    oidc: {issuer: "http://idp.example.com", redirect_url: "https://jitproxy.example.com/callback", scopes: [email]}
+    oidc: {provider: corp, redirect_url: "https://jitproxy.example.com/callback", scopes: [email]}
 `,
 			want: []string{
-				`admin.page.oidc.issuer "http://idp.example.com": want an https URL (http only on a loopback address)`,
-				"admin.page.oidc.client_id is required",
+				`admin.page.oidc.provider "corp": want the name of an admin.oidc provider`,
 				"admin.page.oidc.client_secret_file is required",
 				`admin.page.oidc.redirect_url "https://jitproxy.example.com/callback": want https://HOST/ui/callback`,
 				"admin.page.oidc.scopes [email] must include openid",

@@ -5,25 +5,39 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/jitproxy/jitproxy/internal/approvalpage"
 	"github.com/jitproxy/jitproxy/internal/jit"
+	"github.com/jitproxy/jitproxy/internal/jit/oidcauth"
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
 var (
 	_ approvalpage.Grants        = (*jit.Service)(nil)
-	_ approvalpage.Authenticator = (*approvalpage.ClaimsAuthenticator)(nil)
+	_ approvalpage.Authenticator = (*oidcauth.Authenticator)(nil)
 )
 
 // buildPage returns the approval page of an enabled admin.page, or nil.
-// The provider is discovered at the first sign-in, not here: jitproxy
-// starts while it is unreachable, and the page answers 503 until it is.
+// People sign in as a web client of an admin.oidc provider, whose
+// verifier and user mapping name them (c.issuers must be built). The
+// provider is discovered at the first sign-in, not here: jitproxy starts
+// while it is unreachable, and the page answers 503 until it is.
 func buildPage(c *components) (*approvalpage.Page, error) {
 	pc := c.cfg.Admin.Page
 	if !pc.Enabled {
 		return nil, nil
+	}
+	i := slices.IndexFunc(c.cfg.Admin.OIDC, func(o OIDCConfig) bool { return o.Name == pc.OIDC.Provider })
+	if i < 0 {
+		return nil, fmt.Errorf("admin.page.oidc.provider %q is not an admin.oidc provider", pc.OIDC.Provider) // validated
+	}
+	prov := c.cfg.Admin.OIDC[i]
+	auth, ok := c.issuers[prov.Issuer].(*oidcauth.Authenticator)
+	if !ok {
+		return nil, fmt.Errorf("admin.page: the verifier of admin.oidc %s is missing", prov.Name)
 	}
 	b, err := os.ReadFile(pc.OIDC.ClientSecretFile)
 	if err != nil {
@@ -33,13 +47,11 @@ func buildPage(c *components) (*approvalpage.Page, error) {
 	if sec.IsZero() {
 		return nil, fmt.Errorf("admin.page.oidc.client_secret_file %s is empty", pc.OIDC.ClientSecretFile)
 	}
-	issuer := approvalpage.NewIssuer(pc.OIDC.Issuer, nil)
-	auth, err := approvalpage.NewClaimsAuthenticator(approvalpage.ClaimsConfig{
-		Issuer: issuer, ClientID: pc.OIDC.ClientID, UsernameClaim: pc.OIDC.UsernameClaim, GroupsClaim: pc.OIDC.GroupsClaim,
-	})
+	transport, err := upstreamTransport(prov.CAFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("admin.oidc %s: ca_file: %w", prov.Name, err)
 	}
+	issuer := approvalpage.NewIssuer(prov.Issuer, &http.Client{Transport: transport, Timeout: 10 * time.Second})
 	redirect, _ := url.Parse(pc.OIDC.RedirectURL) // validated
 	return approvalpage.New(approvalpage.Config{
 		Grants: c.jit, Authenticator: auth, Redis: c.redis, Issuer: issuer,

@@ -121,6 +121,8 @@ type components struct {
 	jit      *jit.Service
 	proxy    *intercept.Proxy
 	api      *jit.API
+	// issuers verify the bearer tokens of OIDC providers and clusters.
+	issuers map[string]jit.TokenVerifier
 
 	identitiesGenerated string
 	caCreated           bool
@@ -184,8 +186,15 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	c.identitiesGenerated = generated
-	identities, err := jit.NewIdentities(ids)
+	users, err := buildUsers(&cfg, ids)
 	if err != nil {
+		return nil, err
+	}
+	identities, err := jit.NewIdentities(ids, users)
+	if err != nil {
+		return nil, err
+	}
+	if c.issuers, err = buildIssuers(ctx, &cfg, users, c.targets, log); err != nil {
 		return nil, err
 	}
 	if c.jit, err = jit.New(jit.Config{
@@ -295,8 +304,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	c.cfg = cfg
 	c.api = jit.NewAPI(c.jit, jit.APIConfig{
 		ProxyURL: cfg.proxyURL(), CACertPEM: c.ca.CertPEM, Targets: c.targets.infos,
-		AuditStats: c.recorder.Stats,
-		Logger:     log.With("component", "admin"),
+		AuditStats: c.recorder.Stats, Issuers: c.issuers,
+		Logger: log.With("component", "admin"),
 	})
 	page, err := buildPage(c)
 	if err != nil {
@@ -368,7 +377,21 @@ func checkConfig(ctx context.Context, cfg Config) error {
 		return err
 	}
 	l := &policyLoader{sources: sourcesOf(cfg), targets: bt, log: discard}
-	_, _, err = l.compile(ctx, files)
+	if _, _, err = l.compile(ctx, files); err != nil {
+		return err
+	}
+	// The users against the static identities there are, without
+	// generating local ones.
+	ids := make([]jit.Identity, 0, len(cfg.Admin.Identities))
+	for _, ic := range cfg.Admin.Identities {
+		ids = append(ids, jit.Identity{Name: ic.Name})
+	}
+	if fromFile, err := readIdentitiesFile(cfg.identitiesFile()); err == nil {
+		ids = append(ids, fromFile...)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	_, err = buildUsers(&cfg, ids)
 	return err
 }
 

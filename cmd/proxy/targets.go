@@ -40,10 +40,12 @@ type builtTargets struct {
 	providers map[string]broker.Provider
 	infos     []jit.TargetInfo
 	names     []string
+	// kube is jitproxy's own client of each kubernetes target.
+	kube map[string]*kubernetes.Clientset
 }
 
 func buildTargets(cfg *Config, log *slog.Logger) (*builtTargets, error) {
-	out := &builtTargets{providers: map[string]broker.Provider{}}
+	out := &builtTargets{providers: map[string]broker.Provider{}, kube: map[string]*kubernetes.Clientset{}}
 	var vc *vaultapi.Client
 	var login func(context.Context, *vaultapi.Client) (*vaultapi.Secret, error)
 	if cfg.Vault.Address != "" {
@@ -170,6 +172,7 @@ func (b *builtTargets) addKubernetes(tc TargetConfig) error {
 		return err
 	}
 	b.providers[broker.ProviderKey(tc.Name, tokenrequest.Name)] = p
+	b.kube[tc.Name] = cs
 	t := &intercept.Target{Name: tc.Name, Hosts: tc.Hosts, Upstream: upstream, Transport: transport, Protocol: kube.New()}
 	if !tc.Discovery.Disabled {
 		opts := map[string]string{

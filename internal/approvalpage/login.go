@@ -125,7 +125,7 @@ func (p *Page) completeLogin(ctx context.Context, r *http.Request, loginID strin
 	if by.Name == "" || by.IsAgent() {
 		return nil, errLogin("jitproxy does not accept this identity")
 	}
-	return &session{Name: by.Name, Groups: by.Groups, CSRF: rand.Text()}, nil
+	return &session{Name: by.Name, Groups: by.Groups, AuthMethod: by.AuthMethod, Identity: by.Identity, CSRF: rand.Text()}, nil
 }
 
 // logout ends the session and clears its cookie.

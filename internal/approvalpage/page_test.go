@@ -64,7 +64,7 @@ func newEnv(t *testing.T, tls bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _ := jit.NewIdentities(nil)
+	ids, _ := jit.NewIdentities(nil, nil)
 	e := &env{audit: &audittest.Log{}, issuer: newFakeIssuer(t)}
 	e.svc, err = jit.New(jit.Config{Redis: rdb, Policies: set, Identities: ids, Audit: e.audit, Targets: []string{"demo"}})
 	if err != nil {

@@ -20,11 +20,16 @@ import (
 type session struct {
 	Name   string   `json:"name"`
 	Groups []string `json:"groups,omitempty"`
+	// AuthMethod and Identity are how the person signed in, for audit.
+	AuthMethod string `json:"auth_method,omitempty"`
+	Identity   string `json:"identity,omitempty"`
 	// CSRF is the token every form of the session carries.
 	CSRF string `json:"csrf"`
 }
 
-func (s *session) principal() jit.Principal { return jit.Principal{Name: s.Name, Groups: s.Groups} }
+func (s *session) principal() jit.Principal {
+	return jit.Principal{Name: s.Name, Groups: s.Groups, AuthMethod: s.AuthMethod, Identity: s.Identity}
+}
 
 // pendingLogin is a sign-in between the redirect to the provider and the
 // callback, stored under the digest of the random ID the login cookie

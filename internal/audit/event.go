@@ -102,6 +102,13 @@ type Actor struct {
 	Groups  []string `json:"groups,omitempty"`
 	Session string   `json:"session,omitempty"`
 	Agent   string   `json:"agent,omitempty"`
+	// AuthMethod is how the actor authenticated to the admin API: token,
+	// oidc, serviceaccount or session; empty for jitproxy itself.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// Identity is the identity the actor authenticated as, such as
+	// oidc:corp:alice@example.com or serviceaccount:demo:ci/runner; never
+	// a secret.
+	Identity string `json:"identity,omitempty"`
 }
 
 // Decision is a policy decision. A deny is Allowed false with Reasons.

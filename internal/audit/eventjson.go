@@ -64,6 +64,8 @@ func appendEventMembers(b []byte, e *Event, html bool) ([]byte, error) {
 		b = appendStringsOmitEmpty(b, `,"groups":`, a.Groups, html)
 		b = appendStringOmitEmpty(b, `,"session":`, a.Session, html)
 		b = appendStringOmitEmpty(b, `,"agent":`, a.Agent, html)
+		b = appendStringOmitEmpty(b, `,"auth_method":`, a.AuthMethod, html)
+		b = appendStringOmitEmpty(b, `,"identity":`, a.Identity, html)
 		b = append(b, '}')
 	}
 	if a := e.Action; a != nil {

@@ -28,7 +28,11 @@ type APIConfig struct {
 	// AuditStats, if set, returns the audit sinks' counters, which admins
 	// read at GET /v1/audit/sinks.
 	AuditStats func() []audit.Stats
-	Logger     *slog.Logger
+	// Issuers verify bearer tokens that are no static token, keyed by the
+	// issuer (iss) the token claims: OIDC providers and clusters that
+	// review ServiceAccount tokens. Nil: static tokens only.
+	Issuers map[string]TokenVerifier
+	Logger  *slog.Logger
 }
 
 // TargetInfo tells an agent how to reach one target through the proxy.
@@ -131,15 +135,12 @@ func (a *API) recordCall(r *http.Request, pattern string, by Principal, status i
 	}
 }
 
-// authenticate accepts a static identity's bearer token or an agent's
+// authenticate accepts a bearer token (authenticateBearer) or an agent's
 // session credential (Basic, as in its proxy URL).
 func (a *API) authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
 	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
-		if p, ok := a.svc.cfg.Identities.Authenticate(secret.Value(strings.TrimSpace(token))); ok {
-			return p, nil
-		}
-		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+		return a.authenticateBearer(r.Context(), secret.Value(strings.TrimSpace(token)))
 	}
 	if h == "" {
 		return Principal{}, fmt.Errorf("%w: send a bearer token or a session credential", ErrUnauthenticated)
@@ -152,7 +153,27 @@ func (a *API) authenticate(r *http.Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{Name: s.User, Groups: s.Groups, Session: s.ID, Agent: s.Agent}, nil
+	return Principal{Name: s.User, Groups: s.Groups, Session: s.ID, Agent: s.Agent, AuthMethod: AuthSession}, nil
+}
+
+// authenticateBearer tries a static token first (a digest lookup, no
+// parsing), then the verifier of the issuer the token claims, if it is a
+// JWT: the unverified claim only picks whom to ask. A token none accepts
+// is ErrUnauthenticated.
+func (a *API) authenticateBearer(ctx context.Context, token secret.Value) (Principal, error) {
+	if p, ok := a.svc.cfg.Identities.Authenticate(token); ok {
+		return p, nil
+	}
+	iss, ok := UnverifiedIssuer(token.Reveal())
+	if !ok {
+		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+	}
+	v := a.cfg.Issuers[iss]
+	if v == nil {
+		a.log.Debug("bearer token from an issuer that is not configured", "issuer", quoteShort(iss))
+		return Principal{}, fmt.Errorf("%w: unknown token: not a static token, and not from a configured OIDC issuer or cluster", ErrUnauthenticated)
+	}
+	return v.VerifyToken(ctx, token)
 }
 
 // apiError is the JSON body of every error answer.
@@ -189,6 +210,9 @@ func (a *API) errorAnswer(r *http.Request, err error) (int, string) {
 		status, msg = http.StatusConflict, err.Error()
 	case errors.Is(err, ErrLocked):
 		status, msg = http.StatusForbidden, err.Error()
+	case errors.Is(err, ErrAuthUnavailable):
+		// The verifier logged the cause; its message is safe to show.
+		status, msg = http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "jitproxy's state store is unavailable; nothing was changed; try again"
 		a.log.Error("admin api", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -21,7 +21,7 @@ func newAPI(t *testing.T) (*fixture, *httptest.Server) {
 		{Name: "runner", Groups: []string{"jitproxy:runners"}, Token: "runner-token-0123456789"},
 		{Name: "alice", Groups: []string{"developers"}, Token: "alice-token-0123456789"},
 		{Name: "bob", Groups: []string{"sre"}, Token: "bob-token-0123456789abc"},
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +179,9 @@ func TestAdminCallsAreAudited(t *testing.T) {
 		}
 	}
 	want := []audit.Event{
-		{Type: audit.TypeAdminRequest, Actor: &audit.Actor{Name: "alice", Groups: []string{"developers"}},
+		{Type: audit.TypeAdminRequest, Actor: &audit.Actor{Name: "alice", Groups: []string{"developers"}, AuthMethod: AuthToken, Identity: "token:alice"},
 			Admin: &audit.AdminCall{Operation: "GET /v1/grants", Path: "/v1/grants"}, Outcome: &audit.Outcome{Status: 200}},
-		{Type: audit.TypeAdminRequest, Actor: &audit.Actor{Name: "bob", Groups: []string{"sre"}},
+		{Type: audit.TypeAdminRequest, Actor: &audit.Actor{Name: "bob", Groups: []string{"sre"}, AuthMethod: AuthToken, Identity: "token:bob"},
 			Admin:   &audit.AdminCall{Operation: "POST /v1/grants/{id}/approve", Path: "/v1/grants/g-nothere/approve"},
 			Outcome: &audit.Outcome{Status: 404, Error: "grant g-nothere: not found"}},
 		{Type: audit.TypeAdminRequest,
@@ -215,7 +215,7 @@ func TestAPILocks(t *testing.T) {
 	ids, err := NewIdentities([]Identity{
 		{Name: "alice", Groups: []string{"developers"}, Token: "alice-token-0123456789"},
 		{Name: "root", Groups: []string{"jitproxy:admins"}, Token: "root-token-0123456789ab"},
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

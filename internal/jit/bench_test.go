@@ -43,7 +43,7 @@ spec:
 			if err != nil {
 				b.Fatal(err)
 			}
-			ids, err := NewIdentities(nil)
+			ids, err := NewIdentities(nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

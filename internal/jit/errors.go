@@ -19,4 +19,8 @@ var (
 	// ErrUnavailable: the state store (Redis) could not be reached or
 	// failed; nothing was decided. Try again.
 	ErrUnavailable = errors.New("state store unavailable")
+	// ErrAuthUnavailable: what verifies the credential (an OIDC provider,
+	// a cluster's TokenReview) could not be reached or failed; the caller
+	// was neither accepted nor refused. Try again.
+	ErrAuthUnavailable = errors.New("authentication unavailable")
 )

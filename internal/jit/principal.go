@@ -9,12 +9,20 @@ import (
 	"github.com/jitproxy/jitproxy/internal/secret"
 )
 
-// Principal is an authenticated caller of the admin API: a person or
-// service with a static identity, or an agent with its session credential.
+// Principal is an authenticated caller of the admin API: a user (a person
+// or a service, whichever of their identities they authenticated with), or
+// an agent with its session credential.
 type Principal struct {
-	// Name is the identity's name, or for an agent the user it acts for.
+	// Name is the user's name (see Users), or for an agent the user it
+	// acts for. Self-approval is checked against it.
 	Name   string
 	Groups []string
+	// AuthMethod is how the principal authenticated: AuthToken, AuthOIDC,
+	// AuthServiceAccount or AuthSession; "" when unknown (built in code).
+	AuthMethod string
+	// Identity is the identity it authenticated as (IdentityRef's form,
+	// such as oidc:corp:alice@example.com), for audit; never a secret.
+	Identity string
 	// Session is set when the principal authenticated with a session
 	// credential: it is an agent, not a person.
 	Session string
@@ -26,7 +34,7 @@ type Principal struct {
 func (p Principal) IsAgent() bool { return p.Session != "" }
 
 func (p Principal) actor() *audit.Actor {
-	return &audit.Actor{Name: p.Name, Groups: p.Groups, Session: p.Session, Agent: p.Agent}
+	return &audit.Actor{Name: p.Name, Groups: p.Groups, Session: p.Session, Agent: p.Agent, AuthMethod: p.AuthMethod, Identity: p.Identity}
 }
 
 // systemActor is the actor of state changes jitproxy makes by itself.
@@ -49,8 +57,10 @@ type Identities struct {
 }
 
 // NewIdentities validates ids: every name and token present, tokens at least
-// MinTokenLength long, no name or token used twice.
-func NewIdentities(ids []Identity) (*Identities, error) {
+// MinTokenLength long, no name or token used twice. Each identity's
+// principal is its user in users (Users.Resolve of token:NAME); nil users
+// make each identity a user of its own name.
+func NewIdentities(ids []Identity, users *Users) (*Identities, error) {
 	out := &Identities{byDigest: make(map[[32]byte]Principal, len(ids))}
 	names := map[string]bool{}
 	var errs []error
@@ -68,7 +78,7 @@ func NewIdentities(ids []Identity) (*Identities, error) {
 		if _, dup := out.byDigest[d]; dup && id.Token != "" {
 			errs = append(errs, fmt.Errorf("identity %q: token is shared with another identity", id.Name))
 		}
-		out.byDigest[d] = Principal{Name: id.Name, Groups: id.Groups}
+		out.byDigest[d], _ = users.Resolve(IdentityRef{Method: AuthToken, Subject: id.Name}, id.Groups)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -101,7 +101,7 @@ func newFixtureOn(t testing.TB, mr *miniredis.Miniredis, clk *clock) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := NewIdentities(nil)
+	ids, err := NewIdentities(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,9 @@
 package approvalpage
 
+// A claims-only Authenticator for the page's tests; jitproxy itself names
+// people with the admin.oidc provider's verifier and user mapping
+// (internal/jit/oidcauth).
+
 import (
 	"context"
 	"errors"
