@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/jitproxy/jitproxy/internal/access"
@@ -262,7 +263,7 @@ func controlActor(a *audit.Actor) *actor {
 	if a == nil {
 		return nil
 	}
-	out := &actor{User: &user{Name: a.Name, Groups: toGroups(a.Groups)}, AppName: a.Agent}
+	out := &actor{User: &user{Name: a.Name, UID: a.Identity, Groups: toGroups(a.Groups)}, AppName: a.Agent, IdP: identityProvider(a)}
 	if a.Name == systemName && a.Session == "" && a.Agent == "" && len(a.Groups) == 0 {
 		out.User.TypeID, out.User.Type = userTypeSystem, "System"
 	}
@@ -270,6 +271,28 @@ func controlActor(a *audit.Actor) *actor {
 		out.Session = &session{UID: a.Session}
 	}
 	return out
+}
+
+// identityProvider is the provider that vouched for an actor who signed in
+// with an OIDC ID token or a ServiceAccount token: the source part of
+// their identity (oidc:SOURCE:SUBJECT, serviceaccount:SOURCE:NS/NAME);
+// nil for a static token, a session credential, or none.
+func identityProvider(a *audit.Actor) *idp {
+	var protocol string
+	switch a.AuthMethod {
+	case "oidc":
+		protocol = "OpenID Connect"
+	case "serviceaccount":
+		protocol = "Kubernetes TokenReview"
+	default:
+		return nil
+	}
+	method, rest, _ := strings.Cut(a.Identity, ":")
+	source, _, ok := strings.Cut(rest, ":")
+	if method != a.AuthMethod || !ok || source == "" {
+		return nil
+	}
+	return &idp{Name: source, ProtocolName: protocol}
 }
 
 // callerActor maps the agent session of a proxied request: the user it

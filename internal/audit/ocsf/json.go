@@ -148,12 +148,23 @@ func (a *actor) appendJSON(b []byte) []byte {
 		b = a.Session.appendJSON(append(b, `,"session":`...))
 	}
 	b = appendStringOmitEmpty(b, `,"app_name":`, a.AppName)
+	if a.IdP != nil {
+		b = a.IdP.appendJSON(append(b, `,"idp":`...))
+	}
+	return closeObject(b, start)
+}
+
+func (p *idp) appendJSON(b []byte) []byte {
+	start := len(b)
+	b = appendString(b, `,"name":`, p.Name)
+	b = appendStringOmitEmpty(b, `,"protocol_name":`, p.ProtocolName)
 	return closeObject(b, start)
 }
 
 func (u *user) appendJSON(b []byte) []byte {
 	start := len(b)
 	b = appendString(b, `,"name":`, u.Name)
+	b = appendStringOmitEmpty(b, `,"uid":`, u.UID)
 	b = appendIntOmitEmpty(b, `,"type_id":`, int64(u.TypeID))
 	b = appendStringOmitEmpty(b, `,"type":`, u.Type)
 	b = appendArrayOmitEmpty(b, `,"groups":`, u.Groups, (*group).appendJSON)

@@ -93,10 +93,22 @@ type actor struct {
 	User    *user    `json:"user,omitempty"`
 	Session *session `json:"session,omitempty"`
 	AppName string   `json:"app_name,omitempty"`
+	IdP     *idp     `json:"idp,omitempty"`
+}
+
+// idp is the identity provider that vouched for an actor: an OIDC
+// provider, or the cluster that reviewed a ServiceAccount token, by its
+// name in jitproxy's configuration.
+type idp struct {
+	Name         string `json:"name"`
+	ProtocolName string `json:"protocol_name,omitempty"`
 }
 
 type user struct {
-	Name   string  `json:"name"`
+	Name string `json:"name"`
+	// UID is the identity the user authenticated as
+	// (oidc:corp:alice@example.com), when the actor says.
+	UID    string  `json:"uid,omitempty"`
 	TypeID int     `json:"type_id,omitempty"`
 	Type   string  `json:"type,omitempty"`
 	Groups []group `json:"groups,omitempty"`
