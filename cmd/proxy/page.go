@@ -54,7 +54,7 @@ func buildPage(c *components) (*approvalpage.Page, error) {
 	issuer := approvalpage.NewIssuer(prov.Issuer, &http.Client{Transport: transport, Timeout: 10 * time.Second})
 	redirect, _ := url.Parse(pc.OIDC.RedirectURL) // validated
 	return approvalpage.New(approvalpage.Config{
-		Grants: c.jit, Authenticator: auth, Redis: c.redis, Issuer: issuer,
+		Grants: c.jit, Authenticator: auth, Audit: c.recorder, Redis: c.redis, Issuer: issuer,
 		ClientID: pc.OIDC.ClientID, ClientSecret: sec, RedirectURL: redirect, Scopes: pc.OIDC.Scopes,
 		SessionTTL: pc.SessionTTL, KeyPrefix: c.cfg.Redis.KeyPrefix,
 		Logger: c.log.With("component", "approvalpage"),

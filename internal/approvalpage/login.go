@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -69,6 +70,7 @@ func (p *Page) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.log.Info("approval page sign-in", "user", s.Name, "groups", s.Groups, "remote", r.RemoteAddr)
+	setActor(w, s.principal())
 	p.setCookie(w, sessionCookie, id, int(p.cfg.SessionTTL.Seconds()))
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
@@ -84,6 +86,11 @@ func (p *Page) completeLogin(ctx context.Context, r *http.Request, loginID strin
 		return nil, err
 	}
 	if e := q.Get("error"); e != "" {
+		// An OAuth error code is a short ASCII word; anything else is not
+		// repeated to the person or the audit stream.
+		if len(e) > 64 || strings.ContainsFunc(e, func(c rune) bool { return c != '_' && (c < 'a' || c > 'z') }) {
+			e = "an error"
+		}
 		return nil, errLogin("the identity provider answered " + e)
 	}
 	if st := q.Get("state"); st == "" || subtle.ConstantTimeCompare([]byte(st), []byte(pl.State)) != 1 {

@@ -38,6 +38,9 @@ type Config struct {
 	Grants Grants
 	// Authenticator maps the verified sign-in's ID token to a person. Required.
 	Authenticator Authenticator
+	// Audit records every sign-in and every form posted, as admin.request
+	// events. Required.
+	Audit Auditor
 	// Redis holds sessions and pending sign-ins. Required.
 	Redis redis.UniversalClient
 	// Issuer is the OpenID provider people sign in with. Required.
@@ -105,6 +108,9 @@ func New(cfg Config) (*Page, error) {
 	if cfg.Redis == nil {
 		errs = append(errs, errors.New("Redis is required"))
 	}
+	if cfg.Audit == nil {
+		errs = append(errs, errors.New("Audit is required"))
+	}
 	if cfg.Issuer == nil {
 		errs = append(errs, errors.New("Issuer is required"))
 	}
@@ -162,7 +168,14 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.tls {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	p.mux.ServeHTTP(w, r)
+	if !audited(r) {
+		p.mux.ServeHTTP(w, r)
+		return
+	}
+	c := &call{ResponseWriter: w}
+	p.mux.ServeHTTP(c, r) // which sets r.Pattern, the operation recorded
+
+	p.record(r, c)
 }
 
 func (p *Page) style(w http.ResponseWriter, r *http.Request) {
@@ -266,6 +279,7 @@ func (p *Page) checkPost(w http.ResponseWriter, r *http.Request) (*session, bool
 		p.fail(w, r, err)
 		return nil, false
 	}
+	setActor(w, s.principal())
 	if t := r.PostFormValue("csrf"); t == "" || subtle.ConstantTimeCompare([]byte(t), []byte(s.CSRF)) != 1 {
 		p.message(w, http.StatusForbidden, "Refused: the form's token does not match your session. Reload the page and try again.")
 		return nil, false
@@ -304,6 +318,7 @@ func (p *Page) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // message answers a page with only a message and a link to the page.
 func (p *Page) message(w http.ResponseWriter, status int, msg string) {
+	setRefusal(w, status, msg)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := pageTemplate.ExecuteTemplate(w, "message", struct{ Message string }{msg}); err != nil {

@@ -2,6 +2,7 @@ package approvalpage
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -85,7 +86,7 @@ func newEnv(t *testing.T, tls bool) *env {
 	}
 	redirect, _ := url.Parse(e.srv.URL + CallbackPath)
 	page, err = New(Config{
-		Grants: e.svc, Authenticator: auth, Redis: rdb, Issuer: iss, ClientID: testClientID,
+		Grants: e.svc, Authenticator: auth, Audit: e.audit, Redis: rdb, Issuer: iss, ClientID: testClientID,
 		ClientSecret: secret.Value(testClientSecret), RedirectURL: redirect,
 	})
 	if err != nil {
@@ -359,10 +360,13 @@ func TestUnauthenticated(t *testing.T) {
 
 func TestCallbackRefusals(t *testing.T) {
 	tests := []struct {
-		name   string
-		tamper func(e *env)
-		want   string
+		name    string
+		tamper  func(e *env)
+		rewrite func(callback string) string
+		want    string
 	}{
+		{name: "the provider's error, repeated only as a code", rewrite: func(cb string) string { return cb + "&error=access_denied" }, want: "the identity provider answered access_denied"},
+		{name: "the provider's error, not repeated otherwise", rewrite: func(cb string) string { return cb + "&error=%3Cb%3Eforged%20message" }, want: "the identity provider answered an error"},
 		{name: "state mismatch", tamper: func(e *env) { e.issuer.badState = true }, want: "the state does not match"},
 		{name: "nonce mismatch", tamper: func(e *env) { e.issuer.badNonce = true }, want: "nonce does not match"},
 		{name: "unverified email", tamper: func(e *env) {
@@ -374,7 +378,9 @@ func TestCallbackRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, false)
 			e.issuer.signIn(bob)
-			tt.tamper(e)
+			if tt.tamper != nil {
+				tt.tamper(e)
+			}
 			var cb string
 			e.client.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
 				if req.URL.Path == CallbackPath {
@@ -391,6 +397,9 @@ func TestCallbackRefusals(t *testing.T) {
 				tt.tamper(e)
 			}
 			e.client.CheckRedirect = nil
+			if tt.rewrite != nil {
+				cb = tt.rewrite(cb)
+			}
 			resp, body := e.get(t, strings.TrimPrefix(cb, e.srv.URL))
 			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, tt.want) {
 				t.Errorf("callback: %s, want 401 with %q:\n%s", resp.Status, tt.want, body)
@@ -398,8 +407,76 @@ func TestCallbackRefusals(t *testing.T) {
 			if strings.Contains(body, "Signed in as") {
 				t.Error("signed in after a refused callback")
 			}
+			calls := e.calls()
+			if len(calls) != 1 || calls[0].Actor != nil || calls[0].Admin.Operation != "GET "+CallbackPath ||
+				calls[0].Outcome.Status != http.StatusUnauthorized || !strings.Contains(calls[0].Outcome.Error, tt.want) {
+				t.Errorf("recorded calls: %s", describeCalls(calls))
+			}
 		})
 	}
+}
+
+// TestCallsAudited: a sign-in, each form posted and a sign-out are
+// admin.request events with the person as actor and the outcome; a
+// refused post has the refusal's message. Page views are not recorded,
+// and neither the code nor the state of a sign-in is.
+func TestCallsAudited(t *testing.T) {
+	e := newEnv(t, false)
+	g := e.request(t, alice, "r")
+	mine := e.request(t, jit.Principal{Name: "bob@example.com", Groups: []string{"developers"}}, "my own")
+	body := e.signIn(t, bob)
+	token := csrf(t, body)
+	e.get(t, "/ui/")
+	e.post(t, "/ui/grants/"+mine.ID+"/approve", url.Values{"csrf": {token}}, nil)
+	e.post(t, "/ui/grants/"+g.ID+"/approve", url.Values{"csrf": {"wrong"}}, nil)
+	e.post(t, "/ui/grants/"+g.ID+"/approve", url.Values{"csrf": {token}, "comment": {"ok"}}, nil)
+	e.post(t, "/ui/logout", url.Values{"csrf": {token}}, nil)
+
+	type row struct {
+		Actor, Operation string
+		Status           int
+		Error            string
+	}
+	var got []row
+	for _, c := range e.calls() {
+		r := row{Operation: c.Admin.Operation, Status: c.Outcome.Status, Error: c.Outcome.Error}
+		if c.Actor != nil {
+			r.Actor = c.Actor.Name
+		}
+		if strings.ContainsAny(c.Admin.Path, "?&=") {
+			t.Errorf("a recorded path holds a query: %q", c.Admin.Path)
+		}
+		got = append(got, r)
+	}
+	want := []row{
+		{Actor: "bob@example.com", Operation: "GET /ui/callback", Status: http.StatusSeeOther},
+		{Actor: "bob@example.com", Operation: "POST /ui/grants/{id}/approve", Status: http.StatusForbidden, Error: "forbidden: bob@example.com cannot approve or deny their own request"},
+		{Actor: "bob@example.com", Operation: "POST /ui/grants/{id}/approve", Status: http.StatusForbidden, Error: "Refused: the form's token does not match your session. Reload the page and try again."},
+		{Actor: "bob@example.com", Operation: "POST /ui/grants/{id}/approve", Status: http.StatusSeeOther},
+		{Actor: "bob@example.com", Operation: "POST /ui/logout", Status: http.StatusOK},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("recorded calls (-want +got):\n%s", diff)
+	}
+}
+
+// calls returns the admin.request events recorded so far.
+func (e *env) calls() []audit.Event {
+	var out []audit.Event
+	for _, ev := range e.audit.Events() {
+		if ev.Type == audit.TypeAdminRequest {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func describeCalls(calls []audit.Event) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "\n  actor %+v %s %s: %+v", c.Actor, c.Admin.Operation, c.Admin.Path, c.Outcome)
+	}
+	return b.String()
 }
 
 func TestIssuerUnreachable(t *testing.T) {
@@ -431,7 +508,7 @@ func TestLogout(t *testing.T) {
 
 func TestNewReportsEveryMissingDependency(t *testing.T) {
 	_, err := New(Config{})
-	for _, want := range []string{"Grants is required", "Authenticator is required", "Redis is required", "Issuer is required", "ClientID and ClientSecret", "RedirectURL"} {
+	for _, want := range []string{"Grants is required", "Authenticator is required", "Redis is required", "Audit is required", "Issuer is required", "ClientID and ClientSecret", "RedirectURL"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New(Config{}) = %v, want it to say %q", err, want)
 		}

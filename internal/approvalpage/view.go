@@ -42,6 +42,7 @@ type decisionView struct {
 
 // render answers the page for s with status and, if set, an error message.
 func (p *Page) render(w http.ResponseWriter, r *http.Request, s *session, status int, errMsg string) {
+	setRefusal(w, status, errMsg)
 	by := s.principal()
 	gs, err := p.cfg.Grants.List(r.Context(), by, jit.ListFilter{})
 	if err != nil {
