@@ -78,6 +78,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSessionCredential$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicies$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./internal/jit
+	$(GO) test -run '^$$' -fuzz '^FuzzUnverifiedIssuer$$' -fuzztime $(FUZZTIME) ./internal/jit
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIdentity$$' -fuzztime $(FUZZTIME) ./internal/jit
+	$(GO) test -run '^$$' -fuzz '^FuzzWritePage$$' -fuzztime $(FUZZTIME) ./internal/approvalpage
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzEsc$$' -fuzztime $(FUZZTIME) ./cmd/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzPodSecurity$$' -fuzztime $(FUZZTIME) ./internal/authz/podsecurity

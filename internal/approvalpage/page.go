@@ -3,10 +3,9 @@ package approvalpage
 import (
 	"context"
 	"crypto/subtle"
-	"embed"
+	_ "embed" // the style sheet
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -84,17 +83,8 @@ type Page struct {
 	origin *http.CrossOriginProtection
 }
 
-//go:embed assets
-var assets embed.FS
-
-var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
-	"ts": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	},
-}).ParseFS(assets, "assets/page.html"))
+//go:embed assets/style.css
+var styleCSS []byte
 
 // New validates cfg, reporting every missing dependency, and returns the page.
 func New(cfg Config) (*Page, error) {
@@ -181,8 +171,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Page) style(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "max-age=3600")
-	b, _ := assets.ReadFile("assets/style.css")
-	w.Write(b)
+	w.Write(styleCSS)
 }
 
 // Cookie names: with TLS, the __Host- prefix pins them to this host, path
@@ -321,7 +310,5 @@ func (p *Page) message(w http.ResponseWriter, status int, msg string) {
 	setRefusal(w, status, msg)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := pageTemplate.ExecuteTemplate(w, "message", struct{ Message string }{msg}); err != nil {
-		p.log.Error("render the approval page", "err", err)
-	}
+	w.Write(writeMessage(msg))
 }

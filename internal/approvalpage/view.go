@@ -71,9 +71,7 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, s *session, status
 	slices.SortStableFunc(v.Pending, func(a, b pendingView) int { return cmp.Compare(a.CreatedAt.UnixNano(), b.CreatedAt.UnixNano()) })
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := pageTemplate.Execute(w, v); err != nil {
-		p.log.Error("render the approval page", "err", err)
-	}
+	w.Write(writePage(&v))
 }
 
 // mayApprove reports whether by may approve g as far as the page can
