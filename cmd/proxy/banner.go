@@ -23,11 +23,7 @@ func printBanner(w io.Writer, c *components) {
 	} else {
 		p("  CA certificate  %s", ca)
 	}
-	if cfg.Redis.Address == "" {
-		p("  state store     embedded miniredis (one process, lost on exit)")
-	} else {
-		p("  state store     redis at %s", cfg.Redis.Address)
-	}
+	p("  state store     %s", cfg.Redis.describe())
 	var sinks []string
 	if cfg.auditStdout() {
 		sinks = append(sinks, "stdout")

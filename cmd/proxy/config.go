@@ -222,16 +222,53 @@ type ServiceAccountAuthConfig struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
-// RedisConfig configures the state store.
+// RedisConfig configures the state store, reached through go-redis's
+// universal client: one server, Sentinel or Cluster (see redis.go).
 type RedisConfig struct {
-	// Address of Redis (host:port). Empty: an embedded miniredis, which
-	// is not durable and serves one process only.
-	Address      string `yaml:"address"`
+	// Address of Redis (host:port). Empty, with Addresses empty too: an
+	// embedded miniredis, which is not durable and serves one process only.
+	Address string `yaml:"address"`
+	// Addresses are the Sentinels' addresses (with Sentinel.MasterName) or
+	// seed nodes of a Cluster (with Cluster). Address is a list of one;
+	// set one or the other.
+	Addresses []string `yaml:"addresses"`
+	// Sentinel, with a MasterName, makes Addresses the Sentinels that
+	// name the master; jitproxy follows its failovers.
+	Sentinel RedisSentinelConfig `yaml:"sentinel"`
+	// Cluster makes the addresses seed nodes of a Redis Cluster. It is
+	// never inferred from the number of addresses.
+	Cluster bool           `yaml:"cluster"`
+	TLS     RedisTLSConfig `yaml:"tls"`
+	// Username and the password in PasswordFile (ACL) log in to the Redis
+	// servers; empty: the default user, no password.
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
 	DB           int    `yaml:"db"`
-	// KeyPrefix prefixes every key. Default "jitproxy:".
+	// KeyPrefix prefixes every key. Default "jitproxy:", and "{jitproxy}:"
+	// with Cluster, whose transactions need every key in one hash slot.
 	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// RedisSentinelConfig names the master the Sentinels watch and how jitproxy
+// logs in to the Sentinels themselves.
+type RedisSentinelConfig struct {
+	MasterName   string `yaml:"master_name"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// RedisTLSConfig turns on TLS to every Redis server and Sentinel. The
+// server's certificate is always verified; there is no way to skip that.
+type RedisTLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile verifies the servers' certificates; empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile, both or neither, are a client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name every certificate is checked against; empty:
+	// the host of the address dialled.
+	ServerName string `yaml:"server_name"`
 }
 
 // PolicyConfig says where policies come from.
@@ -524,7 +561,9 @@ func loadConfig(path string) (Config, error) {
 	}
 	rel(&c.Admin.IdentitiesFile)
 	rel(&c.Admin.Page.OIDC.ClientSecretFile)
-	rel(&c.Redis.PasswordFile)
+	for _, p := range []*string{&c.Redis.PasswordFile, &c.Redis.Sentinel.PasswordFile, &c.Redis.TLS.CAFile, &c.Redis.TLS.CertFile, &c.Redis.TLS.KeyFile} {
+		rel(p)
+	}
 	rel(&c.Policies.AuthzDir)
 	rel(&c.Policies.AccessDir)
 	rel(&c.Audit.File)
@@ -600,7 +639,7 @@ func (c *Config) validate() error {
 	if c.Sessions.TTL <= 0 || c.Sessions.MaxTTL < c.Sessions.TTL {
 		bad("sessions: ttl %s must be positive and at most max_ttl %s", c.Sessions.TTL, c.Sessions.MaxTTL)
 	}
-	errs = append(errs, c.Audit.validate())
+	errs = append(errs, c.Audit.validate(), c.Redis.validate())
 	names := map[string]bool{}
 	for i, t := range c.Targets {
 		where := fmt.Sprintf("targets[%d] (%s)", i, t.Name)

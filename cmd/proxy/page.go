@@ -56,7 +56,7 @@ func buildPage(c *components) (*approvalpage.Page, error) {
 	return approvalpage.New(approvalpage.Config{
 		Grants: c.jit, Authenticator: auth, Audit: c.recorder, Redis: c.redis, Issuer: issuer,
 		ClientID: pc.OIDC.ClientID, ClientSecret: sec, RedirectURL: redirect, Scopes: pc.OIDC.Scopes,
-		SessionTTL: pc.SessionTTL, KeyPrefix: c.cfg.Redis.KeyPrefix,
+		SessionTTL: pc.SessionTTL, KeyPrefix: c.cfg.Redis.keyPrefix(),
 		Logger: c.log.With("component", "approvalpage"),
 	})
 }

@@ -176,7 +176,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		return nil, err
 	}
 	if c.broker, err = broker.New(broker.Config{
-		Redis: c.redis, Providers: c.targets.providers, Audit: c.recorder, KeyPrefix: cfg.Redis.KeyPrefix,
+		Redis: c.redis, Providers: c.targets.providers, Audit: c.recorder, KeyPrefix: cfg.Redis.keyPrefix(),
 		Logger: log.With("component", "broker"),
 	}); err != nil {
 		return nil, err
@@ -200,7 +200,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	if c.jit, err = jit.New(jit.Config{
 		Redis: c.redis, Policies: c.live, AutoApprover: c.live, Identities: identities, Audit: c.recorder,
 		Targets: c.targets.names, RunnerGroups: cfg.Admin.RunnerGroups, AdminGroups: cfg.Admin.AdminGroups,
-		SessionTTL: cfg.Sessions.TTL, MaxSessionTTL: cfg.Sessions.MaxTTL, KeyPrefix: cfg.Redis.KeyPrefix,
+		SessionTTL: cfg.Sessions.TTL, MaxSessionTTL: cfg.Sessions.MaxTTL, KeyPrefix: cfg.Redis.keyPrefix(),
 		OnGrantEnd: func(ctx context.Context, g *jit.Grant) { c.broker.Release(ctx, g.ID) },
 		Logger:     log.With("component", "jit"),
 	}); err != nil {
@@ -229,26 +229,22 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 }
 
 func (c *components) openRedis(ctx context.Context) error {
-	opts := &redis.UniversalOptions{Addrs: []string{c.cfg.Redis.Address}, Username: c.cfg.Redis.Username, DB: c.cfg.Redis.DB}
-	if c.cfg.Redis.Address == "" {
+	opts, err := c.cfg.Redis.options()
+	if err != nil {
+		return err
+	}
+	if c.cfg.Redis.embedded() {
 		c.embedded = miniredis.NewMiniRedis()
 		if err := c.embedded.StartAddr("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("start embedded redis: %w", err)
 		}
 		opts.Addrs = []string{c.embedded.Addr()}
 	}
-	if c.cfg.Redis.PasswordFile != "" {
-		b, err := os.ReadFile(c.cfg.Redis.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("redis password: %w", err)
-		}
-		opts.Password = strings.TrimSpace(string(b))
-	}
 	c.redis = redis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.redis.Ping(pctx).Err(); err != nil {
-		return fmt.Errorf("connect to redis at %s: %w", opts.Addrs[0], err)
+		return fmt.Errorf("connect to %s: %w", c.cfg.Redis.describe(), err)
 	}
 	return nil
 }
