@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests run, where missing:
-# redis-server, etcd-server (etcd 3.4), rsyslog with rsyslog-gnutls (its
+# redis-server and redis-sentinel, etcd-server (etcd 3.4), rsyslog with rsyslog-gnutls (its
 # TLS driver) and, only where no aws command is on PATH at all (any aws-cli
 # 1 or 2 will do), awscli (2.9); chromium (headless, for the approval
 # page's browser test) with fonts-liberation.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v aws >/dev/null || missing+=(awscli)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
@@ -15,7 +16,7 @@ command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog
 # The TLS driver is a module, not a command.
 ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
 if [ ${#missing[@]} -eq 0 ]; then
-	echo "packages: redis-server, etcd, rsyslog (with gtls), aws and chromium are installed"
+	echo "packages: redis-server, redis-sentinel, etcd, rsyslog (with gtls), aws and chromium are installed"
 	exit 0
 fi
 sudo=""

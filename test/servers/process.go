@@ -1,5 +1,6 @@
 // Package servers starts the real servers jitproxy is tested against, each on
-// a free 127.0.0.1 port with its own directory and log: redis-server, etcd
+// a free 127.0.0.1 port with its own directory and log: redis-server (alone,
+// as a replica, and watched by redis-sentinel), etcd
 // and rsyslogd (Debian packages), kube-apiserver, Vault and MinIO (built
 // from the Go module proxy by build.sh into .cache/bin). The end-to-end
 // tests use it, and so does devenv, which starts the whole set for a person

@@ -32,7 +32,7 @@ func StartDurableRedis(ctx context.Context, dir string) (*Redis, error) {
 	return startRedis(ctx, dir, true)
 }
 
-func startRedis(ctx context.Context, dir string, durable bool) (*Redis, error) {
+func startRedis(ctx context.Context, dir string, durable bool, extra ...string) (*Redis, error) {
 	bin, err := Bin("redis-server")
 	if err != nil {
 		return nil, err
@@ -53,6 +53,7 @@ func startRedis(ctx context.Context, dir string, durable bool) (*Redis, error) {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--daemonize", "no",
 	}, persistence...)
+	args = append(args, extra...)
 	p, err := start("redis", dir, bin, args, nil)
 	if err != nil {
 		return nil, err
