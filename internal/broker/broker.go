@@ -127,7 +127,11 @@ var ErrNoProvider = errors.New("no such credential provider for the target")
 type Broker struct {
 	cfg Config
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// local holds the credentials this replica uses, until they are no
+	// longer valid: each store forgets those past their validTo, so that
+	// a grant another replica released (Release runs on that one only)
+	// leaves nothing here for long.
 	local map[string]cached   // by Request.cacheKey
 	loads map[string]*loading // by Request.cacheKey: the load under way
 	bg    sync.WaitGroup      // the loads' goroutines
@@ -239,6 +243,7 @@ func (b *Broker) run(ctx context.Context, req Request, l *loading) {
 	key := req.cacheKey()
 	b.mu.Lock()
 	if err == nil {
+		b.forgetInvalid(b.cfg.Now())
 		b.local[key] = cached{cred: c, provider: req.Provider, validTo: b.validTo(req, c)}
 	}
 	delete(b.loads, key)
@@ -247,6 +252,17 @@ func (b *Broker) run(ctx context.Context, req Request, l *loading) {
 	close(l.done)
 	if unlock != nil {
 		unlock()
+	}
+}
+
+// forgetInvalid deletes the local credentials no longer valid at now. It
+// runs on each store, which happens once per grant, target and credential
+// lifetime, so a pass over the map costs little. b.mu must be held.
+func (b *Broker) forgetInvalid(now time.Time) {
+	for k, c := range b.local {
+		if !now.Before(c.validTo) {
+			delete(b.local, k)
+		}
 	}
 }
 

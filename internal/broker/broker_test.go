@@ -188,6 +188,38 @@ func TestReplicaUsesSharedCredential(t *testing.T) {
 	}
 }
 
+// TestLocalCacheForgetsWhatIsNoLongerValid: a replica that never releases
+// a grant (another replica ended it) does not keep its credential once it
+// is no longer valid: the next credential stored drops it.
+func TestLocalCacheForgetsWhatIsNoLongerValid(t *testing.T) {
+	f := newFixture(t, miniredis.RunT(t), newClock())
+	ctx := context.Background()
+	for _, id := range []string{"g-1", "g-2"} {
+		req := f.request(10 * time.Minute)
+		req.GrantID = id
+		if _, err := f.b.Credential(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(10 * time.Minute)
+	f.mr.FastForward(10 * time.Minute)
+	req := f.request(10 * time.Minute)
+	req.GrantID = "g-3"
+	if _, err := f.b.Credential(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	f.b.wait()
+	f.b.mu.Lock()
+	defer f.b.mu.Unlock()
+	var keys []string
+	for k := range f.b.local {
+		keys = append(keys, k)
+	}
+	if len(keys) != 1 || !strings.HasPrefix(keys[0], "g-3:") {
+		t.Errorf("local credentials after the first two grants expired: %q, want only g-3's", keys)
+	}
+}
+
 func TestCacheNeverOutlivesGrant(t *testing.T) {
 	f := newFixture(t, miniredis.RunT(t), newClock())
 	req := f.request(10 * time.Minute) // the token lives an hour
