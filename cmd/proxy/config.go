@@ -23,13 +23,14 @@ import (
 type Config struct {
 	// StateDir holds the CA, generated identities and, by default, nothing
 	// else. Default: .jitproxy.
-	StateDir string       `yaml:"state_dir"`
-	Log      LogConfig    `yaml:"log"`
-	Proxy    ProxyConfig  `yaml:"proxy"`
-	Admin    AdminConfig  `yaml:"admin"`
-	Redis    RedisConfig  `yaml:"redis"`
-	Policies PolicyConfig `yaml:"policies"`
-	Audit    AuditConfig  `yaml:"audit"`
+	StateDir string        `yaml:"state_dir"`
+	Log      LogConfig     `yaml:"log"`
+	Proxy    ProxyConfig   `yaml:"proxy"`
+	Admin    AdminConfig   `yaml:"admin"`
+	Metrics  MetricsConfig `yaml:"metrics"`
+	Redis    RedisConfig   `yaml:"redis"`
+	Policies PolicyConfig  `yaml:"policies"`
+	Audit    AuditConfig   `yaml:"audit"`
 	Sessions struct {
 		// TTL of a session created without one; MaxTTL caps requests.
 		TTL    time.Duration `yaml:"ttl"`
@@ -59,6 +60,15 @@ type VaultAuthConfig struct {
 	Mount string `yaml:"mount"`
 	// JWTFile is the ServiceAccount token; default the in-cluster one.
 	JWTFile string `yaml:"jwt_file"`
+}
+
+// MetricsConfig configures the metrics listener: Prometheus metrics at
+// /metrics, and the probes /livez and /readyz.
+type MetricsConfig struct {
+	// Listen is the metrics listener's address, for example
+	// 0.0.0.0:9464 in a pod. Empty (the default): no metrics listener,
+	// and nothing is measured.
+	Listen string `yaml:"listen"`
 }
 
 // LogConfig configures the structured log (stderr).
@@ -602,6 +612,11 @@ func (c *Config) validate() error {
 			bad("%s %q: want host:port", name, addr)
 		}
 	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen %q: want host:port, or empty for none", c.Metrics.Listen)
+		}
+	}
 	if c.Proxy.URL != "" {
 		if u, err := url.Parse(c.Proxy.URL); err != nil || u.Scheme != "http" || u.Host == "" || u.User != nil {
 			bad("proxy.url %q: want http://host:port without credentials", c.Proxy.URL)
@@ -716,6 +731,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Proxy.Listen, "JITPROXY_PROXY_LISTEN")
 	set(&c.Proxy.URL, "JITPROXY_PROXY_URL")
 	set(&c.Admin.Listen, "JITPROXY_ADMIN_LISTEN")
+	set(&c.Metrics.Listen, "JITPROXY_METRICS_LISTEN")
 	set(&c.Redis.Address, "JITPROXY_REDIS_ADDRESS")
 	set(&c.Audit.File, "JITPROXY_AUDIT_FILE")
 }

@@ -146,6 +146,14 @@ func (l *livePolicies) Policies() intercept.PolicySet {
 	return intercept.PolicySet{Decider: g.engine, Access: g.access}
 }
 
+// loaded returns an error while no Rego policies are in force.
+func (l *livePolicies) loaded() error {
+	if g := l.cur.Load(); g == nil || g.engine == nil {
+		return errors.New("no authorization policies are loaded")
+	}
+	return nil
+}
+
 // AccessPolicies returns the access policies in force, for the jit service.
 func (l *livePolicies) AccessPolicies() *jit.Policies { return l.cur.Load().access }
 

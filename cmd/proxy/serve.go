@@ -28,6 +28,7 @@ import (
 	"github.com/jitproxy/jitproxy/internal/broker"
 	"github.com/jitproxy/jitproxy/internal/intercept"
 	"github.com/jitproxy/jitproxy/internal/jit"
+	"github.com/jitproxy/jitproxy/internal/metrics"
 )
 
 // Compile-time checks that the concrete backends satisfy the interfaces
@@ -62,6 +63,7 @@ func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	stateDir := fs.String("state-dir", "", "state directory for the CA and generated identities (env JITPROXY_STATE_DIR)")
 	proxyListen := fs.String("proxy-listen", "", "forward proxy address (env JITPROXY_PROXY_LISTEN)")
 	adminListen := fs.String("admin-listen", "", "admin API address (env JITPROXY_ADMIN_LISTEN)")
+	metricsListen := fs.String("metrics-listen", "", "metrics and health probe address; empty: none (env JITPROXY_METRICS_LISTEN)")
 	redisAddr := fs.String("redis", "", "Redis address; empty: embedded miniredis (env JITPROXY_REDIS_ADDRESS)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (env JITPROXY_LOG_LEVEL)")
 	var opts serveOptions
@@ -76,7 +78,7 @@ func serveFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	cfg.applyEnv(getenv)
 	for dst, v := range map[*string]string{
-		&cfg.StateDir: *stateDir, &cfg.Proxy.Listen: *proxyListen, &cfg.Admin.Listen: *adminListen,
+		&cfg.StateDir: *stateDir, &cfg.Proxy.Listen: *proxyListen, &cfg.Admin.Listen: *adminListen, &cfg.Metrics.Listen: *metricsListen,
 		&cfg.Redis.Address: *redisAddr, &cfg.Log.Level: *logLevel,
 	} {
 		if v != "" {
@@ -113,14 +115,16 @@ type components struct {
 	redis    redis.UniversalClient
 	embedded *miniredis.Miniredis
 	recorder *audit.Recorder
-	closers  []io.Closer
-	live     *livePolicies // the Rego and access policies in force
-	loader   *policyLoader // loads them at start and reloads them
-	targets  *builtTargets
-	broker   *broker.Broker
-	jit      *jit.Service
-	proxy    *intercept.Proxy
-	api      *jit.API
+	// metrics is nil when there is no metrics listener.
+	metrics *metrics.Metrics
+	closers []io.Closer
+	live    *livePolicies // the Rego and access policies in force
+	loader  *policyLoader // loads them at start and reloads them
+	targets *builtTargets
+	broker  *broker.Broker
+	jit     *jit.Service
+	proxy   *intercept.Proxy
+	api     *jit.API
 	// issuers verify the bearer tokens of OIDC providers and clusters.
 	issuers map[string]jit.TokenVerifier
 
@@ -149,6 +153,9 @@ func (c *components) close() {
 // listens yet.
 func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) (_ *components, err error) {
 	c := &components{cfg: cfg, log: log}
+	if cfg.Metrics.Listen != "" {
+		c.metrics = metrics.New()
+	}
 	defer func() {
 		if err != nil {
 			c.close()
@@ -177,7 +184,7 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	}
 	if c.broker, err = broker.New(broker.Config{
 		Redis: c.redis, Providers: c.targets.providers, Audit: c.recorder, KeyPrefix: cfg.Redis.keyPrefix(),
-		Logger: log.With("component", "broker"),
+		Metrics: c.brokerMetrics(), Logger: log.With("component", "broker"),
 	}); err != nil {
 		return nil, err
 	}
@@ -221,10 +228,11 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, MaxTunnelsPerSession: cfg.Proxy.MaxTunnelsPerSession,
 		ReadHeaderTimeout: cfg.Proxy.Timeouts.ReadHeader, BodyTimeout: cfg.Proxy.Timeouts.Body,
 		IdleTimeout: cfg.Proxy.Timeouts.Idle, UpstreamTimeout: cfg.Proxy.Timeouts.Upstream,
-		Logger: log.With("component", "proxy"),
+		Metrics: c.targetMetrics(), Logger: log.With("component", "proxy"),
 	}); err != nil {
 		return nil, err
 	}
+	c.registerCollectors()
 	return c, nil
 }
 
@@ -296,6 +304,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		proxyLn.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			proxyLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		cfg.Metrics.Listen = metricsLn.Addr().String()
+	}
 	cfg.Proxy.Listen, cfg.Admin.Listen = proxyLn.Addr().String(), adminLn.Addr().String()
 	c.cfg = cfg
 	c.api = jit.NewAPI(c.jit, jit.APIConfig{
@@ -307,6 +324,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		proxyLn.Close()
 		adminLn.Close()
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		return err
 	}
 	at := cfg.Admin.Timeouts
@@ -329,12 +349,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
+	if metricsLn != nil {
+		g.Go(func() error { return serveHTTP(gctx, c.metricsServer(), metricsLn) })
+	}
 	g.Go(func() error { return c.jit.Run(gctx) })
 	g.Go(func() error { return c.loader.run(gctx, hup, cfg.Policies.WatchInterval) })
 
 	printBanner(stderr, c)
 	log.Info("jitproxy ready", "proxy", "http://"+cfg.Proxy.Listen, "admin", "http://"+cfg.Admin.Listen,
-		"state_dir", cfg.StateDir, "version", version)
+		"metrics", cfg.Metrics.Listen, "state_dir", cfg.StateDir, "version", version)
 	err = g.Wait()
 	log.Info("jitproxy stopped")
 	return err

@@ -117,6 +117,28 @@ func (r *Recorder) Stats() []Stats {
 	return out
 }
 
+// readyRoom is the room an enforced sink's spool must have left for the
+// recorder to be ready: a few large events.
+const readyRoom = 64 << 10
+
+// Ready returns nil when every enforced sink's spool can take events, and
+// otherwise an error wrapping ErrNotRecorded that names the sinks whose
+// spool is full (within 64 KiB): their requests would be refused until
+// the sink takes what is spooled. Best-effort sinks never make it fail.
+// It is safe for concurrent use.
+func (r *Recorder) Ready() error {
+	var errs []error
+	for _, s := range r.streams {
+		if s.cfg.Mode == Enforced && !s.spool.room(readyRoom) {
+			errs = append(errs, fmt.Errorf("audit sink %q: %w", s.cfg.Name, ErrSpoolFull))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrNotRecorded, errors.Join(errs...))
+	}
+	return nil
+}
+
 // Close stops delivering, waiting up to timeout for the sinks to take what
 // is spooled, then syncs and closes the spools and the sinks. What is left
 // is delivered by the next Recorder on the same spools.

@@ -443,3 +443,10 @@ func (s *spool) size() int64 {
 	defer s.mu.Unlock()
 	return s.bytes
 }
+
+// room reports whether the spool can take a record of n bytes now.
+func (s *spool) room(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxBytes <= 0 || s.pending+n <= s.maxBytes
+}

@@ -113,9 +113,28 @@ type Config struct {
 	LockPollInterval time.Duration
 	// KeyPrefix prefixes Redis keys; default "jitproxy:".
 	KeyPrefix string
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Metrics counts lookups and mints; nil counts nothing.
+	Metrics Metrics
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
+
+// Metrics counts the broker's work. Its methods must be cheap and safe
+// for concurrent use.
+type Metrics interface {
+	// Lookup counts a credential asked for, by where it came from: "hit"
+	// (this process's cache, counted per call), "shared" (Redis) or
+	// "miss" (minted); the last two are counted once per load, which
+	// concurrent callers share.
+	Lookup(result string)
+	// Mint counts a mint by a provider, failed when err is not nil.
+	Mint(provider string, err error)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Lookup(string)      {}
+func (noMetrics) Mint(string, error) {}
 
 // ProviderKey is the key of a provider in Config.Providers.
 func ProviderKey(target, provider string) string { return target + "/" + provider }
@@ -187,6 +206,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Broker{cfg: cfg, local: map[string]cached{}, loads: map[string]*loading{}}, nil
 }
 
@@ -211,6 +233,7 @@ func (b *Broker) Credential(ctx context.Context, req Request) (Credential, error
 	c, ok := b.local[key]
 	if ok && now.Before(c.validTo) {
 		b.mu.Unlock()
+		b.cfg.Metrics.Lookup("hit")
 		return c.cred, nil
 	}
 	l := b.loads[key]
@@ -298,9 +321,11 @@ func (b *Broker) load(ctx context.Context, req Request) (c Credential, unlock fu
 			unlock = func() { b.unlock(ctx, req, token) }
 		}
 		if ok {
+			b.cfg.Metrics.Lookup("shared")
 			return c, unlock, nil
 		}
 		if token != "" {
+			b.cfg.Metrics.Lookup("miss")
 			c, err := b.mint(ctx, req, p)
 			if err != nil {
 				unlock()
@@ -323,6 +348,7 @@ func (b *Broker) mint(ctx context.Context, req Request, p Provider) (Credential,
 	mctx, cancel := context.WithTimeout(ctx, b.cfg.MintTimeout)
 	defer cancel()
 	c, err := p.Mint(mctx, req)
+	b.cfg.Metrics.Mint(req.Provider, err)
 	if err != nil {
 		return Credential{}, fmt.Errorf("mint %s credential: %w", req.Provider, err)
 	}

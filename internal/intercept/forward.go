@@ -119,9 +119,48 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for open requests when
 	// its context ends; default 10s.
 	ShutdownTimeout time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Metrics returns the request metrics of a target, by its name and
+	// kind; it is called once per target, by New. Nil: nothing is
+	// measured.
+	Metrics func(target, kind string) TargetMetrics
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
+
+// TargetMetrics records the requests of one target. Its methods are called
+// on the request path: they must be cheap, allocate nothing and be safe for
+// concurrent use.
+type TargetMetrics interface {
+	// Request counts a request as it ends, with its decision: "allow"
+	// (policy allowed it), "deny" (policy denied it, or it was refused:
+	// session ended, bad request, grant ended), or "error" (jitproxy could
+	// not decide or serve it, and answered 5xx itself).
+	Request(decision string)
+	// Stage observes how long a request spent in a stage: "classify"
+	// (reading what it asks, its body included when policies need it),
+	// "decide" (each policy evaluation), "credential" (from the cache or
+	// minted), "upstream" (from forwarding to the target's response
+	// headers).
+	Stage(stage string, d time.Duration)
+}
+
+// Decisions and stages of TargetMetrics.
+const (
+	decisionAllow = "allow"
+	decisionDeny  = "deny"
+	decisionError = "error"
+
+	stageClassify   = "classify"
+	stageDecide     = "decide"
+	stageCredential = "credential"
+	stageUpstream   = "upstream"
+)
+
+// noMetrics measures nothing.
+type noMetrics struct{}
+
+func (noMetrics) Request(string)              {}
+func (noMetrics) Stage(string, time.Duration) {}
 
 // Proxy is the forward proxy agents use as HTTPS_PROXY.
 type Proxy struct {
@@ -185,7 +224,12 @@ func New(cfg Config) (*Proxy, error) {
 	errLog := log.New(slogWriter{cfg.Logger}, "", 0)
 	p.pipeline = &pipeline{cfg: &p.cfg, log: cfg.Logger, errLog: errLog, upstreams: map[*Target]*upstream{}, buffers: &bufferPool{}}
 	for _, t := range cfg.Targets {
-		p.pipeline.upstreams[t] = newUpstream(p.pipeline, t, errLog)
+		u := newUpstream(p.pipeline, t, errLog)
+		u.metrics = noMetrics{}
+		if cfg.Metrics != nil {
+			u.metrics = cfg.Metrics(t.Name, t.Protocol.Kind())
+		}
+		p.pipeline.upstreams[t] = u
 	}
 	p.gp = p.newGoproxy()
 	return p, nil
@@ -274,7 +318,7 @@ func (p *Proxy) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Conn
 	s, err := p.cfg.Sessions.AuthenticateSession(r.Context(), id, sec)
 	if err != nil {
 		if !errors.Is(err, jit.ErrUnauthenticated) {
-			p.log.Error("authenticate session", "err", err)
+			p.log.Error("authenticate session", "request_id", ev.RequestID, "err", err)
 			return reject(http.StatusServiceUnavailable, "session store unavailable", "cannot check your session right now; try again", nil)
 		}
 		return reject(http.StatusProxyAuthRequired, "unknown or expired session",

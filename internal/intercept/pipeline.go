@@ -45,6 +45,7 @@ type exchange struct {
 	req    *http.Request // as the agent sent it
 	start  time.Time
 	tunnel *tunnel
+	up     *upstream // the tunnel's target's
 	// policies are those in force when the request arrived: every
 	// decision and hint of the request is made with them.
 	policies PolicySet
@@ -120,6 +121,7 @@ func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req:      r,
 		start:    p.cfg.Now(),
 		tunnel:   t,
+		up:       p.upstreams[t.target],
 		policies: p.cfg.Policies.Policies(),
 		event: audit.Event{
 			Type:      audit.TypeRequest,
@@ -138,9 +140,23 @@ func (p *pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *pipeline) finish(ctx context.Context, x *exchange) {
 	x.event.Outcome = &audit.Outcome{Status: x.status, Error: x.errMsg, Bytes: x.w.n}
 	x.event.DurationMS = durationMS(p.cfg.Now().Sub(x.start))
+	x.up.metrics.Request(x.decision())
 	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), x.event); err != nil {
 		p.log.Error("record audit event", "type", x.event.Type, "request_id", x.event.RequestID, "err", err)
 	}
+}
+
+// decision is the request's decision for metrics: error when jitproxy
+// answered 5xx itself, deny when it refused the request or policy denied
+// it, allow when policy allowed it.
+func (x *exchange) decision() string {
+	switch {
+	case x.errMsg != "" && x.status >= 500:
+		return decisionError
+	case x.errMsg == "" && x.event.Decision != nil && x.event.Decision.Allowed:
+		return decisionAllow
+	}
+	return decisionDeny
 }
 
 // fail answers with a safe message in the target's format and notes it for audit.
@@ -204,6 +220,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 
 	rb := &x.body
 	*rb = requestBody{p: p, w: w, r: r}
+	classifyStart := p.cfg.Now()
 	action, err := proto.Classify(r, rb.read)
 	if err != nil {
 		if be := (*bodyError)(nil); errors.As(err, &be) {
@@ -236,6 +253,7 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	} else if !rb.done {
 		p.limitBodyTime(w, r)
 	}
+	x.up.metrics.Stage(stageClassify, p.cfg.Now().Sub(classifyStart))
 	in := authz.Input{Caller: caller, Action: action, Body: body, Grants: t.policyGrants(active)}
 	d, ok := p.decide(ctx, w, x, in)
 	if !ok {
@@ -278,14 +296,16 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		p.fail(w, x, http.StatusServiceUnavailable, "the audit log cannot record this request right now; it was not forwarded")
 		return
 	}
+	credStart := p.cfg.Now()
 	cred, err := p.cfg.Credentials.Credential(ctx, req)
+	x.up.metrics.Stage(stageCredential, p.cfg.Now().Sub(credStart))
 	if err != nil {
 		p.log.Error("obtain credential", "request_id", x.event.RequestID, "grant", req.GrantID, "err", err)
 		p.fail(w, x, http.StatusBadGateway, fmt.Sprintf("could not obtain a credential for grant %s; the request was not forwarded", req.GrantID))
 		return
 	}
 	x.event.Credential = &audit.Credential{Provider: req.Provider, Target: req.Target, Subject: cred.Subject, ExpiresAt: cred.ExpiresAt}
-	up := p.upstreams[t.target]
+	up := x.up
 	f := &x.fwd
 	*f = forwarding{x: x, action: action, cred: cred, host: t.hostport, grantID: req.GrantID}
 	if adm, ok := proto.(Admitter); ok && adm.NeedsObject(action) {
@@ -293,12 +313,15 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 			return
 		}
 	}
+	f.start = p.cfg.Now()
 	up.forward(w, r, f, req.GrantExpiresAt)
 }
 
 // decide evaluates the policies; a failure is answered here and fails closed.
 func (p *pipeline) decide(ctx context.Context, w http.ResponseWriter, x *exchange, in authz.Input) (authz.Decision, bool) {
+	start := p.cfg.Now()
 	d, err := x.decide(ctx, in)
+	x.up.metrics.Stage(stageDecide, p.cfg.Now().Sub(start))
 	if err != nil {
 		p.log.Error("evaluate policies", "request_id", x.event.RequestID, "err", err)
 		p.fail(w, x, http.StatusInternalServerError, "policy evaluation failed; the request was not forwarded")

@@ -24,6 +24,8 @@ type upstream struct {
 	// sends with the target's Transport.
 	transport http.RoundTripper
 	proxy     *httputil.ReverseProxy
+	// metrics are the target's; never nil.
+	metrics TargetMetrics
 }
 
 // forwarding is what the upstream needs to know of one request, carried
@@ -36,6 +38,8 @@ type forwarding struct {
 	// when the target has no fixed upstream.
 	host    string
 	grantID string
+	// start is when the request was forwarded, for the upstream stage.
+	start time.Time
 }
 
 // streamEnd ends a request when its grant or its session ends. The end may
@@ -142,6 +146,7 @@ func newUpstream(p *pipeline, t *Target, errLog *log.Logger) *upstream {
 		ModifyResponse: func(resp *http.Response) error {
 			if f := forwardingFrom(resp.Request.Context()); f != nil {
 				f.x.status = resp.StatusCode
+				u.metrics.Stage(stageUpstream, p.cfg.Now().Sub(f.start))
 			}
 			return nil
 		},

@@ -59,6 +59,23 @@ func (s *Service) List(ctx context.Context, by Principal, f ListFilter) ([]*Gran
 	return out, nil
 }
 
+// CountLive returns the number of live grants by state as of now, read
+// from the store: PENDING and ACTIVE, and EXPIRED for those past their
+// expiry that the expiry loop has not ended yet. Every replica sees the
+// same numbers. A store failure is an error wrapping ErrUnavailable.
+func (s *Service) CountLive(ctx context.Context) (map[State]int, error) {
+	gs, err := s.store.liveAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	n := map[State]int{}
+	for _, g := range gs {
+		n[g.StateAt(now)]++
+	}
+	return n, nil
+}
+
 // Active is a session and the grants in force for it, as ActiveGrants
 // returns them. It is immutable, and ActiveGrants returns the same *Active
 // for as long as the grants in force stay the same (until one expires or
