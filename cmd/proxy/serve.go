@@ -130,6 +130,9 @@ type components struct {
 
 	identitiesGenerated string
 	caCreated           bool
+	// agreement, with a shared Redis, keeps this replica's CA and
+	// identities published, so that a replica with others refuses to start.
+	agreement *agreement
 }
 
 func (c *components) close() {
@@ -200,6 +203,18 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	identities, err := jit.NewIdentities(ids, users)
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.Redis.embedded() {
+		c.agreement = newAgreement(c.redis, cfg.Redis.keyPrefix(), c.ca.CertPEM, ids, &cfg)
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.agreement.check(actx)
+		cancel()
+		if errors.Is(err, errDisagree) && (c.caCreated || c.identitiesGenerated != "") {
+			err = fmt.Errorf("%w (this replica generated its own CA or identities into %s: copy the other replicas' instead)", err, cfg.StateDir)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if c.issuers, err = buildIssuers(ctx, &cfg, users, c.targets, log); err != nil {
 		return nil, err
@@ -353,6 +368,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		g.Go(func() error { return serveHTTP(gctx, c.metricsServer(), metricsLn) })
 	}
 	g.Go(func() error { return c.jit.Run(gctx) })
+	if c.agreement != nil {
+		g.Go(func() error { return c.agreement.keep(gctx, log) })
+	}
 	g.Go(func() error { return c.loader.run(gctx, hup, cfg.Policies.WatchInterval) })
 
 	printBanner(stderr, c)
