@@ -28,6 +28,7 @@ type Config struct {
 	Proxy    ProxyConfig   `yaml:"proxy"`
 	Admin    AdminConfig   `yaml:"admin"`
 	Metrics  MetricsConfig `yaml:"metrics"`
+	Tracing  TracingConfig `yaml:"tracing"`
 	Redis    RedisConfig   `yaml:"redis"`
 	Policies PolicyConfig  `yaml:"policies"`
 	Audit    AuditConfig   `yaml:"audit"`
@@ -644,6 +645,7 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, c.Admin.Page.validate(c.Admin.OIDC))
+	errs = append(errs, c.Tracing.validate())
 	errs = append(errs, c.validateAuth())
 	if !slices.Contains([]string{"", "revoke", "suspend", "keep"}, c.Policies.OnChange) {
 		bad("policies.on_change %q: want revoke, suspend or keep", c.Policies.OnChange)

@@ -155,6 +155,16 @@ targets:
 			},
 		},
 		{
+			name: "tracing",
+			yaml: "tracing: {enabled: true, endpoint: \"collector:4318\", sample_ratio: 2}\n",
+			want: []string{`tracing.endpoint "collector:4318": want the OTLP/HTTP collector's URL`},
+		},
+		{
+			name: "tracing sample ratio",
+			yaml: "tracing: {enabled: true, endpoint: \"http://collector:4318\", sample_ratio: -0.5}\n",
+			want: []string{"tracing.sample_ratio -0.5: want 0 to 1"},
+		},
+		{
 			name: "approval page client not accepted by its provider",
 			yaml: `
 admin:

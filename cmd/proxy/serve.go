@@ -130,12 +130,21 @@ type components struct {
 
 	identitiesGenerated string
 	caCreated           bool
+	// tracer exports spans when tracing is on; nil otherwise.
+	tracer *tracer
 	// agreement, with a shared Redis, keeps this replica's CA and
 	// identities published, so that a replica with others refuses to start.
 	agreement *agreement
 }
 
 func (c *components) close() {
+	if c.tracer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.tracer.shutdown(ctx); err != nil {
+			c.log.Warn("flush the last spans", "err", err)
+		}
+		cancel()
+	}
 	if c.recorder != nil {
 		if err := c.recorder.Close(auditCloseTimeout); err != nil {
 			c.log.Error("close the audit sinks", "err", err)
@@ -176,6 +185,10 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 
 	if c.targets, err = buildTargets(&cfg, log); err != nil {
 		return nil, err
+	}
+	c.tracer = newTracer(cfg.Tracing)
+	for _, t := range c.targets.targets {
+		t.Transport = c.tracer.transport(t.Name, t.Transport)
 	}
 	c.live = &livePolicies{}
 	c.loader = &policyLoader{
@@ -346,7 +359,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	at := cfg.Admin.Timeouts
 	adminSrv := &http.Server{
-		Handler: adminHandler(c.api, page), ReadHeaderTimeout: at.ReadHeader, ReadTimeout: at.Read, WriteTimeout: at.Write, IdleTimeout: at.Idle,
+		Handler: c.tracer.handler(adminHandler(c.api, page)), ReadHeaderTimeout: at.ReadHeader, ReadTimeout: at.Read, WriteTimeout: at.Write, IdleTimeout: at.Idle,
 		ErrorLog: slog.NewLogLogger(log.With("component", "admin").Handler(), slog.LevelWarn),
 	}
 
