@@ -56,8 +56,14 @@ func TestApply(t *testing.T) {
 		if err := os.WriteFile(f, []byte(manifest), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := env.Kubectl(ctx, kubectl, append([]string{"apply", "--validate=strict", "-f", f}, args...)...); err != nil {
+		out, err := env.Kubectl(ctx, kubectl, append([]string{"apply", "--validate=strict", "-f", f}, args...)...)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// Warnings: deprecated fields, and pod templates that Pod Security
+		// Admission would refuse in a namespace enforcing restricted.
+		if strings.Contains(out, "Warning:") {
+			t.Errorf("kubectl apply warned:\n%s", out)
 		}
 	}
 	canI := func(t *testing.T, as, namespace, serviceAccount string, want bool) {
@@ -90,6 +96,8 @@ func TestApply(t *testing.T) {
 	t.Run("chart", func(t *testing.T) {
 		// The release namespace and those the values name; demo and
 		// staging come from the demo setup.
+		// The release namespace enforces the Pod Security Standard
+		// restricted: a pod template that breaks it is warned about.
 		apply(t, namespaces(releaseNamespace, "agents", "ci", "tools"))
 		for i, file := range valuesSets(t) {
 			t.Run(filepath.Base(file), func(t *testing.T) {
@@ -117,11 +125,12 @@ func TestApply(t *testing.T) {
 	})
 }
 
-// namespaces is a manifest of Namespaces.
+// namespaces is a manifest of Namespaces enforcing the Pod Security
+// Standard restricted.
 func namespaces(names ...string) string {
 	var docs []string
 	for _, n := range names {
-		docs = append(docs, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+n+"}")
+		docs = append(docs, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+n+", labels: {pod-security.kubernetes.io/enforce: restricted}}")
 	}
 	return joinYAML(docs...)
 }
