@@ -37,9 +37,12 @@ test-env:
 	test/servers/build.sh
 
 # Every test: unit tests, Rego policy tests, fuzz seeds and the end-to-end
-# story with the real jitproxy binary and kubectl.
+# story with the real jitproxy binary and kubectl; then the deployment
+# manifests (test/deploy, a module of its own so that Helm and Kustomize
+# stay out of jitproxy's go.mod).
 test: lint test-env
 	$(GO) test -race -count=1 -timeout 30m ./...
+	cd test/deploy && $(GO) test -race -count=1 -timeout 10m ./...
 
 unit:
 	$(GO) test -race ./internal/... ./policies/... ./cmd/...
@@ -50,6 +53,7 @@ e2e:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd test/deploy && $(GO) vet ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
