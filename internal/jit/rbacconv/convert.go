@@ -247,6 +247,9 @@ func convertSubjects(b binding) (jit.Subjects, []string) {
 			warns = append(warns, fmt.Sprintf("subject %s %q left out: not a User, Group or ServiceAccount", s.Kind, s.Name))
 		}
 	}
+	if slices.ContainsFunc(b.subjects, func(s rbacv1.Subject) bool { return s.Kind == rbacv1.ServiceAccountKind }) {
+		warns = append(warns, "ServiceAccounts kept as users system:serviceaccount:NAMESPACE:NAME, which no jitproxy session can be (session users hold no \":\"): replace them with the people or groups that run those workloads")
+	}
 	return jit.Subjects{Users: slices.Sorted(maps.Keys(users)), Groups: slices.Sorted(maps.Keys(groups))}, warns
 }
 

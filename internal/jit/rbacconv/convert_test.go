@@ -142,6 +142,7 @@ func TestConvert(t *testing.T) {
 	wantWarnings := []string{
 		`ClusterRoleBinding Ops_Team (ClusterRole ops): rule 1: kept, but verbs * let its holder escalate privileges`,
 		`RoleBinding demo/orphan: skipped: its Role demo/missing is not among those read`,
+		`RoleBinding demo/readers: ServiceAccounts kept as users system:serviceaccount:NAMESPACE:NAME, which no jitproxy session can be (session users hold no ":"): replace them with the people or groups that run those workloads`,
 		`RoleBinding demo/readers (Role demo/reader): rule 1: resource "pods/*" left out: RBAC reads it as a subresource named "*", which matches nothing`,
 		`RoleBinding demo/readers (Role demo/reader): rule 3: left out: resources without apiGroups match nothing`,
 		`RoleBinding demo/readers (Role demo/reader): rule 4: nonResourceURLs left out: RBAC ignores them in a RoleBinding`,
