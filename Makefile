@@ -84,6 +84,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzUnverifiedIssuer$$' -fuzztime $(FUZZTIME) ./internal/jit
 	$(GO) test -run '^$$' -fuzz '^FuzzParseIdentity$$' -fuzztime $(FUZZTIME) ./internal/jit
+	$(GO) test -run '^$$' -fuzz '^FuzzReadManifests$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/jit/rbacconv
 	$(GO) test -run '^$$' -fuzz '^FuzzWritePage$$' -fuzztime $(FUZZTIME) ./internal/approvalpage
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzEsc$$' -fuzztime $(FUZZTIME) ./cmd/proxy
