@@ -31,6 +31,9 @@ var importRules = []struct {
 	{pkg: "internal/authz", allow: []string{"internal/access"}},
 	{pkg: "internal/jit", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
 	{pkg: "internal/approvalpage", allow: []string{"internal/jit", "internal/audit", "internal/access", "internal/secret"}},
+	// profile records and exports learning grants' profiles: intercept
+	// and jit declare the interfaces it meets; cmd/proxy wires it.
+	{pkg: "internal/profile", allow: []string{"internal/access"}},
 	{pkg: "internal/broker", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
 	// metrics reads the audit recorder's Stats; the packages that record
 	// declare their own interfaces and never import it.
