@@ -33,6 +33,9 @@ var importRules = []struct {
 	// internal/jit/rbacconv writes access policies and parses them back
 	// with jit: the parent's rule covers it, as a child of jit.
 	{pkg: "internal/approvalpage", allow: []string{"internal/jit", "internal/audit", "internal/access", "internal/secret"}},
+	// profile records and exports learning grants' profiles: intercept
+	// and jit declare the interfaces it meets; cmd/proxy wires it.
+	{pkg: "internal/profile", allow: []string{"internal/access"}},
 	{pkg: "internal/broker", allow: []string{"internal/audit", "internal/access", "internal/secret"}},
 	// metrics reads the audit recorder's Stats; the packages that record
 	// declare their own interfaces and never import it.

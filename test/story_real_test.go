@@ -333,6 +333,13 @@ func TestStoryRealCluster(t *testing.T) {
 	}
 	ag.t = t
 
+	t.Run("learning mode", func(t *testing.T) {
+		ag.t = t
+		defer func() { ag.t = nil }()
+		learningStory(t, c, p, ag, kubectl, request)
+	})
+	ag.t = t
+
 	var events []map[string]any // audit events of the jitproxy before the restart
 	t.Run("a restart keeps grants and sessions", func(t *testing.T) {
 		id := request(t, "pod-reader-vault", "--as", "dev", "--namespace", "demo", "--duration", "30m", "--reason", "across a restart")

@@ -20,6 +20,7 @@ import (
 	"github.com/jitproxy/jitproxy/internal/access"
 	"github.com/jitproxy/jitproxy/internal/intercept/kube"
 	"github.com/jitproxy/jitproxy/internal/jit"
+	"github.com/jitproxy/jitproxy/internal/profile"
 )
 
 // clientCommand runs one admin-API command, such as "grant request".
@@ -59,12 +60,13 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 		reason := fs.String("reason", "", "why you need it (required)")
 		session := fs.String("session", "", "limit the grant to one of your agent sessions")
 		dryRun := fs.Bool("dry-run", false, "only say whether the request would be accepted, what it would grant, for how long and who must approve")
+		learn := fs.Bool("learn", false, "learning mode: the policy is the boundary, and every distinct action the grant allows is recorded to a profile (jitproxy profile show|export GRANT-ID)")
 		cmd = func(ctx context.Context, c *client, pos []string) error {
 			if len(pos) != 1 {
 				return fmt.Errorf("usage: jitproxy grant request POLICY --namespace NS --reason TEXT [--duration D] [--dry-run]")
 			}
 			var g jit.Grant
-			body := map[string]any{"policy": pos[0], "namespace": *ns, "duration": *dur, "reason": *reason, "session": *session, "dry_run": *dryRun}
+			body := map[string]any{"policy": pos[0], "namespace": *ns, "duration": *dur, "reason": *reason, "session": *session, "dry_run": *dryRun, "learn": *learn}
 			err := c.do(ctx, "POST", "/v1/grants", body, &g)
 			if *dryRun {
 				if err != nil {
@@ -141,6 +143,42 @@ func clientCommand(ctx context.Context, name string, args []string, getenv func(
 			}
 			fmt.Fprintf(stdout, "lock %s removed\n", esc(l.ID))
 			return nil
+		}
+	case "profile show":
+		cmd = func(ctx context.Context, c *client, pos []string) error {
+			if len(pos) != 1 {
+				return fmt.Errorf("usage: jitproxy profile show GRANT-ID")
+			}
+			a, err := getProfile(ctx, c, pos[0])
+			if err != nil {
+				return err
+			}
+			return printProfile(stdout, cf.output, a)
+		}
+	case "profile export":
+		format := fs.String("format", "access-policy", "what to generate: "+strings.Join(profile.Formats, ", "))
+		name := fs.String("name", "", "name of the access policy, Role or ClusterRole (default: learned-GRANT-ID)")
+		maxNames := fs.Int("max-names", profile.DefaultMaxNames, "keep the object names of a resource and verb when at most this many were seen; 0: never")
+		wildcards := fs.Bool("wildcards", false, "generalise: any object name, and get, list and watch together")
+		sa := fs.String("service-account", "", "access-policy: mint tokens for this ServiceAccount (bind it to the exported Role) instead of the learning grant's credential")
+		cmd = func(ctx context.Context, c *client, pos []string) error {
+			if len(pos) != 1 {
+				return fmt.Errorf("usage: jitproxy profile export GRANT-ID --format %s", strings.Join(profile.Formats, "|"))
+			}
+			a, err := getProfile(ctx, c, pos[0])
+			if err != nil {
+				return err
+			}
+			n := *maxNames
+			if n == 0 {
+				n = -1
+			}
+			out, err := profile.Export(*format, profileSource(a.Grant), a.Profile, profile.Options{Name: *name, MaxNames: n, Wildcards: *wildcards, ServiceAccount: *sa})
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(out)
+			return err
 		}
 	case "policy list":
 		cmd = func(ctx context.Context, c *client, _ []string) error {
@@ -333,6 +371,9 @@ func printGrant(w io.Writer, output string, g *jit.Grant) error {
 		} else if !g.EndedAt.IsZero() {
 			fmt.Fprintf(w, "  ended %s by %s\n", when(g.EndedAt), esc(g.EndedBy))
 		}
+	}
+	if g.Learning {
+		fmt.Fprintf(w, "  learning: every distinct action is recorded; see jitproxy profile show %s\n", esc(g.ID))
 	}
 	if g.Suspended != "" && !g.State.Ended() {
 		fmt.Fprintf(w, "  suspended, in force for nothing until a policy set gives it again: %s\n", esc(g.Suspended))

@@ -10,6 +10,7 @@
 //	jitproxy grant request|list|show|approve|deny|revoke
 //	jitproxy policy list              access policies you may request
 //	jitproxy policy convert-rbac      access policies from a cluster's RBAC
+//	jitproxy profile show|export      what a learning grant used
 //	jitproxy audit verify FILE...     check an audit stream's hash chain
 //	jitproxy version
 package main
@@ -53,6 +54,8 @@ commands:
   grant revoke ID     end a pending or active grant
   policy list         list the access policies you may request
   policy convert-rbac write access policies equivalent to RBAC bindings: --target T (--kubeconfig F | -f FILE...)
+  profile show ID     list what learning grant ID used, with counts and first/last use
+  profile export ID   generate from learning grant ID's profile: --format access-policy|role|iam|rego-test
   lock create         lock a user, agent, session or access policy (admins): --user U | --agent A | --session S | --policy P
   lock list           list the locks in force (admins)
   lock remove ID      lift a lock (admins)
@@ -72,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
-	case "session", "grant", "policy", "lock":
+	case "session", "grant", "policy", "lock", "profile":
 		if len(rest) == 0 {
 			return fmt.Errorf("%s: a subcommand is required; see 'jitproxy help'", cmd)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/jitproxy/jitproxy/internal/intercept"
 	"github.com/jitproxy/jitproxy/internal/jit"
 	"github.com/jitproxy/jitproxy/internal/metrics"
+	"github.com/jitproxy/jitproxy/internal/profile"
 )
 
 // Compile-time checks that the concrete backends satisfy the interfaces
@@ -125,6 +126,8 @@ type components struct {
 	jit     *jit.Service
 	proxy   *intercept.Proxy
 	api     *jit.API
+	// profiles records and reads the profiles of learning grants.
+	profiles *profile.Recorder
 	// issuers verify the bearer tokens of OIDC providers and clusters.
 	issuers map[string]jit.TokenVerifier
 
@@ -251,12 +254,17 @@ func build(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger) 
 	}
 	reconcile(ctx)
 	c.loader.changed = reconcile
+	if c.profiles, err = profile.New(profile.Config{
+		Redis: c.redis, KeyPrefix: cfg.Redis.keyPrefix(), Logger: log.With("component", "profiles"),
+	}); err != nil {
+		return nil, err
+	}
 	if c.proxy, err = intercept.New(intercept.Config{
 		CA: c.ca, Targets: c.targets.targets, Sessions: c.jit, Policies: c.live, Credentials: c.broker,
 		Audit: c.recorder, MaxBodyBytes: cfg.Proxy.MaxBodyBytes, MaxTunnelsPerSession: cfg.Proxy.MaxTunnelsPerSession,
 		ReadHeaderTimeout: cfg.Proxy.Timeouts.ReadHeader, BodyTimeout: cfg.Proxy.Timeouts.Body,
 		IdleTimeout: cfg.Proxy.Timeouts.Idle, UpstreamTimeout: cfg.Proxy.Timeouts.Upstream,
-		Metrics: c.targetMetrics(), Logger: log.With("component", "proxy"),
+		Metrics: c.targetMetrics(), Profiles: c.profiles, Logger: log.With("component", "proxy"),
 	}); err != nil {
 		return nil, err
 	}
@@ -345,7 +353,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	c.cfg = cfg
 	c.api = jit.NewAPI(c.jit, jit.APIConfig{
 		ProxyURL: cfg.proxyURL(), CACertPEM: c.ca.CertPEM, Targets: c.targets.infos,
-		AuditStats: c.recorder.Stats, Issuers: c.issuers,
+		AuditStats: c.recorder.Stats, Issuers: c.issuers, Profiles: profileReader{c.profiles},
 		Logger: log.With("component", "admin"),
 	})
 	page, err := buildPage(c)
@@ -381,6 +389,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		g.Go(func() error { return serveHTTP(gctx, c.metricsServer(), metricsLn) })
 	}
 	g.Go(func() error { return c.jit.Run(gctx) })
+	g.Go(func() error { return c.profiles.Run(gctx) })
 	if c.agreement != nil {
 		g.Go(func() error { return c.agreement.keep(gctx, log) })
 	}

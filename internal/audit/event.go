@@ -140,6 +140,9 @@ type Grant struct {
 	EndReason string `json:"end_reason,omitempty"`
 	// Suspended is why a suspended grant is held back.
 	Suspended string `json:"suspended,omitempty"`
+	// Learning marks a learning grant, and every request under one: its
+	// distinct actions are recorded to a profile.
+	Learning bool `json:"learning,omitempty"`
 }
 
 // Session is the audit view of an agent session.

@@ -230,6 +230,9 @@ func appendGrant(b []byte, g *Grant, html bool) ([]byte, error) {
 	}
 	b = appendStringOmitEmpty(b, `,"end_reason":`, g.EndReason, html)
 	b = appendStringOmitEmpty(b, `,"suspended":`, g.Suspended, html)
+	if g.Learning {
+		b = append(b, `,"learning":true`...)
+	}
 	return append(b, '}'), nil
 }
 

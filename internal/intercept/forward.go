@@ -123,8 +123,18 @@ type Config struct {
 	// kind; it is called once per target, by New. Nil: nothing is
 	// measured.
 	Metrics func(target, kind string) TargetMetrics
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Profiles, if set, records the actions of requests that learning
+	// grants allow, as they are forwarded. Nil: nothing is recorded.
+	Profiles ProfileRecorder
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// ProfileRecorder records the action of a request a learning grant
+// allowed. Record is called on the request path: it must not block, and
+// cannot fail the request.
+type ProfileRecorder interface {
+	Record(grantID string, grantExpires time.Time, a *access.Action)
 }
 
 // TargetMetrics records the requests of one target. Its methods are called

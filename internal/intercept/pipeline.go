@@ -264,8 +264,12 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		return
 	}
 	var req broker.Request
+	var learning *jit.Grant
 	if g := chooseGrant(grants, d.GrantIDs); g != nil {
-		x.event.Grant = &audit.Grant{ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, Namespace: g.Namespace, ExpiresAt: g.ExpiresAt}
+		x.event.Grant = &audit.Grant{ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, Namespace: g.Namespace, ExpiresAt: g.ExpiresAt, Learning: g.Learning}
+		if g.Learning {
+			learning = g
+		}
 		for _, a := range g.Approvals {
 			x.event.Grant.Approvers = append(x.event.Grant.Approvers, a.By)
 		}
@@ -312,6 +316,10 @@ func (p *pipeline) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		if !p.admit(w, r, x, adm, in, raw, req, up, f) {
 			return
 		}
+	}
+	if learning != nil && p.cfg.Profiles != nil {
+		// In process only: the profile is written to Redis in batches.
+		p.cfg.Profiles.Record(learning.ID, learning.ExpiresAt, &action)
 	}
 	f.start = p.cfg.Now()
 	up.forward(w, r, f, req.GrantExpiresAt)

@@ -32,7 +32,11 @@ type APIConfig struct {
 	// issuer (iss) the token claims: OIDC providers and clusters that
 	// review ServiceAccount tokens. Nil: static tokens only.
 	Issuers map[string]TokenVerifier
-	Logger  *slog.Logger
+	// Profiles, if set, reads the profiles of learning grants, served at
+	// GET /v1/profiles/{id} to those who may see the grant. Nil: that
+	// route answers 404.
+	Profiles ProfileReader
+	Logger   *slog.Logger
 }
 
 // TargetInfo tells an agent how to reach one target through the proxy.
@@ -74,6 +78,7 @@ func NewAPI(svc *Service, cfg APIConfig) *API {
 	a.handle("POST /v1/grants", a.requestGrant)
 	a.handle("GET /v1/grants", a.listGrants)
 	a.handle("GET /v1/grants/{id}", a.getGrant)
+	a.handle("GET /v1/profiles/{id}", a.getProfile)
 	a.handle("POST /v1/grants/{id}/approve", a.approve)
 	a.handle("POST /v1/grants/{id}/deny", a.deny)
 	a.handle("POST /v1/grants/{id}/revoke", a.revoke)
@@ -334,6 +339,7 @@ func (a *API) requestGrant(ctx context.Context, by Principal, r *http.Request) (
 		Reason    string `json:"reason"`
 		Session   string `json:"session"`
 		DryRun    bool   `json:"dry_run"`
+		Learn     bool   `json:"learn"`
 	}
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
@@ -344,7 +350,7 @@ func (a *API) requestGrant(ctx context.Context, by Principal, r *http.Request) (
 	}
 	g, err := a.svc.RequestGrant(ctx, by, GrantRequest{
 		Policy: req.Policy, Namespace: req.Namespace, Duration: d, Reason: req.Reason, Session: req.Session,
-		DryRun: req.DryRun,
+		DryRun: req.DryRun, Learn: req.Learn,
 	})
 	if err != nil {
 		return 0, nil, err
@@ -367,6 +373,38 @@ func (a *API) listGrants(ctx context.Context, by Principal, r *http.Request) (in
 func (a *API) getGrant(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
 	g, err := a.svc.Get(ctx, by, r.PathValue("id"))
 	return http.StatusOK, g, err
+}
+
+// ProfileReader reads the recorded profile of a learning grant, as JSON
+// the API answers as it is. A grant with no recording is an error
+// wrapping ErrNotFound.
+type ProfileReader interface {
+	ReadProfile(ctx context.Context, grantID string) (any, error)
+}
+
+// ProfileAnswer is the answer of GET /v1/profiles/{id}: the learning grant
+// and what was recorded under it.
+type ProfileAnswer struct {
+	Grant   *Grant `json:"grant"`
+	Profile any    `json:"profile"`
+}
+
+// getProfile answers the profile of a learning grant to whoever may see
+// the grant: its user, its approvers, admins.
+func (a *API) getProfile(ctx context.Context, by Principal, r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	g, err := a.svc.Get(ctx, by, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !g.Learning || a.cfg.Profiles == nil {
+		return 0, nil, fmt.Errorf("grant %s is not a learning grant: %w", id, ErrNotFound)
+	}
+	p, err := a.cfg.Profiles.ReadProfile(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ProfileAnswer{Grant: g, Profile: p}, nil
 }
 
 // decision is the body of approve, deny and revoke.

@@ -77,6 +77,10 @@ type Grant struct {
 	// nothing and cannot be approved; it resumes if a later policy set
 	// gives it again, and ends when it would have.
 	Suspended string `json:"suspended,omitempty"`
+	// Learning marks a grant requested in learning mode: it allows what
+	// its policy allows, and every distinct action of the requests it
+	// allows is recorded to a profile keyed by its ID.
+	Learning bool `json:"learning,omitempty"`
 }
 
 // Requester is who asked for a grant.
@@ -161,6 +165,6 @@ func (g *Grant) auditView() *audit.Grant {
 	return &audit.Grant{
 		ID: g.ID, Policy: g.Policy, Version: g.PolicyVersion, State: string(g.State),
 		User: g.User, Session: g.Session, Target: g.Target, Namespace: g.Namespace,
-		Reason: g.Reason, ExpiresAt: g.ExpiresAt, EndReason: g.EndReason, Suspended: g.Suspended,
+		Reason: g.Reason, ExpiresAt: g.ExpiresAt, EndReason: g.EndReason, Suspended: g.Suspended, Learning: g.Learning,
 	}
 }

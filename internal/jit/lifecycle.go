@@ -25,6 +25,10 @@ type GrantRequest struct {
 	// DryRun checks the request and returns the grant it would create,
 	// with no ID, storing, announcing and recording nothing.
 	DryRun bool
+	// Learn requests the grant in learning mode: the policy's permissions
+	// are the boundary, and every distinct action the grant allows is
+	// recorded to a profile (Grant.Learning).
+	Learn bool
 }
 
 // RequestGrant creates a grant. It is ACTIVE at once when the policy needs
@@ -100,7 +104,7 @@ func (s *Service) RequestGrant(ctx context.Context, by Principal, req GrantReque
 		RequestedBy: Requester{Name: by.Name, Session: by.Session, Agent: by.Agent},
 		Reason:      req.Reason, Duration: d,
 		State: StatePending, RequiredApprovals: p.Approval.Required, Approvers: p.Approval.Approvers, ApprovalSteps: p.Approval.Steps,
-		CreatedAt: now, PendingUntil: now.Add(p.Approval.Timeout),
+		CreatedAt: now, PendingUntil: now.Add(p.Approval.Timeout), Learning: req.Learn,
 	}
 	if p.Approval.Required == 0 {
 		g.activate(now)
