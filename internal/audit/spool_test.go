@@ -215,3 +215,41 @@ func TestConcurrentRecordsAndSyncs(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncAfterTheSegmentWentDelivered: a segment that rolls over during
+// an fsync, and then goes because its records were delivered, is not
+// reported lost (it was, under load: "the audit spool segment ... was
+// deleted", which fails every later record).
+func TestSyncAfterTheSegmentWentDelivered(t *testing.T) {
+	s, err := openSpool(t.TempDir(), 1<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	line := func(b []byte, seq uint64, prev string) ([]byte, string, error) {
+		return append(b, "record\n"...), "hash", nil
+	}
+	seq, err := s.append(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testHookSynced = func() {
+		testHookSynced = nil
+		s.mu.Lock()
+		err := s.roll()
+		s.mu.Unlock()
+		if err != nil {
+			t.Error(err)
+		}
+		if err := s.markDelivered(seq); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookSynced = nil })
+	if err := s.sync(seq); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if _, err := s.append(line); err != nil {
+		t.Errorf("the next record: %v", err)
+	}
+}
