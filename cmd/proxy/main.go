@@ -9,6 +9,7 @@
 //	jitproxy session create|end       agent sessions (runners)
 //	jitproxy grant request|list|show|approve|deny|revoke
 //	jitproxy policy list              access policies you may request
+//	jitproxy policy test|eval         test the Rego policies; explain a decision
 //	jitproxy audit verify FILE...     check an audit stream's hash chain
 //	jitproxy version
 package main
@@ -51,6 +52,7 @@ commands:
   grant deny ID       deny a pending grant
   grant revoke ID     end a pending or active grant
   policy list         list the access policies you may request
+  policy test         run the Rego tests of the configured policies, with jitproxy's builtins
   lock create         lock a user, agent, session or access policy (admins): --user U | --agent A | --session S | --policy P
   lock list           list the locks in force (admins)
   lock remove ID      lift a lock (admins)
@@ -73,6 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "session", "grant", "policy", "lock":
 		if len(rest) == 0 {
 			return fmt.Errorf("%s: a subcommand is required; see 'jitproxy help'", cmd)
+		}
+		if cmd == "policy" && isPolicyTool(rest[0]) {
+			return policyTool(ctx, rest[0], rest[1:], getenv, stdout, stderr)
 		}
 		return clientCommand(ctx, cmd+" "+rest[0], rest[1:], getenv, stdout, stderr)
 	case "audit":
