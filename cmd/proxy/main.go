@@ -53,6 +53,7 @@ commands:
   grant revoke ID     end a pending or active grant
   policy list         list the access policies you may request
   policy test         run the Rego tests of the configured policies, with jitproxy's builtins
+  policy eval REQ     decide a request as the proxy would: decision, rules that fired, hint
   lock create         lock a user, agent, session or access policy (admins): --user U | --agent A | --session S | --policy P
   lock list           list the locks in force (admins)
   lock remove ID      lift a lock (admins)

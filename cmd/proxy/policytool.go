@@ -18,13 +18,15 @@ import (
 
 // isPolicyTool reports whether "policy sub" is one of the commands that
 // work on the configured policy files rather than through the admin API.
-func isPolicyTool(sub string) bool { return sub == "test" }
+func isPolicyTool(sub string) bool { return sub == "test" || sub == "eval" }
 
 // policyTool runs "policy test" or "policy eval".
 func policyTool(ctx context.Context, sub string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch sub {
 	case "test":
 		return policyTest(ctx, args, getenv, stdout, stderr)
+	case "eval":
+		return policyEval(ctx, args, getenv, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command \"policy %s\"", sub)
 }
