@@ -40,18 +40,24 @@ func policyTest(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", getenv("JITPROXY_CONFIG"), "configuration file (env JITPROXY_CONFIG)")
 	run := fs.String("run", "", "only the tests whose names (data.PACKAGE.test_NAME) match this regular expression")
+	shadow := fs.Bool("shadow", false, "test the shadow policies (policies.shadow_authz_dir) instead of the enforced ones")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
-		return errors.New("usage: jitproxy policy test [--config FILE] [--run REGEX]")
+		return errors.New("usage: jitproxy policy test [--config FILE] [--run REGEX] [--shadow]")
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
 	dir := cfg.Policies.AuthzDir
+	if *shadow {
+		if dir = cfg.Policies.ShadowAuthzDir; dir == "" {
+			return errors.New("--shadow: the configuration sets no policies.shadow_authz_dir")
+		}
+	}
 	bs, err := policyBuiltins()
 	if err != nil {
 		return err
