@@ -24,7 +24,7 @@ import (
 	"github.com/jitproxy/jitproxy/policies"
 )
 
-const policyEvalUsage = `usage: jitproxy policy eval [--config FILE] [--target T] --user U [--groups G,...] [--grant POLICY[:NAMESPACE]]... [--explain]
+const policyEvalUsage = `usage: jitproxy policy eval [--config FILE] [--target T] --user U [--groups G,...] [--grant POLICY[:NAMESPACE]]... [--explain[=full|notes|fails]]
   (KUBECTL-LIKE REQUEST | --aws 'ACTION [ARN...] [REGION]' | --request-id ID --audit-file FILE)
 
 A Kubernetes request is VERB RESOURCE[.GROUP] [NAME] [-n NAMESPACE] [--subresource S],
@@ -54,7 +54,8 @@ func policyEval(ctx context.Context, args []string, getenv func(string) string, 
 	apiVersion := fs.String("api-version", "v1", "API version of a kubectl-like request's resource")
 	requestID := fs.String("request-id", "", "decide again the request of this ID, recorded in --audit-file")
 	auditFile := fs.String("audit-file", "", "a native audit file (the file sink's JSON lines)")
-	explain := fs.Bool("explain", false, "print the policy input too")
+	var explain explainFlag
+	fs.Var(&explain, "explain", "print the policy input too; =full, =notes or =fails also OPA's explanation of the evaluation, as opa eval --explain")
 	var namespace string
 	fs.StringVar(&namespace, "n", "", "namespace of a kubectl-like request (or -n inside it)")
 	fs.StringVar(&namespace, "namespace", "", "namespace of a kubectl-like request (or -n inside it)")
@@ -146,7 +147,32 @@ func policyEval(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	printExplanation(stdout, e, recorded, *explain)
+	printExplanation(stdout, e, recorded, explain != "")
+	if explain != "" && explain != "input" {
+		fmt.Fprintf(stdout, "explanation (%s):\n", explain)
+		if _, err := engine.Explain(ctx, e.Input, string(explain), stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// explainFlag is --explain alone ("input") or --explain=LEVEL.
+type explainFlag string
+
+func (f *explainFlag) String() string   { return string(*f) }
+func (f *explainFlag) IsBoolFlag() bool { return true }
+func (f *explainFlag) Set(s string) error {
+	switch s {
+	case "true":
+		*f = "input"
+	case "false":
+		*f = ""
+	case authz.ExplainFull, authz.ExplainNotes, authz.ExplainFails:
+		*f = explainFlag(s)
+	default:
+		return fmt.Errorf("want --explain, or --explain=%s, %s or %s", authz.ExplainFull, authz.ExplainNotes, authz.ExplainFails)
+	}
 	return nil
 }
 

@@ -162,6 +162,12 @@ spec:
 			args: []string{"--request-id", "0123456789abcdef", "--audit-file", auditFile, "--grant", "namespace-editor:demo", "--explain"},
 			want: []string{`ALLOW delete pods "web" in namespace "demo" (target demo, user dev)`, "permit: g1-namespace-editor", `recorded: allowed=false reasons=["no active grant permits this request"]`, `"session": "s1"`},
 		},
+		{
+			name: "explained in full",
+			args: []string{"--user", "dev", "--grant", "pod-reader:demo", "--explain=full", "get pods -n demo"},
+			want: []string{"ALLOW list pods", "input: {", "explanation (full):", "Enter data.jitproxy.authz.permit", "kubernetes.rego:"},
+		},
+		{name: "bad explain level", args: []string{"--target", "demo", "--explain=all", "get pods"}, wantErr: "--explain=full"},
 		{name: "unknown request", args: []string{"--request-id", "nope", "--audit-file", auditFile}, wantErr: "no request nope"},
 		{name: "unknown policy", args: []string{"--target", "demo", "--grant", "nope", "get pods"}, wantErr: `no access policy "nope"`},
 		{name: "two requests", args: []string{"--aws", "s3:GetObject", "get pods"}, wantErr: "usage"},
