@@ -191,3 +191,17 @@ spec:
 		})
 	}
 }
+
+// FuzzEvalRequest: no description of a request makes the parsers or the
+// classification panic.
+func FuzzEvalRequest(f *testing.F) {
+	for _, s := range []string{"get pods -n demo", "delete deployments.apps/web -n demo", "GET /api/v1/pods", "create pods x --subresource=exec", "s3:GetObject arn:aws:s3:::b/k us-east-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := kubeRequest(s, "v1"); err == nil {
+			kube.New().Classify(r, nil)
+		}
+		parseAWSAction(s)
+	})
+}

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -68,5 +72,48 @@ func TestShadowPoliciesReload(t *testing.T) {
 		if diff := cmp.Diff(st.want, verdicts()); diff != "" {
 			t.Errorf("%s: delete allowed by enforced, shadow (-want +got):\n%s", st.name, diff)
 		}
+	}
+}
+
+// TestShadowPoliciesChecked: serve --check-config compiles the shadow set
+// (a relative directory is relative to the file), and policy test
+// --shadow runs its tests.
+func TestShadowPoliciesChecked(t *testing.T) {
+	dir := t.TempDir()
+	shadow := filepath.Join(dir, "shadow")
+	if err := os.Mkdir(shadow, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "c.yaml", "state_dir: st\npolicies: {shadow_authz_dir: shadow}\n")
+	tests := []struct {
+		name    string
+		files   map[string]string
+		args    []string
+		wantErr string
+		wantOut string
+	}{
+		{name: "broken shadow set", files: map[string]string{"authz.rego": regoBroken}, args: []string{"serve", "--check-config"}, wantErr: "shadow policies"},
+		{name: "valid shadow set", files: map[string]string{"authz.rego": regoPermit}, args: []string{"serve", "--check-config"}, wantOut: "configuration is valid"},
+		{
+			name:    "shadow tests",
+			files:   map[string]string{"authz.rego": regoPermit, "authz_test.rego": "package jitproxy.authz_test\n\ntest_nothing_without_grants if count(data.jitproxy.authz.permit) == 0 with input as {\"grants\": []}\n"},
+			args:    []string{"policy", "test", "--shadow"},
+			wantOut: "PASS  data.jitproxy.authz_test.test_nothing_without_grants",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for name, src := range tt.files {
+				writeFile(t, shadow, name, src)
+			}
+			var out bytes.Buffer
+			err := run(context.Background(), append(tt.args, "--config", cfg), env(nil), &out, &out)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q\n%s", err, tt.wantErr, out.String())
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("output lacks %q:\n%s", tt.wantOut, out.String())
+			}
+		})
 	}
 }
