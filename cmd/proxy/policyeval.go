@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,7 +99,7 @@ func policyEval(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		q.Action, q.Caller = *recorded.Action, *recorded.Caller
-		kind, *target = recorded.Action.Kind, cmpOr(*target, recorded.Action.Target)
+		kind, *target = recorded.Action.Kind, cmp.Or(*target, recorded.Action.Target)
 	case *awsAction != "":
 		kind = access.KindAWS
 		if q.Action, err = parseAWSAction(*awsAction); err != nil {
@@ -174,13 +175,6 @@ func (f *explainFlag) Set(s string) error {
 		return fmt.Errorf("want --explain, or --explain=%s, %s or %s", authz.ExplainFull, authz.ExplainNotes, authz.ExplainFails)
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // onlyTarget is the name of the one configured target of kind; "" when
@@ -275,7 +269,7 @@ func kubeRequest(desc, version string) (*http.Request, error) {
 		return nil, fmt.Errorf("%q: want VERB RESOURCE [NAME] [-n NAMESPACE], or METHOD PATH", desc)
 	}
 	if r, n, ok := strings.Cut(resource, "/"); ok {
-		resource, name = r, cmpOr(name, n)
+		resource, name = r, cmp.Or(name, n)
 	}
 	resource, group, _ := strings.Cut(resource, ".")
 	var method, query string
