@@ -288,7 +288,14 @@ type PolicyConfig struct {
 	AuthzDir string `yaml:"authz_dir"`
 	// AccessDir holds access policies; empty: the embedded policies/access.
 	AccessDir string `yaml:"access_dir"`
-	// WatchInterval is how often the files of AuthzDir and AccessDir are
+	// ShadowAuthzDir holds a candidate set of Rego policies evaluated
+	// beside the enforced ones (shadow mode): every decision the proxy
+	// enforces is decided by it too, never changing the outcome, and one
+	// that would differ is logged and counted
+	// (jitproxy_shadow_decisions_total). It is compiled and reloaded with
+	// the enforced set. Empty: no shadow set.
+	ShadowAuthzDir string `yaml:"shadow_authz_dir"`
+	// WatchInterval is how often the files of AuthzDir, ShadowAuthzDir and AccessDir are
 	// read to see whether they changed, and reloaded if they did. Default
 	// 5s; 0 turns watching off (SIGHUP still reloads).
 	WatchInterval time.Duration `yaml:"watch_interval"`
@@ -577,6 +584,7 @@ func loadConfig(path string) (Config, error) {
 	}
 	rel(&c.Policies.AuthzDir)
 	rel(&c.Policies.AccessDir)
+	rel(&c.Policies.ShadowAuthzDir)
 	rel(&c.Audit.File)
 	rel(&c.Vault.CAFile)
 	rel(&c.Vault.Auth.TokenFile)

@@ -11,6 +11,7 @@
 //	jitproxy policy list              access policies you may request
 //	jitproxy policy convert-rbac      access policies from a cluster's RBAC
 //	jitproxy profile show|export      what a learning grant used
+//	jitproxy policy test|eval         test the Rego policies; explain a decision
 //	jitproxy audit verify FILE...     check an audit stream's hash chain
 //	jitproxy version
 package main
@@ -56,6 +57,8 @@ commands:
   policy convert-rbac write access policies equivalent to RBAC bindings: --target T (--kubeconfig F | -f FILE...)
   profile show ID     list what learning grant ID used, with counts and first/last use
   profile export ID   generate from learning grant ID's profile: --format access-policy|role|iam|rego-test
+  policy test         run the Rego tests of the configured policies, with jitproxy's builtins
+  policy eval REQ     decide a request as the proxy would: decision, rules that fired, hint
   lock create         lock a user, agent, session or access policy (admins): --user U | --agent A | --session S | --policy P
   lock list           list the locks in force (admins)
   lock remove ID      lift a lock (admins)
@@ -81,6 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		if cmd == "policy" && rest[0] == "convert-rbac" {
 			return convertRBAC(ctx, rest[1:], stdout, stderr)
+		}
+		if cmd == "policy" && isPolicyTool(rest[0]) {
+			return policyTool(ctx, rest[0], rest[1:], getenv, stdout, stderr)
 		}
 		return clientCommand(ctx, cmd+" "+rest[0], rest[1:], getenv, stdout, stderr)
 	case "audit":

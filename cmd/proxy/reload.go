@@ -37,18 +37,22 @@ import (
 // error is logged and recorded as a policy.rejected event.
 
 // policySources says where the policies come from: a directory each, or,
-// when empty, the embedded ones.
+// when empty, the embedded ones; and the directory of the shadow Rego
+// policies, none when empty.
 type policySources struct {
 	authzDir, accessDir string
+	shadowAuthzDir      string
 }
 
 func sourcesOf(cfg Config) policySources {
-	return policySources{authzDir: cfg.Policies.AuthzDir, accessDir: cfg.Policies.AccessDir}
+	return policySources{authzDir: cfg.Policies.AuthzDir, accessDir: cfg.Policies.AccessDir, shadowAuthzDir: cfg.Policies.ShadowAuthzDir}
 }
 
-// onDisk reports whether either set is read from a directory, whose files
+// onDisk reports whether any set is read from a directory, whose files
 // can change.
-func (s policySources) onDisk() bool { return s.authzDir != "" || s.accessDir != "" }
+func (s policySources) onDisk() bool {
+	return s.authzDir != "" || s.accessDir != "" || s.shadowAuthzDir != ""
+}
 
 // policyTree is the files of one set, as read: the .rego files of the
 // authorization policies, or the .yaml and .yml files of the access
@@ -63,6 +67,11 @@ type policyTree struct {
 // exactly what was put in force.
 type policyFiles struct {
 	authz, access policyTree
+	// shadow is the shadow Rego policies; nil files when there are none.
+	shadow policyTree
+	// shadowDigest is the SHA-256 of the shadow .rego files, like
+	// authzDigest; "" when there are none.
+	shadowDigest string
 	// authzDigest is the SHA-256 of the .rego files, tests included, by
 	// name and content.
 	authzDigest string
@@ -80,8 +89,14 @@ func (s policySources) read() (*policyFiles, error) {
 	if f.access, err = readTree(dirOr(s.accessDir, policies.Access()), ".yaml", ".yml"); err != nil {
 		return nil, fmt.Errorf("read the access policies: %w", err)
 	}
+	if s.shadowAuthzDir != "" {
+		if f.shadow, err = readTree(os.DirFS(s.shadowAuthzDir), ".rego"); err != nil {
+			return nil, fmt.Errorf("read the shadow Rego policies: %w", err)
+		}
+		f.shadowDigest = f.shadow.digest()
+	}
 	f.authzDigest = f.authz.digest()
-	f.fingerprint = f.authzDigest + "/" + f.access.digest()
+	f.fingerprint = f.authzDigest + "/" + f.access.digest() + "/" + f.shadowDigest
 	return &f, nil
 }
 
@@ -131,6 +146,7 @@ func (t policyTree) digest() string {
 type policyGeneration struct {
 	engine *authz.Engine
 	access *jit.Policies
+	shadow *authz.Engine // nil: no shadow set
 }
 
 // livePolicies holds the policies in force. It is the PolicySource of both
@@ -143,7 +159,11 @@ type livePolicies struct {
 // Policies returns the policies in force, for a proxied request.
 func (l *livePolicies) Policies() intercept.PolicySet {
 	g := l.cur.Load()
-	return intercept.PolicySet{Decider: g.engine, Access: g.access}
+	ps := intercept.PolicySet{Decider: g.engine, Access: g.access}
+	if g.shadow != nil {
+		ps.Shadow = g.shadow
+	}
+	return ps
 }
 
 // loaded returns an error while no Rego policies are in force.
@@ -198,13 +218,20 @@ func (l *policyLoader) compile(ctx context.Context, files *policyFiles) (*policy
 	if accessErr == nil {
 		accessErr = checkPolicies(access, l.targets, l.log)
 	}
-	if err := errors.Join(authzErr, accessErr); err != nil {
+	var shadow *authz.Engine
+	var shadowErr error
+	if files.shadow.files != nil {
+		if shadow, shadowErr = newEngine(ctx, files.shadow.files); shadowErr != nil {
+			shadowErr = fmt.Errorf("shadow policies: %w", shadowErr)
+		}
+	}
+	if err := errors.Join(authzErr, accessErr, shadowErr); err != nil {
 		return nil, access, err
 	}
 	if !engine.CachesDecisions() {
 		l.log.Info("the Rego policies call a nondeterministic built-in function (one that reads the clock, random numbers or the network), so every request is evaluated: decisions are not cached")
 	}
-	return &policyGeneration{engine: engine, access: access}, access, nil
+	return &policyGeneration{engine: engine, access: access, shadow: shadow}, access, nil
 }
 
 // start loads the policies a jitproxy starts with. An error is returned,
@@ -274,7 +301,7 @@ func (l *policyLoader) apply(ctx context.Context, trigger string, files *policyF
 	}
 	l.tried = files.fingerprint
 	l.live.cur.Store(gen)
-	l.log.Info("policies reloaded", "trigger", trigger, "authz_digest", files.authzDigest, "access", accessVersions(gen.access))
+	l.log.Info("policies reloaded", "trigger", trigger, "authz_digest", files.authzDigest, "shadow_authz_digest", files.shadowDigest, "access", accessVersions(gen.access))
 	// Defensive denial: grants given under versions no longer in force
 	// are judged against the new set (policies.on_change).
 	if l.changed != nil {

@@ -457,11 +457,21 @@ func checkConfig(ctx context.Context, cfg Config) error {
 // newEngine compiles the Rego policies in fsys with the builtins they may
 // call: jitproxy.pod_security.
 func newEngine(ctx context.Context, fsys fs.FS) (*authz.Engine, error) {
+	bs, err := policyBuiltins()
+	if err != nil {
+		return nil, err
+	}
+	return authz.New(ctx, authz.Config{Policies: fsys, Builtins: bs})
+}
+
+// policyBuiltins are the Go functions the Rego policies may call, for the
+// engine and for the policies' tests alike.
+func policyBuiltins() ([]authz.Builtin, error) {
 	ps, err := podsecurity.New()
 	if err != nil {
 		return nil, err
 	}
-	return authz.New(ctx, authz.Config{Policies: fsys, Builtins: []authz.Builtin{ps.Builtin()}})
+	return []authz.Builtin{ps.Builtin()}, nil
 }
 
 func dirOr(dir string, def fs.FS) fs.FS {

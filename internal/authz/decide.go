@@ -110,12 +110,12 @@ func (in Input) key(b []byte) []byte {
 	return append(b, in.Grants.fingerprint()[:]...)
 }
 
-func (e *Engine) evaluate(ctx context.Context, in Input) (Decision, error) {
+func (e *Engine) evaluate(ctx context.Context, in Input, opts ...rego.EvalOption) (Decision, error) {
 	input, err := in.parsedInput()
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policies: %w", err)
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := e.query.Eval(ctx, append(opts, rego.EvalParsedInput(input))...)
 	if err != nil {
 		return Decision{}, fmt.Errorf("evaluate policies: %w", err)
 	}

@@ -199,3 +199,43 @@ func BenchmarkDirectRequestParallel(b *testing.B) {
 	})
 	cpu.report(b)
 }
+
+// BenchmarkProxyRequestEngine is BenchmarkProxyRequest decided by the
+// shipped policies (their decisions cached after the first), the baseline
+// of BenchmarkProxyRequestShadow.
+func BenchmarkProxyRequestEngine(b *testing.B) { benchEngine(b, false) }
+
+// BenchmarkProxyRequestShadow is BenchmarkProxyRequestEngine with a shadow
+// set, a second engine of the same policies: what shadow mode costs a
+// request whose decision both sets have cached.
+func BenchmarkProxyRequestShadow(b *testing.B) { benchEngine(b, true) }
+
+func benchEngine(b *testing.B, shadow bool) {
+	enforced := newEngine(b, nil)
+	var shadowSet Decider
+	if shadow {
+		shadowSet = newEngine(b, nil)
+	}
+	h := newHarness(b, harnessOptions{
+		decider:       enforced,
+		quietUpstream: true,
+		auditor:       &countingAuditor{},
+		config: func(c *Config) {
+			c.Targets[0].Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+			ps := c.Policies.(PolicySet)
+			ps.Shadow = shadowSet
+			c.Policies = ps
+		},
+	})
+	h.sessions.setGrants(podReaderGrant(time.Hour))
+	c := benchClient(b, h)
+	warm(b, c, benchURL, 1)
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		if err := benchGet(c, benchURL); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu.report(b)
+}

@@ -66,6 +66,13 @@ type PolicySet struct {
 	// Access finds the access policies a denied caller could request a
 	// grant under. Nil: a denial suggests none.
 	Access Suggester
+	// Shadow, if set, is a candidate set of authorization policies (shadow
+	// mode): every decision the pipeline enforces is made by Shadow too,
+	// after Decider's and with the same input, and one that differs is
+	// logged and counted (TargetMetrics.Shadow). Its decision never
+	// changes the outcome, and its error is only logged and counted. Nil:
+	// none.
+	Shadow Decider
 }
 
 // Policies returns s: a PolicySet is a source whose policies never change.
@@ -152,6 +159,11 @@ type TargetMetrics interface {
 	// minted), "upstream" (from forwarding to the target's response
 	// headers).
 	Stage(stage string, d time.Duration)
+	// Shadow counts an enforced decision that the shadow policies
+	// (PolicySet.Shadow) decided too: "same", "differs" (allowed, the
+	// permitting grants or the reasons differ) or "error" (the shadow
+	// policies could not be evaluated).
+	Shadow(result string)
 }
 
 // Decisions and stages of TargetMetrics.
@@ -164,6 +176,10 @@ const (
 	stageDecide     = "decide"
 	stageCredential = "credential"
 	stageUpstream   = "upstream"
+
+	shadowSame    = "same"
+	shadowDiffers = "differs"
+	shadowError   = "error"
 )
 
 // noMetrics measures nothing.
@@ -171,6 +187,7 @@ type noMetrics struct{}
 
 func (noMetrics) Request(string)              {}
 func (noMetrics) Stage(string, time.Duration) {}
+func (noMetrics) Shadow(string)               {}
 
 // Proxy is the forward proxy agents use as HTTPS_PROXY.
 type Proxy struct {

@@ -336,6 +336,9 @@ func (p *pipeline) decide(ctx context.Context, w http.ResponseWriter, x *exchang
 		return authz.Decision{}, false
 	}
 	x.event.Decision = &audit.Decision{Allowed: d.Allowed, Reasons: d.Reasons}
+	if x.policies.Shadow != nil {
+		p.shadow(ctx, x, in, d)
+	}
 	return d, true
 }
 
@@ -345,10 +348,38 @@ var errNoPolicies = errors.New("no authorization policies are loaded")
 
 // decide evaluates the policies the request arrived under for in.
 func (x *exchange) decide(ctx context.Context, in authz.Input) (authz.Decision, error) {
-	if x.policies.Decider == nil {
+	return x.policies.decide(ctx, in)
+}
+
+// decide evaluates the authorization policies of s for in.
+func (s PolicySet) decide(ctx context.Context, in authz.Input) (authz.Decision, error) {
+	if s.Decider == nil {
 		return authz.Decision{}, errNoPolicies
 	}
-	return x.policies.Decider.Decide(ctx, in)
+	return s.Decider.Decide(ctx, in)
+}
+
+// suggestPolicies finds the access policies of ps under which the caller
+// of in could request a grant that allows in's action, by deciding in with
+// each candidate's grant; none when ps has no access policies. Pending
+// requests are not looked up.
+func suggestPolicies(ctx context.Context, ps PolicySet, in authz.Input) (jit.Suggestion, error) {
+	if ps.Access == nil {
+		return jit.Suggestion{}, nil
+	}
+	return ps.Access.Suggest(ctx, in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
+		hypo := in
+		gs := make([]authz.Grant, len(cs))
+		for i, c := range cs {
+			gs[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
+		}
+		hypo.Grants = authz.NewGrantSet(gs...)
+		d, err := ps.decide(ctx, hypo)
+		if err != nil || !d.Allowed {
+			return nil, err
+		}
+		return d.GrantIDs, nil
+	})
 }
 
 // admit has the target compute the object the write r would store, with
@@ -554,11 +585,7 @@ func (t *tunnel) policyGrants(a *jit.Active) *authz.GrantSet {
 	if v := t.grants.Load(); v != nil && v.active == a {
 		return v.set
 	}
-	gs := make([]authz.Grant, len(a.Grants))
-	for i, g := range a.Grants {
-		gs[i] = authz.Grant{ID: g.ID, Policy: g.Policy, Target: g.Target, Namespace: g.Namespace, Permissions: g.Permissions}
-	}
-	v := &policyGrants{active: a, set: authz.NewGrantSet(gs...)}
+	v := &policyGrants{active: a, set: PolicyGrants(a.Grants)}
 	t.grants.Store(v)
 	return v.set
 }
@@ -576,21 +603,42 @@ func chooseGrant(gs []*jit.Grant, ids []string) *jit.Grant {
 	return best
 }
 
+// PolicyGrants converts grants in force to what policies see of them
+// (input.grants).
+func PolicyGrants(grants []*jit.Grant) *authz.GrantSet {
+	gs := make([]authz.Grant, len(grants))
+	for i, g := range grants {
+		gs[i] = authz.Grant{ID: g.ID, Policy: g.Policy, Target: g.Target, Namespace: g.Namespace, Permissions: g.Permissions}
+	}
+	return authz.NewGrantSet(gs...)
+}
+
 // deny answers a denied request with what the agent can do about it.
 func (p *pipeline) deny(w http.ResponseWriter, r *http.Request, x *exchange, in authz.Input, d authz.Decision) {
 	unwrapUnreadBody(r)
-	desc := x.tunnel.target.Protocol.Describe(in.Action)
-	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
-	if noGrant(d) && len(x.held) > 0 {
-		msg += " Not in force: " + strings.Join(x.held, "; ") + "."
-	}
+	var s *jit.Suggestion
 	if noGrant(d) {
-		s := p.suggest(r.Context(), x, in)
-		x.event.Decision.Policies = s.Policies
-		msg += " " + s.Hint()
+		sug := p.suggest(r.Context(), x, in)
+		x.event.Decision.Policies = sug.Policies
+		s = &sug
 	}
+	msg := denialMessage(x.tunnel.target.Protocol.Describe(in.Action), d, x.held, s)
 	x.status = http.StatusForbidden
 	x.tunnel.target.Protocol.WriteError(w, x.req, http.StatusForbidden, msg)
+}
+
+// denialMessage is what a denied agent is told: the action (desc), why,
+// the grants held back by their conditions (held) and, for a denial for
+// want of a grant, the hint of s (nil: none).
+func denialMessage(desc string, d authz.Decision, held []string, s *jit.Suggestion) string {
+	msg := fmt.Sprintf("jitproxy denied %s: %s.", desc, strings.Join(d.Reasons, "; "))
+	if noGrant(d) && len(held) > 0 {
+		msg += " Not in force: " + strings.Join(held, "; ") + "."
+	}
+	if s != nil {
+		msg += " " + s.Hint()
+	}
+	return msg
 }
 
 // noGrant reports whether d denies only for want of a grant, not because a
@@ -603,22 +651,7 @@ func noGrant(d authz.Decision) bool {
 // request a grant that allows in's action. A failure to evaluate them is
 // logged and suggests none.
 func (p *pipeline) suggest(ctx context.Context, x *exchange, in authz.Input) jit.Suggestion {
-	if x.policies.Access == nil {
-		return jit.Suggestion{}
-	}
-	s, err := x.policies.Access.Suggest(ctx, in.Caller, in.Action, func(ctx context.Context, cs []jit.Candidate) ([]string, error) {
-		hypo := in
-		gs := make([]authz.Grant, len(cs))
-		for i, c := range cs {
-			gs[i] = authz.Grant{ID: c.Policy.Name, Policy: c.Policy.Name, Target: c.Policy.Target, Namespace: c.Namespace, Permissions: c.Policy.Permissions}
-		}
-		hypo.Grants = authz.NewGrantSet(gs...)
-		d, err := x.decide(ctx, hypo)
-		if err != nil || !d.Allowed {
-			return nil, err
-		}
-		return d.GrantIDs, nil
-	})
+	s, err := suggestPolicies(ctx, x.policies, in)
 	if err != nil {
 		p.log.Error("evaluate policies for a hint", "request_id", x.event.RequestID, "err", err)
 	}

@@ -22,6 +22,13 @@ const (
 	StageUpstream   = "upstream"
 )
 
+// Shadow results, the values of the result label of shadow decisions.
+const (
+	ShadowSame    = "same"
+	ShadowDiffers = "differs"
+	ShadowError   = "error"
+)
+
 // Cache results, the values of the result label of credential lookups.
 const (
 	CacheHit    = "hit"    // in this process
@@ -30,8 +37,9 @@ const (
 )
 
 var (
-	decisions = [...]string{DecisionAllow, DecisionDeny, DecisionError}
-	stages    = [...]string{StageClassify, StageDecide, StageCredential, StageUpstream}
+	decisions     = [...]string{DecisionAllow, DecisionDeny, DecisionError}
+	shadowResults = [...]string{ShadowSame, ShadowDiffers, ShadowError}
+	stages        = [...]string{StageClassify, StageDecide, StageCredential, StageUpstream}
 )
 
 // stageBuckets span the local stages (tens of microseconds) to the
@@ -49,6 +57,7 @@ type Metrics struct {
 	stages   *prometheus.HistogramVec
 	mints    *prometheus.CounterVec
 	mintErrs *prometheus.CounterVec
+	shadow   *prometheus.CounterVec
 	lookups  [3]prometheus.Counter // hit, shared, miss
 }
 
@@ -73,6 +82,10 @@ func New() *Metrics {
 		Namespace: Namespace, Name: "credential_mint_errors_total",
 		Help: "Mints a provider failed, by provider.",
 	}, []string{"provider"})
+	m.shadow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "shadow_decisions_total",
+		Help: "Enforced decisions the shadow policies (policies.shadow_authz_dir) decided too, by target, kind and result: same, differs (another verdict, permitting grants or reasons), error (the shadow policies could not be evaluated).",
+	}, []string{"target", "kind", "result"})
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "credential_cache_lookups_total",
 		Help: "Credentials asked of the broker, by where they came from: hit (this process), shared (Redis), miss (minted).",
@@ -80,7 +93,7 @@ func New() *Metrics {
 	for i, r := range [...]string{CacheHit, CacheShared, CacheMiss} {
 		m.lookups[i] = lookups.WithLabelValues(r)
 	}
-	m.Registry.MustRegister(m.requests, m.stages, m.mints, m.mintErrs, lookups,
+	m.Registry.MustRegister(m.requests, m.stages, m.mints, m.mintErrs, m.shadow, lookups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -91,6 +104,7 @@ func New() *Metrics {
 type Target struct {
 	requests [len(decisions)]prometheus.Counter
 	stages   [len(stages)]prometheus.Observer
+	shadow   [len(shadowResults)]prometheus.Counter
 }
 
 // Target returns the request metrics of the target name of kind
@@ -103,6 +117,9 @@ func (m *Metrics) Target(name, kind string) *Target {
 	}
 	for i, s := range stages {
 		t.stages[i] = m.stages.WithLabelValues(name, kind, s)
+	}
+	for i, r := range shadowResults {
+		t.shadow[i] = m.shadow.WithLabelValues(name, kind, r)
 	}
 	return t
 }
@@ -166,4 +183,18 @@ func (b Broker) Mint(provider string, err error) {
 	if err != nil {
 		b.m.mintErrs.WithLabelValues(provider).Inc()
 	}
+}
+
+// Shadow counts an enforced decision the shadow policies decided too,
+// with how they compared (ShadowSame, ShadowDiffers or ShadowError);
+// another value counts as an error.
+func (t *Target) Shadow(result string) {
+	i := 2
+	switch result {
+	case ShadowSame:
+		i = 0
+	case ShadowDiffers:
+		i = 1
+	}
+	t.shadow[i].Inc()
 }
