@@ -202,6 +202,13 @@ targets:
 	p.mustCLI("grant", "revoke", id, "--as", "dev", "--reason", "done")
 	agent.mustFail([]string{"AccessDenied", "jitproxy denied s3:ListBucket"}, "s3", "ls", "s3://reports")
 
+	t.Run("learning mode", func(t *testing.T) {
+		agent.t = t
+		defer func() { agent.t = nil }()
+		minted = append(minted, awsLearningStory(t, w, p, agent)...)
+	})
+	agent.t = t
+
 	// Canaries: no minted secret and no placeholder secret in anything the
 	// agent, the logs or the audit stream saw.
 	p.stop()
