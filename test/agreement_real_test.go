@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,16 +22,7 @@ func TestReplicasMustAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rdb.Stop)
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	config := func(replica, identities string) string {
 		write("state-"+replica+"/identities.yaml", identities)
 		return write(replica+".yaml", fmt.Sprintf("state_dir: state-%s\nproxy: {listen: 127.0.0.1:0}\nadmin: {listen: 127.0.0.1:0}\nredis: {address: %s}\n", replica, rdb.Addr))

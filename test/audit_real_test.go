@@ -83,13 +83,7 @@ func newAuditWorld(t *testing.T, sinkExtra string) *auditWorld {
 	}
 	w.hookAddr = ln.Addr().String()
 	ln.Close() // the collector is down until startReceiver
-	write := func(name, data string) string {
-		p := filepath.Join(w.dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, w.dir)
 	write("state/identities.yaml", identitiesYAML)
 	ca := write("upstream-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.api.Certificate().Raw})))
 	token := write("own-token", "own-token")

@@ -323,3 +323,34 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// fileWriter returns a function that writes data to the file name under
+// dir (its directories made as needed, mode 0600) and returns its path.
+// Each file is written aside and renamed into place, as an editor or a
+// ConfigMap update does, so a jitproxy polling the directory never reads
+// half a file.
+func fileWriter(t *testing.T, dir string) func(name, data string) string {
+	return func(name, data string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(p), ".write-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tmp.WriteString(data)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), p)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			t.Fatal(err)
+		}
+		return p
+	}
+}

@@ -40,13 +40,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 	api := startFakeAPIServer(t, ownToken, minted)
 	state := filepath.Join(dir, "state")
 	os.MkdirAll(state, 0o700)
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	write("state/identities.yaml", identitiesYAML)
 	caPath := write("upstream-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})))
 	tokenPath := write("own-token", ownToken)

@@ -26,23 +26,7 @@ func TestPolicyReload(t *testing.T) {
 	const ownToken, minted = "jitproxy-own-token-reload", "minted-token-reload"
 	api := startFakeAPIServer(t, ownToken, minted)
 	dir := t.TempDir()
-	write := func(name, data string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		// Written aside and renamed, as an editor or a ConfigMap update
-		// does: the poll never reads half a file.
-		tmp := filepath.Join(dir, ".tmp")
-		if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, p); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	// The shipped policies, as files.
 	for _, set := range []string{"authz", "access"} {
 		src := filepath.Join("..", "policies", set)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,17 +78,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 	const ownToken, minted = "jitproxy-own-token-sentinel", "minted-token-sentinel"
 	api := startFakeAPIServer(t, ownToken, minted)
-	write := func(name, data string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	caPath := write("upstream-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})))
 	tokenPath := write("own-token", ownToken)
 	config := func(replicaName string) string {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -81,14 +80,7 @@ func TestTracing(t *testing.T) {
 	const ownToken, minted = "jitproxy-own-token-tracing", "minted-token-tracing"
 	api := startFakeAPIServer(t, ownToken, minted)
 	dir := t.TempDir()
-	write := func(name, data string) string {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o700)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := fileWriter(t, dir)
 	write("state/identities.yaml", identitiesYAML)
 	cfg := write("jitproxy.yaml", fmt.Sprintf(`
 state_dir: state
